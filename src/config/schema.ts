@@ -1,0 +1,190 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. Every field has a default and, where it has one, its unit in its name.
+ * Loaded once at startup by `loadConfig` (file, then `STARSTREAM_*` env), validated, frozen, and passed down.
+ * `starstream config --docs` prints this schema as the reference table in the README.
+ */
+
+const positiveInt = () => z.number().int().positive();
+const nonNegativeInt = () => z.number().int().nonnegative();
+
+const retrySchema = z
+  .strictObject({
+    retries: nonNegativeInt().default(5).describe('Retries after the first try of a transient failure'),
+    initialDelayMs: positiveInt().default(100).describe('First backoff delay, ms'),
+    maxDelayMs: positiveInt().default(5_000).describe('Backoff ceiling, ms'),
+    multiplier: z.number().min(1).default(2).describe('Backoff growth per retry'),
+    jitter: z.number().min(0).max(1).default(0.2).describe('Random share of each delay, 0..1'),
+  })
+  .prefault({});
+
+const topicsSchema = z
+  .strictObject({
+    prefix: z.string().default('starstream.').describe('Prepended to every topic name'),
+    interactions: z.string().min(1).default('interactions').describe('Input: interaction events, keyed by user'),
+    items: z.string().min(1).default('items').describe('Input: item catalogue, compacted, keyed by item'),
+    recommendations: z.string().min(1).default('recommendations').describe('Output: ranked lists, keyed by user'),
+    deadLetters: z.string().min(1).default('dlq').describe('Output: records that could not be used'),
+    teacherCases: z.string().min(1).default('teacher-cases').describe('Side stream: cases sampled for the teacher'),
+    trajectories: z.string().min(1).default('trajectories').describe('Side stream: labelled teacher trajectories'),
+    itemDeltas: z.string().min(1).default('item-deltas').describe('Item-side updates routed by item (Qdrant mode)'),
+    partitions: positiveInt().default(6).describe('Partitions of topics created by starstream'),
+    replicationFactor: positiveInt().default(1).describe('Replication of topics created by starstream'),
+  })
+  .prefault({});
+
+const kafkaSchema = z
+  .strictObject({
+    brokers: z.array(z.string().min(1)).min(1).default(['localhost:9092']).describe('Bootstrap servers'),
+    clientId: z.string().min(1).default('starstream').describe('Client id sent to the brokers'),
+    ssl: z.boolean().default(false).describe('Use TLS'),
+    sasl: z
+      .strictObject({
+        mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+        username: z.string().min(1),
+        password: z.string().min(1),
+      })
+      .optional()
+      .describe('SASL authentication; password from env or a *_FILE'),
+    sessionTimeoutMs: positiveInt().default(30_000).describe('Consumer group session timeout, ms'),
+    heartbeatIntervalMs: positiveInt().default(3_000).describe('Consumer heartbeat interval, ms'),
+    connectionTimeoutMs: positiveInt().default(3_000).describe('Broker connection timeout, ms'),
+    schemaRegistryUrl: z.string().url().optional().describe('Confluent schema registry; unset = registry-free framing'),
+  })
+  .prefault({});
+
+const eventLogSchema = z
+  .strictObject({
+    kind: z.enum(['embedded', 'kafka']).default('embedded').describe('embedded = in-process log; kafka = kafkajs'),
+    topics: topicsSchema,
+    kafka: kafkaSchema,
+    embedded: z
+      .strictObject({
+        maxBacklogRecords: positiveInt()
+          .default(100_000)
+          .describe('Producers wait while a topic holds this many records no group has committed'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const storeSchema = z
+  .strictObject({
+    kind: z.enum(['embedded', 'qdrant']).default('embedded').describe('embedded = in-process index; qdrant'),
+    dimension: positiveInt().max(1024).default(32).describe('Embedding dimension'),
+    userHistoryLength: positiveInt().max(1000).default(50).describe('Recent items kept per user'),
+    itemAudienceLength: positiveInt().max(1000).default(50).describe('Recent users kept per item'),
+    cooccurrenceLimit: positiveInt().max(10_000).default(200).describe('Co-occurring items kept per item'),
+    popularityShortHalfLifeMs: positiveInt().default(86_400_000).describe('Half-life of the short popularity window, ms'),
+    popularityLongHalfLifeMs: positiveInt()
+      .default(30 * 86_400_000)
+      .describe('Half-life of the long popularity window, ms'),
+    embedded: z
+      .strictObject({
+        path: z.string().optional().describe('Snapshot file; unset = memory only'),
+        exactSearchBelow: nonNegativeInt()
+          .default(20_000)
+          .describe('Collections smaller than this are searched exactly, larger ones with HNSW'),
+        hnswM: positiveInt().default(16).describe('HNSW links per node'),
+        hnswEfConstruction: positiveInt().default(100).describe('HNSW build-time candidate list'),
+        hnswEfSearch: positiveInt().default(64).describe('HNSW query-time candidate list'),
+        reindexBudgetPerSearch: nonNegativeInt()
+          .default(8)
+          .describe('Changed vectors re-inserted into HNSW per search (the rest wait, searched exactly)'),
+      })
+      .prefault({}),
+    qdrant: z
+      .strictObject({
+        url: z.string().url().default('http://localhost:6333').describe('Qdrant REST endpoint'),
+        apiKey: z.string().optional().describe('Qdrant API key; from env or a *_FILE'),
+        collectionPrefix: z.string().default('starstream_').describe('Prepended to `users` and `items`'),
+        timeoutMs: positiveInt().default(5_000).describe('Request timeout, ms'),
+      })
+      .prefault({}),
+    retry: retrySchema,
+  })
+  .prefault({});
+
+const embeddingsSchema = z
+  .strictObject({
+    learningRate: z.number().positive().max(1).default(0.05).describe('SGD step size of the BPR update'),
+    regularization: z.number().nonnegative().default(0.002).describe('L2 weight decay per update'),
+    negatives: positiveInt().max(64).default(4).describe('Sampled negatives per positive interaction'),
+    initScale: z.number().positive().default(0.1).describe('Std-dev of new vectors'),
+    seed: z.number().int().default(7).describe('Seed of vector init and negative sampling'),
+  })
+  .prefault({});
+
+const candidatesSchema = z
+  .strictObject({
+    fromEmbedding: nonNegativeInt().default(50).describe('Nearest items to the user vector'),
+    fromCooccurrence: nonNegativeInt().default(50).describe('Items co-occurring with the recent items'),
+    fromPopular: nonNegativeInt().default(20).describe('Popular items (all users; cold users lean on them)'),
+    recentItemsForCooccurrence: positiveInt().default(5).describe('How many recent items seed co-occurrence'),
+    maxCandidates: positiveInt().default(100).describe('Upper bound of the union'),
+    excludeConsumed: z.boolean().default(true).describe('Drop items in the user\'s recent history'),
+  })
+  .prefault({});
+
+const evidenceSchema = z
+  .strictObject({
+    neighbours: nonNegativeInt().default(20).describe('Nearest users read for user-CF evidence'),
+    maxSentences: positiveInt().default(4).describe('Sentences kept per candidate'),
+  })
+  .prefault({});
+
+const rankingSchema = z
+  .strictObject({
+    topK: positiveInt().max(1000).default(10).describe('Items per published recommendation'),
+    scorer: z.enum(['baseline', 'star']).default('baseline').describe('baseline = collaborative features'),
+    modelDir: z.string().optional().describe('STAR model registry directory (scorer = star)'),
+  })
+  .prefault({});
+
+const publishSchema = z
+  .strictObject({
+    minIntervalPerUserMs: nonNegativeInt()
+      .default(0)
+      .describe('At most one recommendation per user per interval (event time); 0 = every event'),
+  })
+  .prefault({});
+
+const pipelineSchema = z
+  .strictObject({
+    groupId: z.string().min(1).default('starstream').describe('Consumer group of the pipeline'),
+    maxBatchRecords: positiveInt().default(500).describe('Records handed to one pipeline batch'),
+    rankingEnabled: z.boolean().default(true).describe('false = ingest and learn only'),
+    maxEventAgeMs: positiveInt()
+      .default(10 * 365 * 86_400_000)
+      .describe('Events older than this (vs. the wall clock) are rejected'),
+    maxFutureSkewMs: positiveInt().default(5 * 60_000).describe('Events this far in the future are rejected'),
+  })
+  .prefault({});
+
+const opsSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe('Address of the metrics/health/API server'),
+    port: z.number().int().min(0).max(65_535).default(9464).describe('Port of that server; 0 = any free port'),
+    apiToken: z.string().optional().describe('Bearer token for the API; from env or a *_FILE'),
+  })
+  .prefault({});
+
+export const configSchema = z
+  .strictObject({
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    eventLog: eventLogSchema,
+    store: storeSchema,
+    embeddings: embeddingsSchema,
+    candidates: candidatesSchema,
+    evidence: evidenceSchema,
+    ranking: rankingSchema,
+    publish: publishSchema,
+    pipeline: pipelineSchema,
+    ops: opsSchema,
+    shutdownDeadlineMs: positiveInt().default(25_000).describe('SIGTERM to exit, ms; Kubernetes grace should exceed it'),
+  })
+
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import avro from 'avsc';
+import type { DeadLetter, Interaction, Item, Recommendation } from '../../domain/events.ts';
+import { BadInputError } from '../../errors/index.ts';
+
+/**
+ * Avro codecs for the records in `schemas/`. Decoding checks the bytes (truncated data, trailing bytes, bad
+ * unions); semantic checks (ids, ranges) belong to the ingest stage.
+ */
+
+export const SCHEMA_NAMES = ['interaction', 'item', 'recommendation', 'dead-letter'] as const;
+export type SchemaName = (typeof SCHEMA_NAMES)[number];
+
+const schemaDir = new URL('../../../schemas/', import.meta.url);
+
+export function readSchema(name: SchemaName): avro.Schema {
+  return JSON.parse(readFileSync(new URL(`${name}.avsc`, schemaDir), 'utf8')) as avro.Schema;
+}
+
+export interface Codec<T> {
+  readonly name: SchemaName;
+  readonly type: avro.Type;
+  /** Rabin fingerprint of the canonical schema, hex; identifies the writer schema without a registry. */
+  readonly fingerprint: string;
+  encode(value: T): Buffer;
+  /** Throws `BadInputError` (code `UNDECODABLE`) when the bytes are not a value of this schema. */
+  decode(bytes: Buffer): T;
+}
+
+function makeCodec<T>(name: SchemaName): Codec<T> {
+  const type = avro.Type.forSchema(readSchema(name));
+  const fingerprint = type.fingerprint('sha256').toString('hex').slice(0, 16);
+  return {
+    name,
+    type,
+    fingerprint,
+    encode: (value) => type.toBuffer(value),
+    decode: (bytes) => {
+      try {
+        return type.fromBuffer(bytes) as T;
+      } catch (cause) {
+        throw new BadInputError('UNDECODABLE', `not a ${type.name ?? name}: ${(cause as Error).message}`, { cause });
+      }
+    },
+  };
+}
+
+interface DeadLetterRecord {
+  reason: string;
+  code: string;
+  sourceTopic: string;
+  sourcePartition: number;
+  sourceOffset: string;
+  key: Buffer | null;
+  payload: Buffer;
+  failedAtMs: number;
+}
+
+/** All codecs, built once by the composition root and passed to whoever needs them. */
+export interface Codecs {
+  readonly interaction: Codec<Interaction>;
+  readonly item: Codec<Item>;
+  readonly recommendation: Codec<Recommendation>;
+  readonly deadLetter: Codec<DeadLetterRecord>;
+  encodeDeadLetter(letter: DeadLetter): Buffer;
+}
+
+export function createCodecs(): Codecs {
+  const deadLetter = makeCodec<DeadLetterRecord>('dead-letter');
+  return {
+    interaction: makeCodec<Interaction>('interaction'),
+    item: makeCodec<Item>('item'),
+    recommendation: makeCodec<Recommendation>('recommendation'),
+    deadLetter,
+    encodeDeadLetter: (letter) =>
+      deadLetter.encode({
+        reason: letter.reason,
+        code: letter.code,
+        sourceTopic: letter.source.topic,
+        sourcePartition: letter.source.partition,
+        sourceOffset: letter.source.offset,
+        key: letter.key ? Buffer.from(letter.key) : null,
+        payload: Buffer.from(letter.payload),
+        failedAtMs: letter.failedAtMs,
+      }),
+  };
+}

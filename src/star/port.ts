@@ -1,0 +1,13 @@
+import type { ScoringCase } from '../domain/evidence.ts';
+
+/**
+ * Scores candidate lists. The baseline scorer reads evidence features; STAR (onnx/) reads the rendered case.
+ * A scorer may batch several cases into one forward pass, so it takes many at once.
+ */
+export interface Scorer {
+  /** e.g. `baseline-1` or `star-2026-11-25.3`; published with every recommendation. */
+  readonly modelVersion: string;
+  /** One score per candidate, aligned with `case.candidates`; higher is better. */
+  score(cases: readonly ScoringCase[]): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}

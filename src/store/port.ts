@@ -1,0 +1,102 @@
+/**
+ * The vector + graph store port. It holds, per user and per item, a collaborative embedding and the bounded
+ * neighbourhood payload that Collaborative Signal Translation reads. Adapters: `embedded/` and `qdrant/`.
+ *
+ * Writers and concurrency: interactions are keyed by user, so exactly one pipeline instance owns a user at a
+ * time and writes whole `UserProfile`s (`putUsers`). Items are touched by every instance, so item writes are
+ * commutative deltas (`applyItemDeltas`): vector increments, counter increments, log-sum-exp popularity,
+ * co-occurrence increments. An adapter must apply deltas without losing concurrent ones.
+ *
+ * Contract checked by `test/store/contract.ts` for every adapter.
+ */
+
+export interface TimedId {
+  readonly id: string;
+  readonly atMs: number;
+}
+
+export interface UserProfile {
+  readonly userId: string;
+  readonly vector: Float32Array;
+  /** Most recent first, at most `store.userHistoryLength`. */
+  readonly recentItems: readonly TimedId[];
+  readonly interactionCount: number;
+  readonly firstSeenMs: number;
+  readonly lastSeenMs: number;
+}
+
+/**
+ * Popularity as exponentially decayed counts kept in log space, so that increments from different writers
+ * commute: `log Σ exp(tᵢ/τ)`. Read it at time t with `decayedCount(logSum, t, τ)`.
+ */
+export interface DecayedCounts {
+  readonly shortLog: number;
+  readonly longLog: number;
+}
+
+export interface ItemProfile {
+  readonly itemId: string;
+  readonly vector: Float32Array;
+  /** Most recent first, at most `store.itemAudienceLength`. */
+  readonly recentUsers: readonly TimedId[];
+  readonly interactionCount: number;
+  readonly popularity: DecayedCounts;
+  /** Items seen in the same users' recent histories, with counts; at most `store.cooccurrenceLimit`. */
+  readonly cooccurrence: ReadonlyMap<string, number>;
+  readonly title: string | null;
+  readonly categories: readonly string[];
+  readonly firstSeenMs: number;
+  readonly lastSeenMs: number;
+}
+
+/** A commutative change to one item. Fields left out change nothing. */
+export interface ItemDelta {
+  readonly itemId: string;
+  /** Vector of a new item; ignored when the item already exists. */
+  readonly initialVector?: Float32Array;
+  /** Added to the vector element-wise. */
+  readonly vectorDelta?: Float32Array;
+  /** A user who just interacted with the item. */
+  readonly seenBy?: TimedId;
+  readonly interactions?: number;
+  /** Event time of the interaction, for popularity and first/last seen. */
+  readonly atMs: number;
+  readonly cooccurrence?: ReadonlyMap<string, number>;
+}
+
+export interface ItemMetadata {
+  readonly itemId: string;
+  readonly title: string;
+  readonly categories: readonly string[];
+}
+
+export interface Neighbour {
+  readonly id: string;
+  /** Inner product with the query for vector searches; decayed count for popularity. */
+  readonly score: number;
+}
+
+export interface StoreCounts {
+  readonly users: number;
+  readonly items: number;
+}
+
+export interface VectorStore {
+  readonly kind: 'embedded' | 'qdrant';
+  /** Creates or checks collections; a dimension or distance mismatch is a `FatalError`. */
+  init(): Promise<void>;
+  getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>>;
+  getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
+  putUsers(users: readonly UserProfile[]): Promise<void>;
+  applyItemDeltas(deltas: readonly ItemDelta[]): Promise<void>;
+  putItemMetadata(items: readonly ItemMetadata[]): Promise<void>;
+  /** Items with the largest inner product with `query`, best first, skipping `exclude`. */
+  searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
+  searchUsers(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
+  /** Items by long-window decayed count at `nowMs`, best first. May lag the latest deltas by a moment. */
+  popularItems(k: number, nowMs: number): Promise<Neighbour[]>;
+  counts(): Promise<StoreCounts>;
+  /** Makes everything written so far durable (embedded: the snapshot file). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
