@@ -31,6 +31,15 @@ const topicsSchema = z
     itemDeltas: z.string().min(1).default('item-deltas').describe('Item-side updates routed by item (Qdrant mode)'),
     partitions: positiveInt().default(6).describe('Partitions of topics created by starstream'),
     replicationFactor: positiveInt().default(1).describe('Replication of topics created by starstream'),
+    retentionMs: positiveInt()
+      .default(7 * 86_400_000)
+      .describe('Retention of the non-compacted stream topics (interactions, recommendations, side streams), ms'),
+    deadLettersRetentionMs: positiveInt()
+      .default(30 * 86_400_000)
+      .describe('Retention of the DLQ, ms; longer so bad records can still be inspected and replayed'),
+    minInSyncReplicas: positiveInt()
+      .optional()
+      .describe('min.insync.replicas of created topics; unset = min(2, replicationFactor) so acks=all survives a broker loss'),
   })
   .prefault({});
 
@@ -51,6 +60,19 @@ const kafkaSchema = z
     heartbeatIntervalMs: positiveInt().default(3_000).describe('Consumer heartbeat interval, ms'),
     connectionTimeoutMs: positiveInt().default(3_000).describe('Broker connection timeout, ms'),
     schemaRegistryUrl: z.string().url().optional().describe('Confluent schema registry; unset = registry-free framing'),
+    schemaRegistryTimeoutMs: positiveInt().default(5_000).describe('Schema registry request timeout, ms'),
+    sslCaFile: z.string().min(1).optional().describe('PEM file of the CA that signed the brokers (ssl = true); unset = system CAs'),
+    sslCertFile: z.string().min(1).optional().describe('PEM client certificate for mutual TLS (with sslKeyFile)'),
+    sslKeyFile: z.string().min(1).optional().describe('PEM private key of sslCertFile'),
+    sslRejectUnauthorized: z.boolean().default(true).describe('Verify the brokers\' certificates; false only for local tests'),
+    requestTimeoutMs: positiveInt().default(30_000).describe('Broker request timeout, ms'),
+    fetchMaxWaitMs: positiveInt()
+      .default(500)
+      .describe('Longest a fetch waits on the broker for data, ms; also bounds how long stop() waits for a fetch'),
+    rebalanceTimeoutMs: positiveInt().default(60_000).describe('Time members get to rejoin during a rebalance, ms'),
+    redeliveryDelayMs: positiveInt().default(200).describe('First wait before a failed batch is handed over again, ms'),
+    maxRedeliveryDelayMs: positiveInt().default(5_000).describe('Ceiling of that wait as failures repeat, ms'),
+    retry: retrySchema.describe('Client retries of transient broker errors (connect, produce, metadata)'),
   })
   .prefault({});
 
@@ -64,6 +86,14 @@ const eventLogSchema = z
         maxBacklogRecords: positiveInt()
           .default(100_000)
           .describe('Producers wait while a topic holds this many records no group has committed'),
+        retainUnconsumedRecords: positiveInt()
+          .default(100_000)
+          .describe(
+            'Records a partition keeps while no consumer group reads its topic (for groups that join later ' +
+              'with fromBeginning); older ones are dropped, as Kafka retention would',
+          ),
+        redeliveryDelayMs: positiveInt().default(50).describe('First wait before a failed batch is handed over again, ms'),
+        maxRedeliveryDelayMs: positiveInt().default(2_000).describe('Ceiling of that wait as failures repeat, ms'),
       })
       .prefault({}),
   })
@@ -75,6 +105,11 @@ const storeSchema = z
     dimension: positiveInt().max(1024).default(32).describe('Embedding dimension'),
     userHistoryLength: positiveInt().max(1000).default(50).describe('Recent items kept per user'),
     itemAudienceLength: positiveInt().max(1000).default(50).describe('Recent users kept per item'),
+    consumedFilterBytes: positiveInt()
+      .max(65_536)
+      .default(1_024)
+      .describe('Bloom filter of consumed items per user, bytes (1 KiB ≈ 1% false positives at 700 items)'),
+    cooccurrenceWindow: positiveInt().max(100).default(5).describe('A new item co-occurs with this many previous items'),
     cooccurrenceLimit: positiveInt().max(10_000).default(200).describe('Co-occurring items kept per item'),
     popularityShortHalfLifeMs: positiveInt().default(86_400_000).describe('Half-life of the short popularity window, ms'),
     popularityLongHalfLifeMs: positiveInt()
@@ -96,10 +131,28 @@ const storeSchema = z
       .prefault({}),
     qdrant: z
       .strictObject({
-        url: z.string().url().default('http://localhost:6333').describe('Qdrant REST endpoint'),
+        url: z
+          .string()
+          .url()
+          .default('http://localhost:6333')
+          .describe('Qdrant REST endpoint, http(s); without a port the scheme\'s (80/443) is used, Qdrant listens on 6333'),
         apiKey: z.string().optional().describe('Qdrant API key; from env or a *_FILE'),
         collectionPrefix: z.string().default('starstream_').describe('Prepended to `users` and `items`'),
         timeoutMs: positiveInt().default(5_000).describe('Request timeout, ms'),
+        createCollections: z
+          .boolean()
+          .default(true)
+          .describe('init() creates missing collections; false = only check them (`starstream store init` creates)'),
+        hnswM: positiveInt().default(16).describe('HNSW links per node of new collections'),
+        hnswEfConstruction: positiveInt().default(100).describe('HNSW build-time candidate list of new collections'),
+        hnswEfSearch: positiveInt().default(64).describe('HNSW query-time candidate list (`hnsw_ef`)'),
+        shardNumber: positiveInt().default(1).describe('Shards of new collections (Qdrant cluster)'),
+        replicationFactor: positiveInt().default(1).describe('Replicas of each shard of new collections'),
+        maxBatchPoints: positiveInt().max(10_000).default(500).describe('Points per retrieve/upsert request'),
+        excludeStrategy: z
+          .enum(['filter', 'overfetch'])
+          .default('filter')
+          .describe('How searches skip `exclude`: a must_not filter on `id`, or fetch k+|exclude| and drop'),
       })
       .prefault({}),
     retry: retrySchema,
@@ -155,9 +208,9 @@ const pipelineSchema = z
     groupId: z.string().min(1).default('starstream').describe('Consumer group of the pipeline'),
     maxBatchRecords: positiveInt().default(500).describe('Records handed to one pipeline batch'),
     rankingEnabled: z.boolean().default(true).describe('false = ingest and learn only'),
-    maxEventAgeMs: positiveInt()
-      .default(10 * 365 * 86_400_000)
-      .describe('Events older than this (vs. the wall clock) are rejected'),
+    maxEventAgeMs: nonNegativeInt()
+      .default(0)
+      .describe('Events older than this vs. the wall clock are rejected; 0 = no limit (replays of old data)'),
     maxFutureSkewMs: positiveInt().default(5 * 60_000).describe('Events this far in the future are rejected'),
   })
   .prefault({});

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -13,7 +13,7 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
       base: { service: 'starstream' },
       redact: { paths: ['*.password', '*.apiKey', '*.apiToken', '*.sasl', 'config.ops.apiToken'], censor: '[redacted]' },
     },
-    destination as pino.DestinationStream,
+    destination as DestinationStream,
   );
 }
 

@@ -7,6 +7,8 @@ import type { ScoringCase } from '../domain/evidence.ts';
 export interface Scorer {
   /** e.g. `baseline-1` or `star-2026-11-25.3`; published with every recommendation. */
   readonly modelVersion: string;
+  /** True when scores depend on the evidence sentences (STAR); the pipeline then renders them for all. */
+  readonly readsSentences: boolean;
   /** One score per candidate, aligned with `case.candidates`; higher is better. */
   score(cases: readonly ScoringCase[]): Promise<Float32Array[]>;
   close(): Promise<void>;

@@ -21,6 +21,11 @@ export interface UserProfile {
   /** Most recent first, at most `store.userHistoryLength`. */
   readonly recentItems: readonly TimedId[];
   readonly interactionCount: number;
+  /**
+   * Bloom filter (see `src/util/bloom.ts`) of every item the user ever interacted with, so that consumed items
+   * can be excluded beyond the bounded `recentItems`. Fixed size: `store.consumedFilterBytes`.
+   */
+  readonly consumed: Uint8Array;
   readonly firstSeenMs: number;
   readonly lastSeenMs: number;
 }

@@ -1,0 +1,155 @@
+/**
+ * The raw Kafka ceiling: a kafkajs consume → produce loop that does nothing else, with the delivery settings
+ * the pipeline uses (eachBatch, commit after the outputs are acknowledged, idempotent producer, acks=all).
+ * The pipeline's figures go beside these: the gap is what starstream's own work costs.
+ *
+ * - eventsPerSec: records moved from the input topic to the output topic per second, from the first batch
+ *   handed over to the last commit, over a topic filled beforehand (so the producer feeding it is not timed).
+ * - p50Ms / p99Ms: per record, the time from its batch being handed over to its output being acknowledged
+ *   and its offset committed: the loop's own service time, without queueing in front of it.
+ *
+ *   node --import tsx bench/kafka-raw.ts [events]     (KAFKA_BROKERS, or a local broker started for the run)
+ */
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import kafkajs from 'kafkajs';
+
+export interface RawKafkaResult {
+  readonly eventsPerSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+export interface RawKafkaOptions {
+  /** Bootstrap servers, comma-separated. */
+  readonly brokers: string;
+  /** Records to move; 100k small ones by default. */
+  readonly events?: number;
+  readonly partitions?: number;
+  readonly valueBytes?: number;
+  /** Give up after this long, ms. */
+  readonly timeoutMs?: number;
+}
+
+export async function benchRawKafka(options: RawKafkaOptions): Promise<RawKafkaResult> {
+  const events = options.events ?? 100_000;
+  const partitions = options.partitions ?? 6;
+  const valueBytes = options.valueBytes ?? 100;
+  const suffix = randomBytes(4).toString('hex');
+  const input = `bench-raw-in-${suffix}`;
+  const output = `bench-raw-out-${suffix}`;
+  const kafka = new kafkajs.Kafka({
+    clientId: 'bench-raw',
+    brokers: options.brokers.split(','),
+    logLevel: kafkajs.logLevel.ERROR,
+  });
+  const admin = kafka.admin();
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+  });
+  const consumer = kafka.consumer({ groupId: `bench-raw-${suffix}`, maxWaitTimeInMs: 100 });
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [input, output].map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+    });
+    await producer.connect();
+    await fill(producer, input, events, valueBytes);
+
+    const latencies = new Float64Array(events);
+    let moved = 0;
+    let firstAt = 0;
+    let lastAt = 0;
+    let finish: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    await consumer.connect();
+    await consumer.subscribe({ topics: [input], fromBeginning: true });
+    await consumer.run({
+      eachBatchAutoResolve: false,
+      autoCommitThreshold: 1,
+      eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
+        const start = performance.now();
+        if (firstAt === 0) firstAt = start;
+        await producer.send({
+          topic: output,
+          acks: -1,
+          messages: batch.messages.map((m) => ({ key: m.key, value: m.value })),
+        });
+        resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+        await commitOffsetsIfNecessary();
+        lastAt = performance.now();
+        const took = lastAt - start;
+        for (let i = 0; i < batch.messages.length && moved < events; i++) latencies[moved++] = took;
+        if (moved >= events) finish();
+      },
+    });
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      finished,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`moved ${moved}/${events} in ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+
+    latencies.sort();
+    return {
+      eventsPerSec: Math.round(events / ((lastAt - firstAt) / 1000)),
+      p50Ms: round(percentile(latencies, 0.5)),
+      p99Ms: round(percentile(latencies, 0.99)),
+    };
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    await admin.deleteTopics({ topics: [input, output] }).catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** Fills the input as fast as the broker takes it, several batches in flight (the idempotent producer serializes them per broker). */
+async function fill(producer: kafkajs.Producer, topic: string, events: number, valueBytes: number): Promise<void> {
+  const value = randomBytes(valueBytes);
+  const chunk = 2_000;
+  for (let from = 0; from < events; from += chunk * 4) {
+    const sends: Promise<unknown>[] = [];
+    for (let start = from; start < Math.min(events, from + chunk * 4); start += chunk) {
+      const messages = [];
+      for (let i = start; i < Math.min(events, start + chunk); i++) messages.push({ key: `user-${i % 10_000}`, value });
+      sends.push(producer.send({ topic, acks: -1, messages }));
+    }
+    await Promise.all(sends);
+  }
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+async function main(): Promise<void> {
+  const events = Number(process.argv[2] ?? 100_000);
+  let brokers = process.env.KAFKA_BROKERS;
+  let stop = async (): Promise<void> => undefined;
+  if (!brokers) {
+    const { startLocalBroker } = await import('../scripts/kafka/broker.mjs');
+    const broker = await startLocalBroker({ log: (line) => console.error(line) });
+    brokers = broker.brokers;
+    stop = () => broker.stop();
+  }
+  try {
+    console.log(JSON.stringify({ bench: 'kafka-raw', brokers, events, ...(await benchRawKafka({ brokers, events })) }));
+  } finally {
+    await stop();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,183 @@
+import { performance } from 'node:perf_hooks';
+import type { ItemDelta, UserProfile, VectorStore } from '../src/store/port.ts';
+
+/**
+ * Store throughput and latency, the same workload for every `VectorStore` adapter:
+ *
+ * 1. `putUsers` of `users` profiles in batches of `batchSize` (500): users/s;
+ * 2. `applyItemDeltas` creating `items` items in batches: deltas/s (each: initial vector, one interaction,
+ *    a user, 5 co-occurrences);
+ * 3. `applyItemDeltas` updating random existing items, `items` deltas in batches: deltas/s (the steady state);
+ * 4. sequential single calls, `queries` each after `warmup` unmeasured ones, latency p50/p99 in ms:
+ *    `searchItems` k=50 excluding 20 ids (a user's recent items), `searchItems` k=50 without exclusions,
+ *    `searchUsers` k=20 excluding 1, `popularItems` k=20, `getItems` of 100 ids (a candidate list).
+ *
+ * The caller owns the store: it passes one that `init()` has already run on (empty, so the counts mean what
+ * they say) and closes it afterwards. Inputs are generated from a fixed seed, so runs are comparable.
+ * Qdrant note: HNSW is built by Qdrant's optimizer in the background once a segment passes its indexing
+ * threshold; searches right after the writes may still be full scans of unindexed segments.
+ */
+
+export interface BenchStoreOptions {
+  readonly users: number;
+  readonly items: number;
+  readonly dimension: number;
+  /** Measured calls per latency row. */
+  readonly queries: number;
+  /** @default 500 */
+  readonly batchSize?: number;
+  /** Unmeasured calls before each latency row. @default min(20, queries) */
+  readonly warmup?: number;
+  /** Bytes of each user's consumed-items filter (`store.consumedFilterBytes`). @default 1024 */
+  readonly consumedFilterBytes?: number;
+  /** @default 1 */
+  readonly seed?: number;
+}
+
+export interface BenchRow {
+  readonly store: VectorStore['kind'];
+  readonly op: string;
+  /** Records written or calls measured. */
+  readonly n: number;
+  readonly batch: number | null;
+  readonly seconds: number;
+  /** Throughput rows: records per second. */
+  readonly perSecond: number | null;
+  /** Latency rows: per-call latency percentiles, ms. */
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+}
+
+const T0 = 1_760_000_000_000;
+const DAY = 86_400_000;
+
+export async function benchStore(store: VectorStore, options: BenchStoreOptions): Promise<BenchRow[]> {
+  const { users, items, dimension, queries } = options;
+  const batchSize = options.batchSize ?? 500;
+  const warmup = options.warmup ?? Math.min(20, queries);
+  const filterBytes = options.consumedFilterBytes ?? 1_024;
+  const rand = mulberry32(options.seed ?? 1);
+  const vector = () => Float32Array.from({ length: dimension }, () => Math.fround((rand() * 2 - 1) * 0.1));
+  const pick = (n: number) => Math.floor(rand() * n);
+  const itemId = (i: number) => `item-${i}`;
+  const userId = (i: number) => `user-${i}`;
+  const rows: BenchRow[] = [];
+
+  const throughput = async (
+    op: string,
+    total: number,
+    write: (from: number, to: number) => Promise<void>,
+  ) => {
+    let seconds = 0;
+    for (let from = 0; from < total; from += batchSize) {
+      const to = Math.min(total, from + batchSize);
+      const started = performance.now();
+      await write(from, to);
+      seconds += (performance.now() - started) / 1000;
+    }
+    rows.push({
+      store: store.kind,
+      op,
+      n: total,
+      batch: batchSize,
+      seconds,
+      perSecond: total / seconds,
+      p50Ms: null,
+      p99Ms: null,
+    });
+  };
+
+  await throughput('putUsers', users, (from, to) => {
+    const batch: UserProfile[] = [];
+    for (let i = from; i < to; i++) {
+      const at = T0 - pick(30 * DAY);
+      const consumed = new Uint8Array(filterBytes);
+      for (let b = 0; b < 16; b++) consumed[pick(filterBytes)] = 1 << pick(8);
+      batch.push({
+        userId: userId(i),
+        vector: vector(),
+        recentItems: Array.from({ length: 20 }, (_, j) => ({
+          id: itemId(pick(Math.max(1, items))),
+          atMs: at - j * 60_000,
+        })),
+        interactionCount: 20,
+        consumed,
+        firstSeenMs: at - 20 * 60_000,
+        lastSeenMs: at,
+      });
+    }
+    return store.putUsers(batch);
+  });
+
+  const delta = (i: number, create: boolean): ItemDelta => {
+    const at = T0 - pick(30 * DAY);
+    return {
+      itemId: itemId(i),
+      ...(create ? { initialVector: vector() } : { vectorDelta: vector() }),
+      interactions: 1,
+      atMs: at,
+      seenBy: { id: userId(pick(Math.max(1, users))), atMs: at },
+      cooccurrence: new Map(Array.from({ length: 5 }, () => [itemId(pick(items)), 1] as const)),
+    };
+  };
+  await throughput('applyItemDeltas (new items)', items, async (from, to) => {
+    const batch: ItemDelta[] = [];
+    for (let i = from; i < to; i++) batch.push(delta(i, true));
+    await store.applyItemDeltas(batch);
+  });
+  await throughput('applyItemDeltas (existing items)', items, async (from, to) => {
+    const batch: ItemDelta[] = [];
+    for (let i = from; i < to; i++) batch.push(delta(pick(items), false));
+    await store.applyItemDeltas(batch);
+  });
+
+  const latency = async (op: string, call: () => Promise<unknown>) => {
+    for (let i = 0; i < warmup; i++) await call();
+    const ms: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < queries; i++) {
+      const t = performance.now();
+      await call();
+      ms.push(performance.now() - t);
+    }
+    ms.sort((a, b) => a - b);
+    rows.push({
+      store: store.kind,
+      op,
+      n: queries,
+      batch: null,
+      seconds: (performance.now() - started) / 1000,
+      perSecond: null,
+      p50Ms: percentile(ms, 0.5),
+      p99Ms: percentile(ms, 0.99),
+    });
+  };
+  const excludeItems = () => new Set(Array.from({ length: 20 }, () => itemId(pick(items))));
+  await latency('searchItems k=50 exclude=20', () => store.searchItems(vector(), 50, excludeItems()));
+  await latency('searchItems k=50', () => store.searchItems(vector(), 50));
+  await latency('searchUsers k=20 exclude=1', () =>
+    store.searchUsers(vector(), 20, new Set([userId(pick(users))])),
+  );
+  await latency('popularItems k=20', () => store.popularItems(20, T0));
+  await latency('getItems n=100', () =>
+    store.getItems(Array.from({ length: 100 }, () => itemId(pick(items)))),
+  );
+  return rows;
+}
+
+/** Nearest-rank percentile of ascending `sorted`. */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,29 @@
+// Types of broker.mjs, for the TypeScript tests and benchmarks that start a local broker.
+
+export interface LocalBroker {
+  /** Bootstrap address, `127.0.0.1:PORT`. */
+  readonly brokers: string;
+  readonly port: number;
+  readonly controllerPort: number;
+  readonly dataDir: string;
+  readonly running: boolean;
+  /** The broker's last log lines. */
+  logTail(): string;
+  /** Graceful stop; deletes the data dir if startLocalBroker created it. */
+  stop(): Promise<void>;
+  /** SIGKILL, keeping the data. */
+  kill(): Promise<void>;
+  /** Stop (SIGKILL when `hard`) and start again on the same ports and data. */
+  restart(options?: { hard?: boolean }): Promise<void>;
+}
+
+export interface LocalBrokerOptions {
+  dataDir?: string;
+  port?: number;
+  controllerPort?: number;
+  heapMb?: number;
+  log?: (line: string) => void;
+}
+
+export function startLocalBroker(options?: LocalBrokerOptions): Promise<LocalBroker>;
+export function freePort(): Promise<number>;

@@ -1,0 +1,23 @@
+import type { EvidenceFeatures, ScoringCase } from '../domain/evidence.ts';
+import type { Scorer } from '../star/port.ts';
+
+/**
+ * The single-signal baselines reported beside every ranker. Each scores the same candidate sets; since the
+ * candidates include the top items of each signal, ranking them by one feature equals ranking the whole
+ * catalogue by it. A small popularity term breaks ties, as a count-only ranking would otherwise leave them
+ * in arbitrary order.
+ */
+function featureScorer(name: string, score: (f: EvidenceFeatures) => number): Scorer {
+  return {
+    modelVersion: name,
+    readsSentences: false,
+    score: async (cases: readonly ScoringCase[]) => cases.map((c) => Float32Array.from(c.candidates, (e) => score(e.features))),
+    close: async () => {},
+  };
+}
+
+const tieBreak = (f: EvidenceFeatures): number => 1e-6 * Math.log1p(f.popularity);
+
+export const popularityScorer = (): Scorer => featureScorer('popularity', (f) => f.popularity);
+export const cooccurrenceScorer = (): Scorer => featureScorer('item-cf', (f) => f.cooccurrence + tieBreak(f));
+export const embeddingScorer = (): Scorer => featureScorer('embeddings', (f) => f.embeddingScore + tieBreak(f));

@@ -1,0 +1,191 @@
+import type { Logger } from '../../logging/logger.ts';
+import { FatalError, errorCode, errorMessage } from '../../errors/index.ts';
+import { backoffDelayMs, type RetryPolicy } from '../../util/retry.ts';
+import type { BatchHandler, ConsumedBatch, ConsumerOptions, EventConsumer, PartitionLag } from '../port.ts';
+import type { Group, GroupMember, PartitionRef } from './group.ts';
+import type { Topic } from './topic.ts';
+
+type State = 'idle' | 'running' | 'stopping' | 'stopped';
+
+/** Batches handed out back to back before the loop lets timers and I/O run. */
+const BATCHES_PER_YIELD = 16;
+
+interface Redelivery {
+  readonly attempt: number;
+  readonly atMs: number;
+}
+
+/**
+ * A member of an embedded consumer group. One loop per consumer, one batch in flight at a time: it picks the
+ * next assigned partition with records (round-robin, so a busy partition cannot starve the others), hands up
+ * to `maxBatchRecords` of them to the handler and commits after the handler resolves. A rejected batch is not
+ * committed; its partition is retried from the committed offset after a growing delay while the other
+ * partitions go on. A `FatalError` from the handler stops the consumer and rejects `run()`.
+ *
+ * The loop waits on one promise that appends, resumes, rebalances and `stop()` resolve: no timer or promise
+ * per record.
+ */
+export class EmbeddedConsumer implements EventConsumer, GroupMember {
+  private state: State = 'idle';
+  private paused = false;
+  private wakeUp: (() => void) | null = null;
+  private cursor = 0;
+  private readonly redeliveries = new Map<string, Redelivery>();
+  private done: Promise<void> = Promise.resolve();
+  private stopped: Promise<void> | null = null;
+
+  constructor(
+    private readonly group: Group,
+    readonly topics: readonly Topic[],
+    private readonly options: ConsumerOptions,
+    private readonly redelivery: RetryPolicy,
+    private readonly logger: Logger,
+  ) {}
+
+  run(handler: BatchHandler): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return Promise.resolve();
+    if (this.state === 'running') {
+      return Promise.reject(new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.group.id}: run() called twice`));
+    }
+    this.state = 'running';
+    this.group.join(this);
+    this.done = this.loop(handler).finally(() => {
+      this.state = 'stopped';
+      this.group.leave(this);
+    });
+    return this.done;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.wake();
+  }
+
+  async lag(): Promise<PartitionLag[]> {
+    const refs: readonly { topic: Topic; partition: number }[] =
+      this.state === 'running'
+        ? this.group.assignment(this)
+        : this.topics.flatMap((topic) => topic.partitions.map((log) => ({ topic, partition: log.partition })));
+    return refs.map(({ topic, partition }) => ({
+      topic: topic.name,
+      partition,
+      lag: topic.partitions[partition]!.endOffset - this.group.committed(topic, partition),
+    }));
+  }
+
+  stop(): Promise<void> {
+    if (this.stopped) return this.stopped;
+    if (this.state === 'idle') {
+      this.state = 'stopped';
+      this.stopped = Promise.resolve();
+    } else {
+      this.state = 'stopping';
+      this.wake();
+      // run() reports a fatal error; stop() only promises that the consumer is done.
+      this.stopped = this.done.then(
+        () => undefined,
+        () => undefined,
+      );
+    }
+    return this.stopped;
+  }
+
+  wake(): void {
+    const wakeUp = this.wakeUp;
+    if (wakeUp) {
+      this.wakeUp = null;
+      wakeUp();
+    }
+  }
+
+  private async loop(handler: BatchHandler): Promise<void> {
+    let sinceYield = 0;
+    while (this.state === 'running') {
+      const next = this.paused ? { waitMs: null } : this.nextBatch(Date.now());
+      if ('batch' in next) {
+        await this.deliver(handler, next.ref, next.batch);
+        if (++sinceYield >= BATCHES_PER_YIELD) {
+          sinceYield = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      } else {
+        sinceYield = 0;
+        await this.sleep(next.waitMs);
+      }
+    }
+  }
+
+  /** The next batch to hand out, or how long until a partition in backoff may be retried (null: until woken). */
+  private nextBatch(nowMs: number): { ref: PartitionRef; batch: ConsumedBatch } | { waitMs: number | null } {
+    const assigned = this.group.assignment(this);
+    let waitMs: number | null = null;
+    for (let i = 0; i < assigned.length; i++) {
+      const index = (this.cursor + i) % assigned.length;
+      const ref = assigned[index]!;
+      const log = ref.topic.partitions[ref.partition]!;
+      const from = this.group.committed(ref.topic, ref.partition);
+      if (from >= log.endOffset) continue;
+      const redelivery = this.redeliveries.get(ref.id);
+      if (redelivery && redelivery.atMs > nowMs) {
+        waitMs = Math.min(waitMs ?? Infinity, redelivery.atMs - nowMs);
+        continue;
+      }
+      if (!this.group.tryLock(ref)) continue;
+      this.cursor = index + 1;
+      const records = log.read(from, this.options.maxBatchRecords);
+      const batch = { topic: ref.topic.name, partition: ref.partition, records, highWatermark: String(log.endOffset) };
+      return { ref, batch };
+    }
+    return { waitMs };
+  }
+
+  private async deliver(handler: BatchHandler, ref: PartitionRef, batch: ConsumedBatch): Promise<void> {
+    const last = batch.records[batch.records.length - 1]!;
+    try {
+      await handler(batch);
+    } catch (err) {
+      if (err instanceof FatalError) {
+        this.logger.error({ topic: batch.topic, partition: batch.partition, code: err.code, err }, 'fatal error in batch handler; consumer stops');
+        throw err;
+      }
+      this.scheduleRedelivery(ref, batch, err);
+      return;
+    } finally {
+      this.group.unlock(ref);
+    }
+    this.redeliveries.delete(ref.id);
+    this.group.commit(ref.topic, ref.partition, Number(last.offset) + 1);
+  }
+
+  private scheduleRedelivery(ref: PartitionRef, batch: ConsumedBatch, err: unknown): void {
+    const attempt = (this.redeliveries.get(ref.id)?.attempt ?? 0) + 1;
+    const delayMs = backoffDelayMs(this.redelivery, Math.min(attempt, 30));
+    this.redeliveries.set(ref.id, { attempt, atMs: Date.now() + delayMs });
+    this.logger.warn(
+      {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: batch.records[0]?.offset,
+        code: errorCode(err),
+        attempt,
+        delayMs,
+        reason: errorMessage(err),
+      },
+      'batch handler failed; the batch is redelivered from the committed offset',
+    );
+  }
+
+  private sleep(waitMs: number | null): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = waitMs === null ? undefined : setTimeout(() => this.wake(), waitMs);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,173 @@
+import type { Config } from '../../config/schema.ts';
+import { BadInputError, FatalError } from '../../errors/index.ts';
+import type { Logger } from '../../logging/logger.ts';
+import type { RetryPolicy } from '../../util/retry.ts';
+import type {
+  ConsumerOptions,
+  EventConsumer,
+  EventLog,
+  EventProducer,
+  Headers,
+  OutgoingRecord,
+  TopicSpec,
+} from '../port.ts';
+import { EmbeddedConsumer } from './consumer.ts';
+import { Group } from './group.ts';
+import { EmbeddedProducer, type AppendTarget } from './producer.ts';
+import { Topic } from './topic.ts';
+
+const EMPTY_HEADERS: Headers = Object.freeze({});
+
+/**
+ * The in-process event log, the default when no Kafka is configured: the port's semantics in one process, no
+ * server. See `Topic` for the memory bound and backpressure, `Group` for consumer groups with several
+ * members, `EmbeddedConsumer` for delivery and redelivery.
+ *
+ * Differences from the Kafka adapter, all on the lenient side: a topic is created on first use (with
+ * `eventLog.topics.partitions`) when `ensureTopics` did not create it; buffers are not copied, so a producer
+ * must not change a buffer after `send`; nothing survives the process.
+ */
+export function createEmbeddedEventLog(config: Config['eventLog'], logger: Logger): EventLog {
+  return new EmbeddedEventLog(config, logger.child({ component: 'eventlog-embedded' }));
+}
+
+class EmbeddedEventLog implements EventLog, AppendTarget {
+  readonly kind = 'embedded' as const;
+  closed = false;
+  private readonly topics = new Map<string, Topic>();
+  private readonly groups = new Map<string, Group>();
+  private readonly consumers = new Set<EmbeddedConsumer>();
+  private readonly producers = new Set<EmbeddedProducer>();
+  private readonly redelivery: RetryPolicy;
+
+  constructor(
+    private readonly config: Config['eventLog'],
+    private readonly logger: Logger,
+  ) {
+    this.redelivery = {
+      retries: Number.POSITIVE_INFINITY,
+      initialDelayMs: config.embedded.redeliveryDelayMs,
+      maxDelayMs: config.embedded.maxRedeliveryDelayMs,
+      multiplier: 2,
+      jitter: 0.2,
+    };
+  }
+
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    this.checkOpen();
+    for (const spec of specs) {
+      if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
+        throw new BadInputError('INVALID_TOPIC_SPEC', `topic ${spec.name}: partitions must be a positive integer`);
+      }
+      this.topic(spec.name, spec.partitions);
+    }
+  }
+
+  consumer(options: ConsumerOptions): EventConsumer {
+    this.checkOpen();
+    validateConsumerOptions(options);
+    let group = this.groups.get(options.groupId);
+    if (!group) {
+      group = new Group(options.groupId);
+      this.groups.set(options.groupId, group);
+    }
+    const topics = [...new Set(options.topics)].map((name) => this.topic(name));
+    for (const topic of topics) group.subscribe(topic, options.fromBeginning);
+    const consumer = new EmbeddedConsumer(
+      group,
+      topics,
+      options,
+      this.redelivery,
+      this.logger.child({ groupId: options.groupId }),
+    );
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  producer(): EventProducer {
+    this.checkOpen();
+    const producer = new EmbeddedProducer(this);
+    this.producers.add(producer);
+    return producer;
+  }
+
+  /** Stops every consumer (each finishes its batch), then fails the producers still waiting for room. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.closed = true;
+    for (const topic of this.topics.values()) topic.close();
+    await Promise.all([...this.producers].map((p) => p.close().catch(() => undefined)));
+  }
+
+  hasRoomFor(records: readonly OutgoingRecord[]): boolean {
+    let last: string | undefined;
+    for (const record of records) {
+      if (record.topic === last) continue;
+      last = record.topic;
+      const topic = this.topics.get(record.topic);
+      if (topic && !topic.hasRoom()) return false;
+    }
+    return true;
+  }
+
+  nextRoomChange(records: readonly OutgoingRecord[]): Promise<void> {
+    const full = records.map((r) => this.topics.get(r.topic)).find((t) => t !== undefined && !t.hasRoom());
+    return full ? full.nextRoomChange() : Promise.resolve();
+  }
+
+  append(records: readonly OutgoingRecord[]): void {
+    this.checkOpen();
+    for (const record of records) validateRecord(record);
+    const timestampMs = Date.now();
+    const touched = new Set<Topic>();
+    for (const record of records) {
+      const topic = this.topic(record.topic);
+      topic.append(toKey(record.key), record.value, toHeaders(record.headers), timestampMs);
+      touched.add(topic);
+    }
+    for (const topic of touched) topic.notifyReaders();
+  }
+
+  private topic(name: string, partitions = this.config.topics.partitions): Topic {
+    let topic = this.topics.get(name);
+    if (!topic) {
+      topic = new Topic(name, partitions, this.config.embedded, this.logger);
+      this.topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new FatalError('EVENT_LOG_CLOSED', 'the embedded event log is closed');
+  }
+}
+
+function validateConsumerOptions(options: ConsumerOptions): void {
+  if (!options.groupId) throw new FatalError('INVALID_CONSUMER_OPTIONS', 'groupId must be a non-empty string');
+  if (options.topics.length === 0 || options.topics.some((t) => !t)) {
+    throw new FatalError('INVALID_CONSUMER_OPTIONS', `group ${options.groupId}: topics must be non-empty names`);
+  }
+  if (!Number.isInteger(options.maxBatchRecords) || options.maxBatchRecords < 1) {
+    throw new FatalError('INVALID_CONSUMER_OPTIONS', `group ${options.groupId}: maxBatchRecords must be a positive integer`);
+  }
+}
+
+function validateRecord(record: OutgoingRecord): void {
+  if (typeof record.topic !== 'string' || record.topic.length === 0) {
+    throw new BadInputError('INVALID_RECORD', 'record without a topic');
+  }
+  if (!Buffer.isBuffer(record.value)) throw new BadInputError('INVALID_RECORD', `record for ${record.topic}: value is not a Buffer`);
+}
+
+function toKey(key: string | Buffer | null): Buffer | null {
+  if (key === null || key === undefined) return null;
+  return typeof key === 'string' ? Buffer.from(key) : key;
+}
+
+function toHeaders(headers: OutgoingRecord['headers']): Headers {
+  if (!headers) return EMPTY_HEADERS;
+  const out: Record<string, Buffer> = {};
+  for (const [name, value] of Object.entries(headers)) out[name] = typeof value === 'string' ? Buffer.from(value) : value;
+  return out;
+}

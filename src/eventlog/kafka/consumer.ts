@@ -1,0 +1,286 @@
+import type kafkajs from 'kafkajs';
+import { FatalError, type StarstreamError } from '../../errors/index.ts';
+import { errorCode, errorMessage } from '../../errors/index.ts';
+import type { Logger } from '../../logging/logger.ts';
+import { backoffDelayMs, sleep, type RetryPolicy } from '../../util/retry.ts';
+import type {
+  BatchHandler,
+  ConsumedBatch,
+  ConsumerOptions,
+  EventConsumer,
+  Headers,
+  LogRecord,
+  PartitionLag,
+} from '../port.ts';
+import type { KafkaSettings } from './config.ts';
+import { toConsumerConfig } from './config.ts';
+import { classifyKafkaError } from './errors.ts';
+
+type State = 'idle' | 'running' | 'stopping' | 'stopped';
+
+/** What a consumer needs from its log: a kafkajs client and the shared admin for lag. */
+export interface KafkaConsumerDeps {
+  readonly kafka: kafkajs.Kafka;
+  admin(): Promise<kafkajs.Admin>;
+  readonly settings: KafkaSettings;
+  readonly logger: Logger;
+}
+
+/**
+ * The port's consumer on a kafkajs consumer group.
+ *
+ * - Delivery: `eachBatch` with `eachBatchAutoResolve: false`. A fetched batch is handed over in chunks of at
+ *   most `maxBatchRecords`; after the handler resolves, the chunk's last offset is resolved and committed at
+ *   once (`autoCommitThreshold: 1` makes `commitOffsetsIfNecessary` commit every resolved offset). The rest of
+ *   a fetched batch that was never handed over is simply not resolved; kafkajs fetches it again.
+ * - Failure: a handler rejection is retried in place (same records, which start at the last committed offset)
+ *   after a growing delay, heartbeating meanwhile; a `FatalError` stops the consumer and rejects `run()`.
+ * - Long batches: a heartbeat every `heartbeatIntervalMs` while the handler runs, and between chunks.
+ * - Rebalance: the chunk whose handler is running finishes; its commit is sent with the old generation, which
+ *   the broker accepts until the rebalance completes; if refused, the chunk is abandoned uncommitted and its
+ *   next owner gets it again (at-least-once). Chunks not yet handed over are abandoned when the partition is
+ *   revoked (`isStale`) or the consumer stops.
+ * - `stop()`: stop fetching, let the chunk in flight finish and commit, leave the group, disconnect. A retry
+ *   wait in progress is cut short and its batch left uncommitted.
+ */
+export class KafkaEventConsumer implements EventConsumer {
+  private state: State = 'idle';
+  private paused = false;
+  private consumer: kafkajs.Consumer | null = null;
+  private starting: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | null = null;
+  private fatal: StarstreamError | null = null;
+  private assignment: Readonly<Record<string, readonly number[]>> | null = null;
+  private readonly aborted = new AbortController();
+  private settle: { resolve(): void; reject(err: Error): void } | null = null;
+  private readonly redelivery: RetryPolicy;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly deps: KafkaConsumerDeps,
+    private readonly options: ConsumerOptions,
+  ) {
+    this.logger = deps.logger.child({ groupId: options.groupId });
+    this.redelivery = {
+      retries: Number.POSITIVE_INFINITY,
+      initialDelayMs: deps.settings.redeliveryDelayMs,
+      maxDelayMs: deps.settings.maxRedeliveryDelayMs,
+      multiplier: 2,
+      jitter: 0.2,
+    };
+  }
+
+  run(handler: BatchHandler): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return Promise.resolve();
+    if (this.state === 'running') {
+      return Promise.reject(new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.options.groupId}: run() called twice`));
+    }
+    this.state = 'running';
+    const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.starting = this.start(handler).catch((err: unknown) => this.failed(classifyKafkaError(err)));
+    return done;
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.applyPause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.applyPause();
+  }
+
+  async lag(): Promise<PartitionLag[]> {
+    try {
+      const admin = await this.deps.admin();
+      const topics = [...new Set(this.options.topics)];
+      const committed = await admin.fetchOffsets({ groupId: this.options.groupId, topics });
+      const out: PartitionLag[] = [];
+      for (const topic of topics) {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const assigned = this.assignment?.[topic];
+        const ofTopic = committed.find((c) => c.topic === topic)?.partitions ?? [];
+        for (const { partition, high, low } of ends) {
+          if (this.assignment && !assigned?.includes(partition)) continue;
+          const offset = BigInt(ofTopic.find((c) => c.partition === partition)?.offset ?? '-1');
+          // No commit yet: the group starts at the log start or at its end, as fromBeginning says.
+          const from = offset >= 0n ? offset : this.options.fromBeginning ? BigInt(low) : BigInt(high);
+          out.push({ topic, partition, lag: Number(BigInt(high) - from) });
+        }
+      }
+      return out;
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async start(handler: BatchHandler): Promise<void> {
+    const consumer = this.deps.kafka.consumer(toConsumerConfig(this.deps.settings, this.options.groupId));
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.assignment = payload.memberAssignment;
+      this.logger.info({ assignment: payload.memberAssignment }, 'joined the consumer group');
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart) {
+        this.logger.warn({ code: classifyKafkaError(payload.error).code, reason: payload.error.message }, 'consumer crashed; kafkajs restarts it');
+      } else {
+        this.failed(classifyKafkaError(payload.error));
+      }
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...this.options.topics], fromBeginning: this.options.fromBeginning });
+    if (this.state !== 'running') return;
+    await consumer.run({
+      autoCommit: true,
+      autoCommitThreshold: 1,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.eachBatch(payload, handler),
+    });
+    this.applyPause();
+  }
+
+  private async eachBatch(payload: kafkajs.EachBatchPayload, handler: BatchHandler): Promise<void> {
+    const { batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale } = payload;
+    const max = this.options.maxBatchRecords;
+    const live = (): boolean => this.state === 'running' && isRunning() && !isStale();
+    for (let start = 0; start < batch.messages.length; start += max) {
+      if (!live() || this.paused) return;
+      const chunk = batch.messages.slice(start, start + max);
+      const consumed: ConsumedBatch = {
+        topic: batch.topic,
+        partition: batch.partition,
+        records: chunk.map((m) => toLogRecord(batch.topic, batch.partition, m)),
+        highWatermark: batch.highWatermark,
+      };
+      const heartbeatError = await this.handle(consumed, handler, heartbeat, live);
+      if (heartbeatError === undefined) return;
+      resolveOffset(chunk[chunk.length - 1]!.offset);
+      await commitOffsetsIfNecessary();
+      // A heartbeat that failed during the handler (a rebalance, mostly) is kafkajs's to act on, after the commit.
+      if (heartbeatError) throw heartbeatError;
+      await heartbeat();
+    }
+  }
+
+  /**
+   * Runs the handler until it resolves, heartbeating meanwhile. Returns the error of a heartbeat that failed
+   * meanwhile (null when none), or undefined when the chunk is abandoned: fatal error, stop, revoked partition.
+   */
+  private async handle(
+    batch: ConsumedBatch,
+    handler: BatchHandler,
+    heartbeat: () => Promise<void>,
+    live: () => boolean,
+  ): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      let heartbeatError: unknown = null;
+      const beat = setInterval(() => {
+        heartbeat().catch((err: unknown) => (heartbeatError ??= err));
+      }, this.deps.settings.heartbeatIntervalMs);
+      let waitMs: number;
+      try {
+        await handler(batch);
+        return heartbeatError;
+      } catch (err) {
+        if (err instanceof FatalError) {
+          this.failed(err);
+          return undefined;
+        }
+        waitMs = backoffDelayMs(this.redelivery, Math.min(attempt, 30));
+        this.logger.warn(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: batch.records[0]?.offset,
+            code: errorCode(err),
+            attempt,
+            delayMs: waitMs,
+            reason: errorMessage(err),
+          },
+          'batch handler failed; the batch is redelivered from the committed offset',
+        );
+        if (heartbeatError) throw heartbeatError;
+      } finally {
+        clearInterval(beat);
+      }
+      if (!(await this.waitToRedeliver(waitMs, heartbeat, live))) return undefined;
+    }
+  }
+
+  /** Waits before a redelivery in heartbeat-sized steps; false when the chunk should be abandoned. */
+  private async waitToRedeliver(waitMs: number, heartbeat: () => Promise<void>, live: () => boolean): Promise<boolean> {
+    const until = Date.now() + waitMs;
+    while (live() && Date.now() < until) {
+      await sleep(Math.min(until - Date.now(), this.deps.settings.heartbeatIntervalMs), this.aborted.signal);
+      if (live()) await heartbeat();
+    }
+    return live();
+  }
+
+  private applyPause(): void {
+    if (!this.consumer || this.state !== 'running') return;
+    const topics = [...new Set(this.options.topics)].map((topic) => ({ topic }));
+    try {
+      if (this.paused) this.consumer.pause(topics);
+      else this.consumer.resume(topics);
+    } catch {
+      // Not running yet (kafkajs refuses before run()); start() applies the flag once it runs.
+    }
+  }
+
+  private failed(err: StarstreamError): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.logger.error({ code: err.code, err }, 'consumer failed; stopping');
+    void this.stop();
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'stopping';
+    this.aborted.abort();
+    if (wasRunning && this.consumer) {
+      await this.starting;
+      // kafkajs's stop() stops the fetchers, waits for the batch in flight (which commits its chunk), commits
+      // what was resolved and leaves the group; disconnect() then closes the connections.
+      await this.consumer.stop().catch((err: unknown) => this.logger.warn({ reason: errorMessage(err) }, 'stop failed'));
+      await this.consumer.disconnect().catch((err: unknown) => this.logger.warn({ reason: errorMessage(err) }, 'disconnect failed'));
+    }
+    this.state = 'stopped';
+    this.assignment = null;
+    if (this.fatal) this.settle?.reject(this.fatal);
+    else this.settle?.resolve();
+  }
+}
+
+function toLogRecord(topic: string, partition: number, message: kafkajs.KafkaMessage): LogRecord {
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key ?? null,
+    // A tombstone (null value, on compacted topics) arrives as an empty buffer: the port has no null value.
+    value: message.value ?? Buffer.alloc(0),
+    headers: toHeaders(message.headers),
+    timestampMs: Number(message.timestamp),
+  };
+}
+
+function toHeaders(headers: kafkajs.IHeaders | undefined): Headers {
+  const out: Record<string, Buffer> = {};
+  if (!headers) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    // Kafka allows a header name twice; the port keeps the last value.
+    const last = Array.isArray(value) ? value[value.length - 1] : value;
+    if (last !== undefined) out[name] = typeof last === 'string' ? Buffer.from(last) : last;
+  }
+  return out;
+}

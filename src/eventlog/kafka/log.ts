@@ -1,0 +1,108 @@
+import kafkajs from 'kafkajs';
+import type { Config } from '../../config/schema.ts';
+import { FatalError } from '../../errors/index.ts';
+import type { Logger } from '../../logging/logger.ts';
+import type { ConsumerOptions, EventConsumer, EventLog, EventProducer, TopicSpec } from '../port.ts';
+import { toKafkaJsConfig, toProducerConfig, type KafkaSettings } from './config.ts';
+import { KafkaEventConsumer } from './consumer.ts';
+import { classifyKafkaError } from './errors.ts';
+import { KafkaEventProducer } from './producer.ts';
+
+/**
+ * The event log on Kafka through kafkajs. Clients connect lazily: creating the log or a consumer touches no
+ * broker. One admin client per log serves `ensureTopics` and every consumer's `lag()`.
+ */
+export function createKafkaEventLog(config: Config['eventLog'], logger: Logger): EventLog {
+  const log = logger.child({ component: 'eventlog-kafka' });
+  if (config.kafka.sasl && !config.kafka.ssl) {
+    log.warn({ code: 'SASL_WITHOUT_TLS' }, 'SASL credentials are sent without TLS (eventLog.kafka.ssl is false)');
+  }
+  return new KafkaEventLog(config.kafka, log);
+}
+
+class KafkaEventLog implements EventLog {
+  readonly kind = 'kafka' as const;
+  private readonly kafka: kafkajs.Kafka;
+  private adminClient: Promise<kafkajs.Admin> | null = null;
+  private readonly consumers = new Set<KafkaEventConsumer>();
+  private readonly producers = new Set<KafkaEventProducer>();
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly settings: KafkaSettings,
+    private readonly logger: Logger,
+  ) {
+    this.kafka = new kafkajs.Kafka(toKafkaJsConfig(settings, logger));
+  }
+
+  /** Creates the missing topics with their partitions, replication and config; existing ones stay as they are. */
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    this.checkOpen();
+    try {
+      const admin = await this.admin();
+      const existing = new Set(await admin.listTopics());
+      const missing = specs.filter((spec) => !existing.has(spec.name));
+      if (missing.length === 0) return;
+      // A topic created concurrently by another instance makes kafkajs return false, not throw: fine here.
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((spec) => ({
+          topic: spec.name,
+          numPartitions: spec.partitions,
+          replicationFactor: spec.replicationFactor,
+          configEntries: Object.entries(spec.config ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      });
+      this.logger.info({ topics: missing.map((s) => s.name) }, 'created topics');
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
+  }
+
+  consumer(options: ConsumerOptions): EventConsumer {
+    this.checkOpen();
+    if (!options.groupId || options.topics.length === 0 || !(options.maxBatchRecords >= 1)) {
+      throw new FatalError('INVALID_CONSUMER_OPTIONS', 'groupId, topics and maxBatchRecords >= 1 are required');
+    }
+    const consumer = new KafkaEventConsumer(
+      { kafka: this.kafka, admin: () => this.admin(), settings: this.settings, logger: this.logger },
+      options,
+    );
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  producer(): EventProducer {
+    this.checkOpen();
+    const producer = new KafkaEventProducer(this.kafka.producer(toProducerConfig(this.settings)));
+    this.producers.add(producer);
+    return producer;
+  }
+
+  /** Stops the consumers (each commits its batch in flight), flushes and closes the producers, then the admin. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.consumers].map((c) => c.stop()));
+      await Promise.all([...this.producers].map((p) => p.close()));
+      const admin = this.adminClient;
+      this.adminClient = null;
+      if (admin) await admin.then((a) => a.disconnect()).catch(() => undefined);
+    })();
+    return this.closing;
+  }
+
+  private admin(): Promise<kafkajs.Admin> {
+    if (!this.adminClient) {
+      const admin = this.kafka.admin({ retry: { retries: this.settings.retry.retries } });
+      const connected = admin.connect().then(() => admin);
+      // Not remembered when it fails: the next call tries again.
+      connected.catch(() => (this.adminClient = null));
+      this.adminClient = connected;
+    }
+    return this.adminClient;
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new FatalError('EVENT_LOG_CLOSED', 'the Kafka event log is closed');
+  }
+}

@@ -1,0 +1,111 @@
+import type { CandidateSource } from '../../domain/evidence.ts';
+import type { ItemProfile, UserProfile } from '../../store/port.ts';
+import { bloomHas } from '../../util/bloom.ts';
+import type { StoreView } from '../state/store-view.ts';
+
+/**
+ * Candidates: the union of three sources, each bounded, consumed items excluded (configurable):
+ * - item-CF: items that co-occur with the user's most recent items, by summed co-occurrence count;
+ * - embedding: nearest items to the user's vector;
+ * - popular: the most popular items right now, which is what a cold user gets.
+ */
+
+export interface CandidateOptions {
+  readonly fromEmbedding: number;
+  readonly fromCooccurrence: number;
+  readonly fromPopular: number;
+  readonly recentItemsForCooccurrence: number;
+  readonly maxCandidates: number;
+  readonly excludeConsumed: boolean;
+}
+
+/** Co-occurrence of one candidate with the user's recent items; reused by the evidence stage. */
+export interface CooccurrenceSignal {
+  /** Sum of counts over the recent items. */
+  total: number;
+  /** How many of the recent items co-occur with it. */
+  items: number;
+  /** The recent item with the largest count. */
+  strongestWith: string;
+  strongestCount: number;
+}
+
+export interface CandidateSet {
+  readonly itemIds: readonly string[];
+  readonly sources: ReadonlyMap<string, readonly CandidateSource[]>;
+  readonly cooccurrence: ReadonlyMap<string, CooccurrenceSignal>;
+  /** Profiles of the recent items that seeded co-occurrence, most recent first. */
+  readonly recentItems: readonly ItemProfile[];
+}
+
+export async function generateCandidates(
+  view: StoreView,
+  user: UserProfile,
+  options: CandidateOptions,
+  nowMs: number,
+): Promise<CandidateSet> {
+  const recentIds = user.recentItems.slice(0, options.recentItemsForCooccurrence).map((r) => r.id);
+  const recentItems = [...(await view.itemsById(recentIds)).values()];
+  const consumed = (id: string): boolean => options.excludeConsumed && isConsumed(user, id);
+  const recentSet = new Set(user.recentItems.map((r) => r.id));
+  const exclude = options.excludeConsumed ? recentSet : undefined;
+
+  const cooccurrence = cooccurrenceSignals(recentItems, consumed);
+  const overfetch = (k: number): number => k + Math.ceil(k / 2);
+  const [nearest, popular] = await Promise.all([
+    options.fromEmbedding > 0 && user.interactionCount > 0 ? view.searchItems(user.vector, overfetch(options.fromEmbedding), exclude) : [],
+    options.fromPopular > 0 ? view.popularItems(overfetch(options.fromPopular) + recentSet.size, nowMs) : [],
+  ]);
+
+  const sources = new Map<string, CandidateSource[]>();
+  const add = (ids: Iterable<string>, source: CandidateSource, limit: number): void => {
+    let taken = 0;
+    for (const id of ids) {
+      if (taken >= limit) break;
+      if (consumed(id)) continue;
+      taken++;
+      const list = sources.get(id);
+      if (list) list.push(source);
+      else if (sources.size < options.maxCandidates) sources.set(id, [source]);
+    }
+  };
+  add(topByTotal(cooccurrence, options.fromCooccurrence * 2), 'cooccurrence', options.fromCooccurrence);
+  add(nearest.map((n) => n.id), 'embedding', options.fromEmbedding);
+  add(popular.map((n) => n.id), 'popular', options.fromPopular);
+  return { itemIds: [...sources.keys()], sources, cooccurrence, recentItems };
+}
+
+function isConsumed(user: UserProfile, itemId: string): boolean {
+  return bloomHas(user.consumed, itemId);
+}
+
+function cooccurrenceSignals(
+  recentItems: readonly ItemProfile[],
+  consumed: (id: string) => boolean,
+): Map<string, CooccurrenceSignal> {
+  const signals = new Map<string, CooccurrenceSignal>();
+  for (const recent of recentItems) {
+    for (const [other, count] of recent.cooccurrence) {
+      if (count <= 0 || consumed(other)) continue;
+      const s = signals.get(other);
+      if (!s) {
+        signals.set(other, { total: count, items: 1, strongestWith: recent.itemId, strongestCount: count });
+        continue;
+      }
+      s.total += count;
+      s.items += 1;
+      if (count > s.strongestCount) {
+        s.strongestCount = count;
+        s.strongestWith = recent.itemId;
+      }
+    }
+  }
+  return signals;
+}
+
+function topByTotal(signals: ReadonlyMap<string, CooccurrenceSignal>, k: number): string[] {
+  return [...signals.entries()]
+    .sort((a, b) => b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1))
+    .slice(0, k)
+    .map(([id]) => id);
+}

@@ -1,0 +1,147 @@
+import type { Interaction } from '../../domain/events.ts';
+import type { ItemDelta, TimedId, UserProfile } from '../../store/port.ts';
+import { bloomAdd, createBloom } from '../../util/bloom.ts';
+import type { StoreView } from '../state/store-view.ts';
+import { bprStep } from './bpr.ts';
+import { randomVector } from './vectors.ts';
+
+/**
+ * Graph + embeddings: folds one interaction into the collaborative state.
+ * - the user's bounded recent history and consumed-items filter;
+ * - the item's recent audience, counts, popularity, and co-occurrence with the user's previous items;
+ * - one BPR step per sampled negative on the user and item embeddings.
+ * New users and items get a random vector at their first event and are usable from then on.
+ */
+
+export interface LearnerOptions {
+  readonly dimension: number;
+  readonly learningRate: number;
+  readonly regularization: number;
+  readonly initScale: number;
+  readonly userHistoryLength: number;
+  readonly cooccurrenceWindow: number;
+  readonly consumedFilterBytes: number;
+}
+
+export interface Random {
+  /** Uniform in [0, 1). */
+  next(): number;
+  /** Standard normal. */
+  normal(): number;
+}
+
+export class CollaborativeLearner {
+  constructor(
+    private readonly options: LearnerOptions,
+    private readonly random: Random,
+  ) {}
+
+  /** Items `learn` reads or changes for `event`: they must be loaded into the view first. */
+  itemsToLoad(user: UserProfile | undefined, event: Interaction, negatives: readonly string[]): string[] {
+    const previous = (user?.recentItems ?? []).slice(0, this.options.cooccurrenceWindow + 1).map((r) => r.id);
+    return [event.itemId, ...negatives, ...previous];
+  }
+
+  /**
+   * Learns `event`. The view must hold the user (if known), the item (if known), the user's recent items
+   * and the `negatives`; `negatives` are item ids sampled by the caller (see `NegativeSampler`).
+   */
+  learn(view: StoreView, event: Interaction, negatives: readonly string[]): UserProfile {
+    const o = this.options;
+    const before = view.user(event.userId);
+    const userVector = before ? Float32Array.from(before.vector) : randomVector(o.dimension, o.initScale, () => this.random.normal());
+    const item = view.item(event.itemId);
+    const itemVector = item ? item.vector : randomVector(o.dimension, o.initScale, () => this.random.normal());
+
+    const positiveDelta = new Float32Array(o.dimension);
+    for (const negativeId of negatives) {
+      const negative = negativeId === event.itemId ? undefined : view.item(negativeId);
+      if (!negative) continue;
+      const negativeDelta = new Float32Array(o.dimension);
+      bprStep(userVector, itemVector, negative.vector, positiveDelta, negativeDelta, o.learningRate, o.regularization);
+      view.applyItemDelta({ itemId: negativeId, vectorDelta: negativeDelta, atMs: event.timestampMs, interactions: 0 });
+    }
+
+    const previous = (before?.recentItems ?? []).filter((r) => r.id !== event.itemId).slice(0, o.cooccurrenceWindow);
+    view.applyItemDelta(positiveItemDelta(event, item ? undefined : itemVector, positiveDelta, previous));
+    for (const r of previous) {
+      view.applyItemDelta({ itemId: r.id, atMs: event.timestampMs, interactions: 0, cooccurrence: new Map([[event.itemId, 1]]) });
+    }
+
+    const profile = nextUserProfile(before, event, userVector, o);
+    view.putUser(profile);
+    return profile;
+  }
+}
+
+function positiveItemDelta(
+  event: Interaction,
+  initialVector: Float32Array | undefined,
+  vectorDelta: Float32Array,
+  previous: readonly TimedId[],
+): ItemDelta {
+  return {
+    itemId: event.itemId,
+    ...(initialVector ? { initialVector } : {}),
+    vectorDelta,
+    seenBy: { id: event.userId, atMs: event.timestampMs },
+    interactions: 1,
+    atMs: event.timestampMs,
+    cooccurrence: new Map(previous.map((r) => [r.id, 1])),
+  };
+}
+
+function nextUserProfile(
+  before: UserProfile | undefined,
+  event: Interaction,
+  vector: Float32Array,
+  o: LearnerOptions,
+): UserProfile {
+  const consumed = before ? Uint8Array.from(before.consumed) : createBloom(o.consumedFilterBytes);
+  bloomAdd(consumed, event.itemId);
+  const recent = [{ id: event.itemId, atMs: event.timestampMs }];
+  for (const r of before?.recentItems ?? []) {
+    if (recent.length >= o.userHistoryLength) break;
+    if (r.id !== event.itemId) recent.push(r);
+  }
+  return {
+    userId: event.userId,
+    vector,
+    recentItems: recent,
+    interactionCount: (before?.interactionCount ?? 0) + 1,
+    consumed,
+    firstSeenMs: before ? Math.min(before.firstSeenMs, event.timestampMs) : event.timestampMs,
+    lastSeenMs: Math.max(before?.lastSeenMs ?? 0, event.timestampMs),
+  };
+}
+
+/**
+ * Draws negatives in proportion to recent popularity by sampling a ring buffer of recently interacted items.
+ * Popularity-proportional negatives push the model past "recommend what is popular", which uniform negatives
+ * (mostly obscure items, easy to beat) do not. Bounded memory; per-instance state, rebuilt after a restart.
+ */
+export class NegativeSampler {
+  private readonly ring: string[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly random: Random,
+  ) {}
+
+  observe(itemId: string): void {
+    if (this.ring.length < this.capacity) this.ring.push(itemId);
+    else this.ring[this.next] = itemId;
+    this.next = (this.next + 1) % this.capacity;
+  }
+
+  sample(count: number, avoid: string): string[] {
+    const out: string[] = [];
+    if (this.ring.length === 0) return out;
+    for (let tries = 0; out.length < count && tries < count * 3; tries++) {
+      const id = this.ring[Math.floor(this.random.next() * this.ring.length)]!;
+      if (id !== avoid) out.push(id);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,213 @@
+import { BadInputError } from '../errors/index.ts';
+import { EMPTY_LOG_SUM, logAddEvent } from './popularity.ts';
+import type { ItemDelta, ItemMetadata, ItemProfile, TimedId } from './port.ts';
+
+/**
+ * The one definition of how an `ItemDelta` changes an `ItemProfile`, used by every store adapter so that
+ * item semantics cannot drift between the embedded store and Qdrant.
+ *
+ * Every rule commutes, so deltas for one item may be folded in any order (and several deltas of one call
+ * coalesced into one write) with the same result:
+ *
+ * - vector: `initialVector` seeds a new item (or one known only from its catalogue record, see
+ *   `isUnseenItem`); `vectorDelta` is added element-wise. Two deltas that both carry an `initialVector` for a
+ *   new item: the first applied seeds it, and both `vectorDelta`s are added (float addition rounds, so the
+ *   order can change the last bits);
+ * - `interactionCount += interactions`;
+ * - popularity (short and long windows): `interactions` events at `atMs` are log-add-exp'ed in
+ *   (`logAddEvent`);
+ * - `firstSeenMs = min`, `lastSeenMs = max` with `atMs` (every delta is a sighting of the item);
+ * - `recentUsers`: union keeping each user's latest time, most recent first (ties by id), the first
+ *   `itemAudienceLength` kept;
+ * - `cooccurrence`: counts added, the `cooccurrenceLimit` largest kept (ties by id), largest first. Dropping
+ *   the tail is the only lossy step: a count that fell out and comes back starts again from its new delta.
+ *
+ * Title and categories are not touched by deltas; `applyItemMetadata` sets them.
+ */
+
+/** The parts of the `store` config the merge reads; `Config['store']` satisfies it. */
+export interface ItemMergeLimits {
+  readonly dimension: number;
+  readonly itemAudienceLength: number;
+  readonly cooccurrenceLimit: number;
+  readonly popularityShortHalfLifeMs: number;
+  readonly popularityLongHalfLifeMs: number;
+}
+
+/**
+ * `firstSeenMs`/`lastSeenMs` of an item no delta has touched yet (created by `applyItemMetadata`).
+ * Chosen so that `min`/`max` with the first real `atMs` need no special case; `isUnseenItem` tests for it.
+ */
+export const UNSEEN_FIRST_SEEN_MS = Number.MAX_SAFE_INTEGER;
+export const UNSEEN_LAST_SEEN_MS = Number.MIN_SAFE_INTEGER;
+
+/** True for an item known only from its catalogue record: zero vector, no interactions, never seen. */
+export function isUnseenItem(profile: ItemProfile): boolean {
+  return profile.firstSeenMs > profile.lastSeenMs;
+}
+
+/** Throws `BadInputError` (`STORE_INVALID_DELTA`) unless `delta` can be merged into a `dimension`-d store. */
+export function validateItemDelta(delta: ItemDelta, dimension: number): void {
+  const bad = (why: string): never => {
+    throw new BadInputError('STORE_INVALID_DELTA', `item delta for ${JSON.stringify(delta.itemId)}: ${why}`);
+  };
+  if (typeof delta.itemId !== 'string' || delta.itemId.length === 0) bad('empty item id');
+  if (!Number.isFinite(delta.atMs)) bad(`atMs ${delta.atMs} is not a finite number`);
+  if (delta.initialVector) checkVector(delta.initialVector, dimension, 'initialVector', bad);
+  if (delta.vectorDelta) checkVector(delta.vectorDelta, dimension, 'vectorDelta', bad);
+  if (delta.interactions !== undefined && !(Number.isFinite(delta.interactions) && delta.interactions >= 0)) {
+    bad(`interactions ${delta.interactions} is not a finite number >= 0`);
+  }
+  if (delta.seenBy && !(delta.seenBy.id.length > 0 && Number.isFinite(delta.seenBy.atMs)))
+    bad('invalid seenBy');
+  if (delta.cooccurrence) {
+    for (const [id, count] of delta.cooccurrence) {
+      if (id.length === 0 || !(Number.isFinite(count) && count > 0))
+        bad(`cooccurrence ${JSON.stringify(id)}: ${count}`);
+    }
+  }
+}
+
+/** Throws `BadInputError` (`STORE_INVALID_VECTOR`) unless `vector` has `dimension` finite entries. */
+export function validateVector(vector: Float32Array, dimension: number, what: string): void {
+  checkVector(vector, dimension, what, (why) => {
+    throw new BadInputError('STORE_INVALID_VECTOR', `${what}: ${why}`);
+  });
+}
+
+function checkVector(
+  vector: Float32Array,
+  dimension: number,
+  what: string,
+  bad: (why: string) => never,
+): void {
+  if (!(vector instanceof Float32Array)) bad(`${what} is not a Float32Array`);
+  if (vector.length !== dimension) bad(`${what} has dimension ${vector.length}, the store has ${dimension}`);
+  for (let i = 0; i < vector.length; i++) {
+    if (!Number.isFinite(vector[i])) bad(`${what}[${i}] is not finite`);
+  }
+}
+
+/**
+ * Applies one delta to an item's profile (`undefined` = the item does not exist yet) and returns the new
+ * profile; the input is not modified. Validates the delta first (`validateItemDelta`).
+ */
+export function mergeItemDelta(
+  profile: ItemProfile | undefined,
+  delta: ItemDelta,
+  limits: ItemMergeLimits,
+): ItemProfile {
+  validateItemDelta(delta, limits.dimension);
+  const base = profile ?? newItem(delta.itemId, limits.dimension);
+  const seeded = delta.initialVector !== undefined && isUnseenItem(base);
+
+  let vector = base.vector;
+  if (seeded || delta.vectorDelta) {
+    vector = Float32Array.from(seeded ? delta.initialVector! : base.vector);
+    if (delta.vectorDelta) for (let i = 0; i < vector.length; i++) vector[i]! += delta.vectorDelta[i]!;
+  }
+
+  const interactions = delta.interactions ?? 0;
+  return {
+    itemId: base.itemId,
+    vector,
+    recentUsers: delta.seenBy
+      ? mergeRecent(base.recentUsers, [delta.seenBy], limits.itemAudienceLength)
+      : base.recentUsers,
+    interactionCount: base.interactionCount + interactions,
+    popularity:
+      interactions > 0
+        ? {
+            shortLog: logAddEvent(
+              base.popularity.shortLog,
+              delta.atMs,
+              limits.popularityShortHalfLifeMs,
+              interactions,
+            ),
+            longLog: logAddEvent(
+              base.popularity.longLog,
+              delta.atMs,
+              limits.popularityLongHalfLifeMs,
+              interactions,
+            ),
+          }
+        : base.popularity,
+    cooccurrence: delta.cooccurrence
+      ? mergeCounts(base.cooccurrence, delta.cooccurrence, base.itemId, limits.cooccurrenceLimit)
+      : base.cooccurrence,
+    title: base.title,
+    categories: base.categories,
+    firstSeenMs: Math.min(base.firstSeenMs, delta.atMs),
+    lastSeenMs: Math.max(base.lastSeenMs, delta.atMs),
+  };
+}
+
+/**
+ * Sets an item's title and categories, nothing else. An item that does not exist yet is created as an unseen
+ * item (zero vector, no counts; `isUnseenItem` is true) whose first delta's `initialVector` still applies.
+ */
+export function applyItemMetadata(
+  profile: ItemProfile | undefined,
+  metadata: ItemMetadata,
+  dimension: number,
+): ItemProfile {
+  const base = profile ?? newItem(metadata.itemId, dimension);
+  return { ...base, title: metadata.title, categories: [...metadata.categories] };
+}
+
+function newItem(itemId: string, dimension: number): ItemProfile {
+  return {
+    itemId,
+    vector: new Float32Array(dimension),
+    recentUsers: [],
+    interactionCount: 0,
+    popularity: { shortLog: EMPTY_LOG_SUM, longLog: EMPTY_LOG_SUM },
+    cooccurrence: new Map(),
+    title: null,
+    categories: [],
+    firstSeenMs: UNSEEN_FIRST_SEEN_MS,
+    lastSeenMs: UNSEEN_LAST_SEEN_MS,
+  };
+}
+
+/** Union of two recency lists keeping each id's latest time; most recent first, ties by id; at most `limit`. */
+export function mergeRecent(
+  current: readonly TimedId[],
+  added: readonly TimedId[],
+  limit: number,
+): TimedId[] {
+  const latest = new Map<string, number>();
+  for (const list of [current, added]) {
+    for (const { id, atMs } of list) {
+      const seen = latest.get(id);
+      if (seen === undefined || atMs > seen) latest.set(id, atMs);
+    }
+  }
+  return [...latest]
+    .map(([id, atMs]) => ({ id, atMs }))
+    .sort(byTimeDescThenId)
+    .slice(0, limit);
+}
+
+function byTimeDescThenId(a: TimedId, b: TimedId): number {
+  return b.atMs - a.atMs || compareIds(a.id, b.id);
+}
+
+/** Counts added; `self` dropped; the `limit` largest kept, largest first, ties by id. */
+export function mergeCounts(
+  current: ReadonlyMap<string, number>,
+  added: ReadonlyMap<string, number>,
+  self: string,
+  limit: number,
+): Map<string, number> {
+  const sum = new Map(current);
+  for (const [id, count] of added) {
+    if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
+  }
+  const kept = [...sum].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0])).slice(0, limit);
+  return new Map(kept);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
