@@ -27,7 +27,8 @@ export async function startServices(files) {
   return {
     env,
     stop: async () => {
-      for (const stop of stops.reverse()) await stop().catch((err) => console.error(`stopping a test service: ${err.message}`));
+      for (const stop of stops.reverse())
+        await stop().catch((err) => console.error(`stopping a test service: ${err.message}`));
     },
   };
 }
@@ -40,7 +41,9 @@ async function startKafka() {
     try {
       return await startKafkaContainer();
     } catch (err) {
-      console.error(`test services: testcontainers could not start Kafka (${err.message}); using the local broker`);
+      console.error(
+        `test services: testcontainers could not start Kafka (${err.message}); using the local broker`,
+      );
     }
   }
   const { startLocalBroker } = await import('./kafka/broker.mjs');

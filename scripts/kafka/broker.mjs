@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { clearTimeout, setTimeout } from 'node:timers';
 import kafkajs from 'kafkajs';
 import { ensureKafkaLibs } from './libs.mjs';
 
@@ -99,7 +100,8 @@ appender.out.layout.pattern = [%d] %p %m (%c)%n
 
 /**
  * Starts a local broker and resolves once it serves clients (group coordinator included).
- * @param {{ dataDir?: string, port?: number, controllerPort?: number, heapMb?: number, log?: (line: string) => void }} [options]
+ * @param {{ dataDir?: string, port?: number, controllerPort?: number, heapMb?: number, quickJit?: boolean,
+ *   log?: (line: string) => void }} [options]
  */
 export async function startLocalBroker(options = {}) {
   const libs = await ensureKafkaLibs({ log: options.log });
@@ -112,6 +114,7 @@ export async function startLocalBroker(options = {}) {
     port: options.port ?? (await freePort()),
     controllerPort: options.controllerPort ?? (await freePort()),
     heapMb: options.heapMb ?? 384,
+    quickJit: options.quickJit ?? true,
     log: options.log ?? (() => {}),
   });
   try {
@@ -154,7 +157,10 @@ class LocalBroker {
     const props = join(dataDir, 'server.properties');
     const log4j = join(dataDir, 'log4j2.properties');
     await mkdir(dataDir, { recursive: true });
-    await writeFile(props, serverProperties({ port: this.port, controllerPort: this.controllerPort, logDir }));
+    await writeFile(
+      props,
+      serverProperties({ port: this.port, controllerPort: this.controllerPort, logDir }),
+    );
     await writeFile(log4j, LOG4J);
     const jvm = this.#jvmArgs(log4j, libs);
     // Formatting is once per data dir: a restart must find the data it left.
@@ -192,7 +198,8 @@ class LocalBroker {
       `-Xms64m`,
       `-Xmx${this.#opts.heapMb}m`,
       '-XX:+UseSerialGC',
-      '-XX:TieredStopAtLevel=1',
+      // C1 only: starts faster and burns less CPU compiling, which tests care about; benchmarks turn it off.
+      ...(this.#opts.quickJit ? ['-XX:TieredStopAtLevel=1'] : []),
       '-Djava.awt.headless=true',
       `-Dlog4j2.configurationFile=${log4j}`,
       `-Dkafka.logs.dir=${join(this.dataDir, 'broker-logs')}`,
@@ -216,7 +223,9 @@ class LocalBroker {
       child.stderr.on('data', (c) => this.#remember(c));
       child.on('error', reject);
       child.on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`kafka storage format failed (${code}):\n${this.logTail()}`)),
+        code === 0
+          ? resolve()
+          : reject(new Error(`kafka storage format failed (${code}):\n${this.logTail()}`)),
       );
     });
   }
@@ -269,7 +278,11 @@ class LocalBroker {
     }
     // Listening is not serving: wait until the group coordinator answers, so the first test does not pay for
     // the offsets topic's creation in its own timeouts.
-    const kafka = new kafkajs.Kafka({ brokers: [this.brokers], logLevel: kafkajs.logLevel.NOTHING, retry: { retries: 0 } });
+    const kafka = new kafkajs.Kafka({
+      brokers: [this.brokers],
+      logLevel: kafkajs.logLevel.NOTHING,
+      retry: { retries: 0 },
+    });
     const admin = kafka.admin();
     try {
       for (;;) {

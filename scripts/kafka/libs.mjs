@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -27,11 +28,16 @@ export function kafkaVersion() {
 }
 
 async function checkTools() {
-  for (const [tool, args] of [['java', ['-version']], ['mvn', ['-v']]]) {
+  for (const [tool, args] of [
+    ['java', ['-version']],
+    ['mvn', ['-v']],
+  ]) {
     try {
       await run(tool, args);
     } catch (err) {
-      throw new Error(`the local Kafka broker needs ${tool} (Java 17+ and Maven 3.8+) on PATH: ${err.message}`);
+      throw new Error(
+        `the local Kafka broker needs ${tool} (Java 17+ and Maven 3.8+) on PATH: ${err.message}`,
+      );
     }
   }
 }
@@ -49,7 +55,15 @@ export async function ensureKafkaLibs({ log = () => {} } = {}) {
     await rm(staging, { recursive: true, force: true });
     await run(
       'mvn',
-      ['-q', '-B', '-f', join(here, 'pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
+      [
+        '-q',
+        '-B',
+        '-f',
+        join(here, 'pom.xml'),
+        'dependency:copy-dependencies',
+        `-DoutputDirectory=${staging}`,
+        '-DincludeScope=runtime',
+      ],
       { maxBuffer: 16 * 1024 * 1024 },
     ).catch((err) => {
       throw new Error(`mvn could not resolve the Kafka jars: ${err.stderr || err.stdout || err.message}`);
@@ -72,7 +86,10 @@ async function acquireLock() {
     } catch (err) {
       if (err.code !== 'EEXIST') throw err;
     }
-    const age = await stat(LOCK).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const age = await stat(LOCK).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
     if (age > STALE_LOCK_MS || Date.now() > deadline) {
       await rm(LOCK, { recursive: true, force: true });
       continue;

@@ -28,7 +28,9 @@ try {
   process.exit(1);
 }
 console.log(`Kafka ${kafkaVersion()} ready: bootstrap ${broker.brokers}`);
-console.log(`  STARSTREAM_EVENT_LOG__KIND=kafka STARSTREAM_EVENT_LOG__KAFKA__BROKERS='["${broker.brokers}"]'`);
+console.log(
+  `  STARSTREAM_EVENT_LOG__KIND=kafka STARSTREAM_EVENT_LOG__KAFKA__BROKERS='["${broker.brokers}"]'`,
+);
 console.log('Ctrl-C stops it.');
 
 let stopping = false;

@@ -12,13 +12,24 @@ import type { Logger } from '../logging/logger.ts';
  * @param eventLog for tests; by default the adapter the config names, closed before returning.
  * @returns the specs that were ensured.
  */
-export async function topicsCreate(config: Readonly<Config>, log: Logger, eventLog?: EventLog): Promise<TopicSpec[]> {
+export async function topicsCreate(
+  config: Readonly<Config>,
+  log: Logger,
+  eventLog?: EventLog,
+): Promise<TopicSpec[]> {
   const specs = topicSpecs(config);
   const target = eventLog ?? createEventLog(config, log);
   try {
     await target.ensureTopics(specs);
     log.info(
-      { kind: target.kind, topics: specs.map((s) => ({ topic: s.name, partitions: s.partitions, replicationFactor: s.replicationFactor })) },
+      {
+        kind: target.kind,
+        topics: specs.map((s) => ({
+          topic: s.name,
+          partitions: s.partitions,
+          replicationFactor: s.replicationFactor,
+        })),
+      },
       'topics ensured',
     );
     return specs;

@@ -145,21 +145,32 @@ export function runEventLogContract(
         const producer = s.producer();
         const keys = ['user-a', 'user-b', 'user-c', 'user-d'];
         for (let round = 0; round < 5; round++) {
-          await producer.send(keys.flatMap((key) => records(s.topic, key, range(`${key}:`, 10).slice(round * 2, round * 2 + 2))));
+          await producer.send(
+            keys.flatMap((key) =>
+              records(s.topic, key, range(`${key}:`, 10).slice(round * 2, round * 2 + 2)),
+            ),
+          );
         }
         const got = s.collect(s.consumer());
         await s.wait(() => got.records.length >= 40);
 
         for (const key of keys) {
           const ofKey = got.records.filter((r) => r.key?.toString() === key);
-          assert.deepEqual(ofKey.map((r) => r.value.toString()), range(`${key}:`, 10), `order of ${key}`);
+          assert.deepEqual(
+            ofKey.map((r) => r.value.toString()),
+            range(`${key}:`, 10),
+            `order of ${key}`,
+          );
           assert.equal(new Set(ofKey.map((r) => r.partition)).size, 1, `${key} spans partitions`);
         }
         for (const batch of got.batches) {
           assert.ok(batch.records.length <= 10, 'batch larger than maxBatchRecords');
           assert.ok(batch.records.every((r) => r.partition === batch.partition && r.topic === s.topic));
           const offsets = batch.records.map((r) => BigInt(r.offset));
-          assert.ok(offsets.every((o, i) => i === 0 || o > offsets[i - 1]!), 'offsets not increasing in a batch');
+          assert.ok(
+            offsets.every((o, i) => i === 0 || o > offsets[i - 1]!),
+            'offsets not increasing in a batch',
+          );
         }
       }));
 
@@ -168,7 +179,12 @@ export function runEventLogContract(
         await s.createTopic();
         const before = Date.now();
         await s.producer().send([
-          { topic: s.topic, key: 'text-key', value: Buffer.from('one'), headers: { h1: 'v1', h2: Buffer.from([0, 255]) } },
+          {
+            topic: s.topic,
+            key: 'text-key',
+            value: Buffer.from('one'),
+            headers: { h1: 'v1', h2: Buffer.from([0, 255]) },
+          },
           { topic: s.topic, key: Buffer.from([1, 2, 3]), value: Buffer.from([0, 1, 2, 250]) },
           { topic: s.topic, key: null, value: Buffer.from('no key'), headers: {} },
         ]);
@@ -210,7 +226,10 @@ export function runEventLogContract(
 
         assert.ok(failed, 'the failing batch was never seen');
         const firstOffset = failed.records[0]!.offset;
-        assert.ok(attempts.filter((o) => o === firstOffset).length >= 2, 'failed batch not retried from its first offset');
+        assert.ok(
+          attempts.filter((o) => o === firstOffset).length >= 2,
+          'failed batch not retried from its first offset',
+        );
         assert.deepEqual(got.values(), values, 'records lost, duplicated after commit, or reordered');
       }));
 
@@ -268,8 +287,17 @@ export function runEventLogContract(
         });
         await s.wait(() => fromStart.records.length >= 5 + 1);
 
-        assert.deepEqual(fromStart.values().filter((v) => v.startsWith('early')).sort(), range('early', 5));
-        assert.deepEqual(fromEnd.values().filter((v) => v.startsWith('early')), []);
+        assert.deepEqual(
+          fromStart
+            .values()
+            .filter((v) => v.startsWith('early'))
+            .sort(),
+          range('early', 5),
+        );
+        assert.deepEqual(
+          fromEnd.values().filter((v) => v.startsWith('early')),
+          [],
+        );
       }));
 
     it('pause() stops delivery until resume()', () =>

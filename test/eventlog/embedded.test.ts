@@ -20,7 +20,7 @@ runEventLogContract('embedded', async () => {
 });
 
 describe('embedded event log', () => {
-  it('partitions keys as Kafka\'s default partitioner does', () => {
+  it("partitions keys as Kafka's default partitioner does", () => {
     const kafkaPartitioner = kafkajs.Partitioners.DefaultPartitioner();
     const partitionMetadata = Array.from({ length: 7 }, (_, partitionId) => ({
       partitionId,
@@ -40,7 +40,12 @@ describe('embedded event log', () => {
     const topic = uniqueName('bp');
     try {
       await log.ensureTopics([{ name: topic, partitions: 2, replicationFactor: 1 }]);
-      const consumer = log.consumer({ groupId: 'g', topics: [topic], fromBeginning: true, maxBatchRecords: 50 });
+      const consumer = log.consumer({
+        groupId: 'g',
+        topics: [topic],
+        fromBeginning: true,
+        maxBatchRecords: 50,
+      });
       let release: () => void = () => undefined;
       let gate = new Promise<void>((r) => (release = r));
       let maxBacklogSeen = 0;
@@ -56,7 +61,9 @@ describe('embedded event log', () => {
       let sent = 0;
       const sending = (async () => {
         for (let i = 0; i < 50; i++) {
-          await producer.send(Array.from({ length: 10 }, (_, j) => ({ topic, key: `k${j}`, value: Buffer.from(`${i}:${j}`) })));
+          await producer.send(
+            Array.from({ length: 10 }, (_, j) => ({ topic, key: `k${j}`, value: Buffer.from(`${i}:${j}`) })),
+          );
           sent += 10;
         }
       })();
@@ -79,7 +86,9 @@ describe('embedded event log', () => {
 
   it('drops committed records from memory and keeps a bounded tail for topics nobody reads', async () => {
     const log = embedded({ embedded: { retainUnconsumedRecords: 50 } });
-    const internals = log as unknown as { topics: Map<string, { partitions: { size: number; startOffset: number }[] }> };
+    const internals = log as unknown as {
+      topics: Map<string, { partitions: { size: number; startOffset: number }[] }>;
+    };
     const read = uniqueName('read');
     const unread = uniqueName('unread');
     try {
@@ -87,7 +96,12 @@ describe('embedded event log', () => {
         { name: read, partitions: 1, replicationFactor: 1 },
         { name: unread, partitions: 1, replicationFactor: 1 },
       ]);
-      const consumer = log.consumer({ groupId: 'g', topics: [read], fromBeginning: true, maxBatchRecords: 100 });
+      const consumer = log.consumer({
+        groupId: 'g',
+        topics: [read],
+        fromBeginning: true,
+        maxBatchRecords: 100,
+      });
       let consumed = 0;
       void consumer.run(async (batch) => {
         consumed += batch.records.length;
@@ -106,7 +120,12 @@ describe('embedded event log', () => {
       assert.equal(unreadLog.size, 50);
 
       // A group that joins late with fromBeginning reads the retained tail, with its original offsets.
-      const late = log.consumer({ groupId: 'late', topics: [unread], fromBeginning: true, maxBatchRecords: 100 });
+      const late = log.consumer({
+        groupId: 'late',
+        topics: [unread],
+        fromBeginning: true,
+        maxBatchRecords: 100,
+      });
       const lateBatches: ConsumedBatch[] = [];
       void late.run(async (batch) => {
         lateBatches.push(batch);
@@ -129,17 +148,28 @@ describe('embedded event log', () => {
       const seenBy = { a: new Set<number>(), b: new Set<number>() };
       void a.run(async (batch) => void seenBy.a.add(batch.partition));
       void b.run(async (batch) => void seenBy.b.add(batch.partition));
-      assert.deepEqual((await a.lag()).map((p) => p.partition), [0, 2]);
-      assert.deepEqual((await b.lag()).map((p) => p.partition), [1, 3]);
+      assert.deepEqual(
+        (await a.lag()).map((p) => p.partition),
+        [0, 2],
+      );
+      assert.deepEqual(
+        (await b.lag()).map((p) => p.partition),
+        [1, 3],
+      );
 
       const producer = log.producer();
-      await producer.send(Array.from({ length: 40 }, (_, i) => ({ topic, key: `k${i}`, value: Buffer.from(`${i}`) })));
+      await producer.send(
+        Array.from({ length: 40 }, (_, i) => ({ topic, key: `k${i}`, value: Buffer.from(`${i}`) })),
+      );
       await eventually(() => seenBy.a.size + seenBy.b.size === 4);
       assert.deepEqual([...seenBy.a].sort(), [0, 2]);
       assert.deepEqual([...seenBy.b].sort(), [1, 3]);
 
       await a.stop();
-      assert.deepEqual((await b.lag()).map((p) => p.partition), [0, 1, 2, 3]);
+      assert.deepEqual(
+        (await b.lag()).map((p) => p.partition),
+        [0, 1, 2, 3],
+      );
     } finally {
       await log.close();
     }
@@ -150,11 +180,16 @@ describe('embedded event log', () => {
     const topic = uniqueName('closed');
     log.consumer({ groupId: 'never-runs', topics: [topic], fromBeginning: true, maxBatchRecords: 1 });
     const producer = log.producer();
-    await producer.send([{ topic, key: null, value: Buffer.from('1') }, { topic, key: null, value: Buffer.from('2') }]);
+    await producer.send([
+      { topic, key: null, value: Buffer.from('1') },
+      { topic, key: null, value: Buffer.from('2') },
+    ]);
     const waiting = producer.send([{ topic, key: null, value: Buffer.from('3') }]);
     await log.close();
     await assert.rejects(waiting, { code: 'EVENT_LOG_CLOSED' });
-    await assert.rejects(producer.send([{ topic, key: null, value: Buffer.from('4') }]), { code: 'EVENT_LOG_CLOSED' });
+    await assert.rejects(producer.send([{ topic, key: null, value: Buffer.from('4') }]), {
+      code: 'EVENT_LOG_CLOSED',
+    });
   });
 
   it('moves 100k records through a group fast enough for the pipeline', async () => {
@@ -162,7 +197,12 @@ describe('embedded event log', () => {
     const topic = uniqueName('speed');
     try {
       await log.ensureTopics([{ name: topic, partitions: 6, replicationFactor: 1 }]);
-      const consumer = log.consumer({ groupId: 'g', topics: [topic], fromBeginning: true, maxBatchRecords: 500 });
+      const consumer = log.consumer({
+        groupId: 'g',
+        topics: [topic],
+        fromBeginning: true,
+        maxBatchRecords: 500,
+      });
       let consumed = 0;
       void consumer.run(async (batch) => {
         consumed += batch.records.length;

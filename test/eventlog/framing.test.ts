@@ -7,7 +7,13 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { Interaction } from '../../src/domain/events.ts';
 import { BadInputError, FatalError, TransientError } from '../../src/errors/index.ts';
 import { createCodecs, readSchema } from '../../src/eventlog/codec/avro.ts';
-import { confluentFraming, createFraming, headerFraming, SCHEMA_HEADER, schemaHeaderValue } from '../../src/eventlog/codec/framing.ts';
+import {
+  confluentFraming,
+  createFraming,
+  headerFraming,
+  SCHEMA_HEADER,
+  schemaHeaderValue,
+} from '../../src/eventlog/codec/framing.ts';
 import { createSchemaRegistryClient } from '../../src/eventlog/codec/registry.ts';
 import { freePort } from '../../scripts/kafka/broker.mjs';
 
@@ -25,7 +31,10 @@ const interaction: Interaction = {
 /** The interaction schema as a later version might write it: one more field, with a default. */
 function newerInteractionType(): avro.Type {
   const schema = readSchema('interaction') as { fields: unknown[] };
-  return avro.Type.forSchema({ ...schema, fields: [...schema.fields, { name: 'channel', type: 'string', default: 'web' }] } as avro.Schema);
+  return avro.Type.forSchema({
+    ...schema,
+    fields: [...schema.fields, { name: 'channel', type: 'string', default: 'web' }],
+  } as avro.Schema);
 }
 
 const isBadInput = (code: string) => (e: unknown) => e instanceof BadInputError && e.code === code;
@@ -36,8 +45,14 @@ describe('header framing', () => {
   it('writes the plain Avro body and names the writer schema in a header', async () => {
     const framed = await framing.encode(codecs.interaction, interaction, 'topic');
     assert.deepEqual(framed.value, codecs.interaction.encode(interaction));
-    assert.equal(framed.headers[SCHEMA_HEADER]?.toString(), `starstream.v1.Interaction@${codecs.interaction.fingerprint}`);
-    assert.deepEqual({ ...(await framing.decode(codecs.interaction, framed.value, framed.headers)) }, interaction);
+    assert.equal(
+      framed.headers[SCHEMA_HEADER]?.toString(),
+      `starstream.v1.Interaction@${codecs.interaction.fingerprint}`,
+    );
+    assert.deepEqual(
+      { ...(await framing.decode(codecs.interaction, framed.value, framed.headers)) },
+      interaction,
+    );
   });
 
   it('reads a record without the header with the reader schema', async () => {
@@ -57,12 +72,27 @@ describe('header framing', () => {
   it('refuses unknown schemas and bad bytes with the right codes', async () => {
     const body = codecs.interaction.encode(interaction);
     const named = (v: string) => ({ [SCHEMA_HEADER]: Buffer.from(v) });
-    await assert.rejects(framing.decode(codecs.interaction, body, named('starstream.v1.Interaction@ffffffffffffffff')), isBadInput('UNKNOWN_SCHEMA'));
-    await assert.rejects(framing.decode(codecs.interaction, body, named(schemaHeaderValue(codecs.item))), isBadInput('UNKNOWN_SCHEMA'));
-    await assert.rejects(framing.decode(codecs.interaction, body, named('garbage')), isBadInput('UNKNOWN_SCHEMA'));
+    await assert.rejects(
+      framing.decode(codecs.interaction, body, named('starstream.v1.Interaction@ffffffffffffffff')),
+      isBadInput('UNKNOWN_SCHEMA'),
+    );
+    await assert.rejects(
+      framing.decode(codecs.interaction, body, named(schemaHeaderValue(codecs.item))),
+      isBadInput('UNKNOWN_SCHEMA'),
+    );
+    await assert.rejects(
+      framing.decode(codecs.interaction, body, named('garbage')),
+      isBadInput('UNKNOWN_SCHEMA'),
+    );
     const header = { [SCHEMA_HEADER]: Buffer.from(schemaHeaderValue(codecs.interaction)) };
-    await assert.rejects(framing.decode(codecs.interaction, body.subarray(0, body.length - 2), header), isBadInput('UNDECODABLE'));
-    await assert.rejects(framing.decode(codecs.interaction, Buffer.concat([body, Buffer.from([1])]), header), isBadInput('UNDECODABLE'));
+    await assert.rejects(
+      framing.decode(codecs.interaction, body.subarray(0, body.length - 2), header),
+      isBadInput('UNDECODABLE'),
+    );
+    await assert.rejects(
+      framing.decode(codecs.interaction, Buffer.concat([body, Buffer.from([1])]), header),
+      isBadInput('UNDECODABLE'),
+    );
   });
 });
 
@@ -128,7 +158,10 @@ describe('confluent framing', () => {
   it('resolves a newer writer schema registered by someone else', async () => {
     const newer = newerInteractionType();
     const id = await client().register('clicks-value', JSON.stringify(newer.schema()));
-    const bytes = Buffer.concat([Buffer.from([0, 0, 0, 0, id]), newer.toBuffer({ ...interaction, channel: 'app' })]);
+    const bytes = Buffer.concat([
+      Buffer.from([0, 0, 0, 0, id]),
+      newer.toBuffer({ ...interaction, channel: 'app' }),
+    ]);
     const decoded = await confluentFraming(client()).decode(codecs.interaction, bytes, {});
     assert.deepEqual({ ...decoded }, interaction);
   });
@@ -140,26 +173,52 @@ describe('confluent framing', () => {
     unknownId.writeUInt32BE(999_999, 1);
     await assert.rejects(framing.decode(codecs.interaction, unknownId, {}), isBadInput('UNKNOWN_SCHEMA'));
     await assert.rejects(framing.decode(codecs.item, framed.value, {}), isBadInput('UNKNOWN_SCHEMA'));
-    await assert.rejects(framing.decode(codecs.interaction, framed.value.subarray(0, 8), {}), isBadInput('UNDECODABLE'));
-    await assert.rejects(framing.decode(codecs.interaction, Buffer.from([1, 0, 0, 0, 1, 2]), {}), isBadInput('UNDECODABLE'));
-    await assert.rejects(framing.decode(codecs.interaction, Buffer.from([0, 1]), {}), isBadInput('UNDECODABLE'));
+    await assert.rejects(
+      framing.decode(codecs.interaction, framed.value.subarray(0, 8), {}),
+      isBadInput('UNDECODABLE'),
+    );
+    await assert.rejects(
+      framing.decode(codecs.interaction, Buffer.from([1, 0, 0, 0, 1, 2]), {}),
+      isBadInput('UNDECODABLE'),
+    );
+    await assert.rejects(
+      framing.decode(codecs.interaction, Buffer.from([0, 1]), {}),
+      isBadInput('UNDECODABLE'),
+    );
   });
 
   it('classifies registry failures and sends basic auth from the URL', async () => {
     registry.status = 503;
-    await assert.rejects(client().schemaById(1), (e: unknown) => e instanceof TransientError && e.code === 'SCHEMA_REGISTRY_UNAVAILABLE');
+    await assert.rejects(
+      client().schemaById(1),
+      (e: unknown) => e instanceof TransientError && e.code === 'SCHEMA_REGISTRY_UNAVAILABLE',
+    );
     registry.status = 401;
-    await assert.rejects(client().register('s', '"string"'), (e: unknown) => e instanceof FatalError && e.code === 'SCHEMA_REGISTRY_AUTH');
+    await assert.rejects(
+      client().register('s', '"string"'),
+      (e: unknown) => e instanceof FatalError && e.code === 'SCHEMA_REGISTRY_AUTH',
+    );
     registry.status = null;
-    const authed = createSchemaRegistryClient({ url: registry.url.replace('http://', 'http://alice:s%3Acret@'), timeoutMs: 2_000 });
+    const authed = createSchemaRegistryClient({
+      url: registry.url.replace('http://', 'http://alice:s%3Acret@'),
+      timeoutMs: 2_000,
+    });
     await authed.register('auth-value', '"string"');
     assert.equal(registry.authorization, `Basic ${Buffer.from('alice:s:cret').toString('base64')}`);
-    const down = createSchemaRegistryClient({ url: `http://127.0.0.1:${await freePort()}`, timeoutMs: 1_000 });
-    await assert.rejects(down.schemaById(1), (e: unknown) => e instanceof TransientError && e.code === 'SCHEMA_REGISTRY_UNAVAILABLE');
+    const down = createSchemaRegistryClient({
+      url: `http://127.0.0.1:${await freePort()}`,
+      timeoutMs: 1_000,
+    });
+    await assert.rejects(
+      down.schemaById(1),
+      (e: unknown) => e instanceof TransientError && e.code === 'SCHEMA_REGISTRY_UNAVAILABLE',
+    );
   });
 
   it('is what the config picks when a registry URL is set on Kafka', () => {
-    const withUrl = parseConfig({ eventLog: { kind: 'kafka', kafka: { schemaRegistryUrl: 'http://r:8081' } } });
+    const withUrl = parseConfig({
+      eventLog: { kind: 'kafka', kafka: { schemaRegistryUrl: 'http://r:8081' } },
+    });
     assert.equal(createFraming(withUrl.eventLog).kind, 'confluent');
     assert.equal(createFraming(parseConfig({}).eventLog).kind, 'header');
   });

@@ -86,12 +86,27 @@ describe('kafka adapter', { timeout: 90_000 }, () => {
       const good = await framing.encode(codecs.interaction, interaction, topic);
       await log.producer().send([
         { topic, key: 'good', value: good.value, headers: good.headers },
-        { topic, key: 'unknown', value: good.value, headers: { [SCHEMA_HEADER]: 'starstream.v1.Interaction@0000000000000000' } },
+        {
+          topic,
+          key: 'unknown',
+          value: good.value,
+          headers: { [SCHEMA_HEADER]: 'starstream.v1.Interaction@0000000000000000' },
+        },
         { topic, key: 'truncated', value: good.value.subarray(0, 3), headers: good.headers },
-        { topic, key: 'other-type', value: good.value, headers: { [SCHEMA_HEADER]: 'starstream.v1.Item@1234' } },
+        {
+          topic,
+          key: 'other-type',
+          value: good.value,
+          headers: { [SCHEMA_HEADER]: 'starstream.v1.Item@1234' },
+        },
       ]);
       const got: LogRecord[] = [];
-      const consumer = log.consumer({ groupId: uniqueName('g'), topics: [topic], fromBeginning: true, maxBatchRecords: 10 });
+      const consumer = log.consumer({
+        groupId: uniqueName('g'),
+        topics: [topic],
+        fromBeginning: true,
+        maxBatchRecords: 10,
+      });
       void consumer.run(async (batch) => void got.push(...batch.records));
       await eventually(() => got.length >= 4, 30_000);
       const byKey = new Map(got.map((r) => [r.key?.toString(), r]));
@@ -101,16 +116,27 @@ describe('kafka adapter', { timeout: 90_000 }, () => {
       };
       // avsc returns instances of a generated record class: compare the fields.
       assert.deepEqual({ ...(await decode('good')) }, interaction);
-      await assert.rejects(decode('unknown'), (e: unknown) => e instanceof BadInputError && e.code === 'UNKNOWN_SCHEMA');
-      await assert.rejects(decode('truncated'), (e: unknown) => e instanceof BadInputError && e.code === 'UNDECODABLE');
-      await assert.rejects(decode('other-type'), (e: unknown) => e instanceof BadInputError && e.code === 'UNKNOWN_SCHEMA');
+      await assert.rejects(
+        decode('unknown'),
+        (e: unknown) => e instanceof BadInputError && e.code === 'UNKNOWN_SCHEMA',
+      );
+      await assert.rejects(
+        decode('truncated'),
+        (e: unknown) => e instanceof BadInputError && e.code === 'UNDECODABLE',
+      );
+      await assert.rejects(
+        decode('other-type'),
+        (e: unknown) => e instanceof BadInputError && e.code === 'UNKNOWN_SCHEMA',
+      );
       // Bytes without the Confluent prefix, read by a registry reader: no registry call needed to refuse them.
       const noRegistry = confluentFraming({
         register: () => Promise.reject(new Error('unused')),
         schemaById: () => Promise.reject(new Error('unused')),
       });
       const plain = byKey.get('good')!;
-      await assert.rejects(noRegistry.decode(codecs.interaction, plain.value, plain.headers), { code: 'UNDECODABLE' });
+      await assert.rejects(noRegistry.decode(codecs.interaction, plain.value, plain.headers), {
+        code: 'UNDECODABLE',
+      });
     } finally {
       await log.close();
     }
@@ -119,23 +145,38 @@ describe('kafka adapter', { timeout: 90_000 }, () => {
   it('creates every starstream topic with its config, and a second run changes nothing', async () => {
     const base = await kafkaConfig();
     const config = parseConfig({
-      eventLog: { kind: 'kafka', kafka: { ...base.eventLog.kafka }, topics: { prefix: `${uniqueName('t')}.`, partitions: 2 } },
+      eventLog: {
+        kind: 'kafka',
+        kafka: { ...base.eventLog.kafka },
+        topics: { prefix: `${uniqueName('t')}.`, partitions: 2 },
+      },
     });
     const specs = await topicsCreate(config, silentLogger());
     assert.equal(specs.length, 7);
     await topicsCreate(config, silentLogger());
 
-    const admin = new kafkajs.Kafka({ brokers: [...config.eventLog.kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).admin();
+    const admin = new kafkajs.Kafka({
+      brokers: [...config.eventLog.kafka.brokers],
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
     await admin.connect();
     try {
       const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
-      assert.deepEqual(topics.map((t) => t.partitions.length), specs.map(() => 2));
+      assert.deepEqual(
+        topics.map((t) => t.partitions.length),
+        specs.map(() => 2),
+      );
       const items = specs.find((s) => s.name.endsWith('.items'))!;
       const { resources } = await admin.describeConfigs({
         includeSynonyms: false,
-        resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: items.name, configNames: ['cleanup.policy'] }],
+        resources: [
+          { type: kafkajs.ConfigResourceTypes.TOPIC, name: items.name, configNames: ['cleanup.policy'] },
+        ],
       });
-      assert.equal(resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue, 'compact');
+      assert.equal(
+        resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue,
+        'compact',
+      );
     } finally {
       await admin.disconnect();
     }
@@ -150,11 +191,14 @@ describe('kafka adapter', { timeout: 90_000 }, () => {
     });
     const log = createKafkaEventLog(config.eventLog, silentLogger());
     try {
-      await assert.rejects(log.ensureTopics([{ name: 'x', partitions: 1, replicationFactor: 1 }]), (e: unknown) => {
-        assert.ok(e instanceof TransientError, `not transient: ${String(e)}`);
-        assert.match(e.code, /^KAFKA_/);
-        return true;
-      });
+      await assert.rejects(
+        log.ensureTopics([{ name: 'x', partitions: 1, replicationFactor: 1 }]),
+        (e: unknown) => {
+          assert.ok(e instanceof TransientError, `not transient: ${String(e)}`);
+          assert.match(e.code, /^KAFKA_/);
+          return true;
+        },
+      );
     } finally {
       await log.close();
     }
@@ -162,10 +206,13 @@ describe('kafka adapter', { timeout: 90_000 }, () => {
 });
 
 describe('toKafkaJsConfig', () => {
-  const settings = (kafka: NonNullable<ConfigInput['eventLog']>['kafka']) => parseConfig({ eventLog: { kafka } }).eventLog.kafka;
+  const settings = (kafka: NonNullable<ConfigInput['eventLog']>['kafka']) =>
+    parseConfig({ eventLog: { kafka } }).eventLog.kafka;
 
   it('maps brokers, timeouts, retries and no TLS/SASL by default', () => {
-    const config = toKafkaJsConfig(settings({ brokers: ['a:9092', 'b:9092'], clientId: 'c', connectionTimeoutMs: 1234 }));
+    const config = toKafkaJsConfig(
+      settings({ brokers: ['a:9092', 'b:9092'], clientId: 'c', connectionTimeoutMs: 1234 }),
+    );
     assert.deepEqual(config.brokers, ['a:9092', 'b:9092']);
     assert.equal(config.clientId, 'c');
     assert.equal(config.connectionTimeout, 1234);
@@ -178,7 +225,8 @@ describe('toKafkaJsConfig', () => {
   it('maps every SASL mechanism and TLS with a CA and a client certificate', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'starstream-tls-'));
     try {
-      for (const name of ['ca', 'cert', 'key']) await writeFile(join(dir, `${name}.pem`), `-----${name}-----`);
+      for (const name of ['ca', 'cert', 'key'])
+        await writeFile(join(dir, `${name}.pem`), `-----${name}-----`);
       for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
         const config = toKafkaJsConfig(
           settings({
@@ -190,19 +238,35 @@ describe('toKafkaJsConfig', () => {
           }),
         );
         assert.deepEqual(config.sasl, { mechanism, username: 'u', password: 'p' });
-        assert.deepEqual(config.ssl, { rejectUnauthorized: true, ca: ['-----ca-----'], cert: '-----cert-----', key: '-----key-----' });
+        assert.deepEqual(config.ssl, {
+          rejectUnauthorized: true,
+          ca: ['-----ca-----'],
+          cert: '-----cert-----',
+          key: '-----key-----',
+        });
       }
       assert.equal(toKafkaJsConfig(settings({ ssl: true })).ssl, true);
-      assert.deepEqual(toKafkaJsConfig(settings({ ssl: true, sslRejectUnauthorized: false })).ssl, { rejectUnauthorized: false });
+      assert.deepEqual(toKafkaJsConfig(settings({ ssl: true, sslRejectUnauthorized: false })).ssl, {
+        rejectUnauthorized: false,
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   it('refuses inconsistent TLS settings with a ConfigError naming the field', () => {
-    assert.throws(() => toKafkaJsConfig(settings({ sslCaFile: '/x.pem' })), (e: unknown) => e instanceof ConfigError && e.field === 'eventLog.kafka.sslCaFile');
-    assert.throws(() => toKafkaJsConfig(settings({ ssl: true, sslCertFile: '/c.pem' })), (e: unknown) => e instanceof ConfigError && e.field === 'eventLog.kafka.sslCertFile');
-    assert.throws(() => toKafkaJsConfig(settings({ ssl: true, sslCaFile: '/does/not/exist.pem' })), (e: unknown) => e instanceof ConfigError && e.field === 'eventLog.kafka.sslCaFile');
+    assert.throws(
+      () => toKafkaJsConfig(settings({ sslCaFile: '/x.pem' })),
+      (e: unknown) => e instanceof ConfigError && e.field === 'eventLog.kafka.sslCaFile',
+    );
+    assert.throws(
+      () => toKafkaJsConfig(settings({ ssl: true, sslCertFile: '/c.pem' })),
+      (e: unknown) => e instanceof ConfigError && e.field === 'eventLog.kafka.sslCertFile',
+    );
+    assert.throws(
+      () => toKafkaJsConfig(settings({ ssl: true, sslCaFile: '/does/not/exist.pem' })),
+      (e: unknown) => e instanceof ConfigError && e.field === 'eventLog.kafka.sslCaFile',
+    );
   });
 });
 
@@ -232,7 +296,9 @@ describe('classifyKafkaError', () => {
 
   it('sorts client-side failures, looking through exhausted retries', () => {
     const refused = new k.KafkaJSConnectionError!('Connection error: ECONNREFUSED', { code: 'ECONNREFUSED' });
-    const tls = new k.KafkaJSConnectionError!('Connection error: self-signed', { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    const tls = new k.KafkaJSConnectionError!('Connection error: self-signed', {
+      code: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+    });
     const exhausted = new k.KafkaJSNumberOfRetriesExceeded!(refused, { retryCount: 5, retryTime: 100 });
     const sasl = new k.KafkaJSSASLAuthenticationError!('SASL PLAIN authentication failed');
     assert.deepEqual(

@@ -43,7 +43,11 @@ export function createFraming(config: Config['eventLog'], options: { fetch?: typ
   const url = config.kind === 'kafka' ? config.kafka.schemaRegistryUrl : undefined;
   if (!url) return headerFraming();
   return confluentFraming(
-    createSchemaRegistryClient({ url, timeoutMs: config.kafka.schemaRegistryTimeoutMs, fetch: options.fetch }),
+    createSchemaRegistryClient({
+      url,
+      timeoutMs: config.kafka.schemaRegistryTimeoutMs,
+      fetch: options.fetch,
+    }),
   );
 }
 
@@ -67,7 +71,10 @@ export function headerFraming(options: { writers?: readonly avro.Type[] } = {}):
       if (named === undefined || named === schemaHeaderValue(codec)) return codec.decode(value);
       const writer = writers.get(named);
       if (!writer || writer.name !== codec.type.name) {
-        throw new BadInputError('UNKNOWN_SCHEMA', `writer schema ${named.slice(0, 200)} is unknown to a ${codec.type.name} reader`);
+        throw new BadInputError(
+          'UNKNOWN_SCHEMA',
+          `writer schema ${named.slice(0, 200)} is unknown to a ${codec.type.name} reader`,
+        );
       }
       return decodeWith(codec, resolvers.get(codec, writer, named), value);
     },
@@ -89,7 +96,10 @@ export function confluentFraming(registry: SchemaRegistryClient): Framing {
     },
     decode: async (codec, value) => {
       if (value.length < 5 || value[0] !== 0) {
-        throw new BadInputError('UNDECODABLE', 'not in the Confluent wire format (magic byte 0 and a schema id)');
+        throw new BadInputError(
+          'UNDECODABLE',
+          'not in the Confluent wire format (magic byte 0 and a schema id)',
+        );
       }
       const id = value.readUInt32BE(1);
       const body = value.subarray(5);
@@ -100,13 +110,18 @@ export function confluentFraming(registry: SchemaRegistryClient): Framing {
         try {
           type = avro.Type.forSchema(JSON.parse(writerJson) as avro.Schema);
         } catch (cause) {
-          throw new BadInputError('UNKNOWN_SCHEMA', `schema ${id} from the registry is not valid Avro`, { cause });
+          throw new BadInputError('UNKNOWN_SCHEMA', `schema ${id} from the registry is not valid Avro`, {
+            cause,
+          });
         }
         writer = { type, fingerprint: fingerprintOf(type) };
         types.set(id, writer);
       }
       if (writer.type.name !== codec.type.name) {
-        throw new BadInputError('UNKNOWN_SCHEMA', `schema ${id} is ${writer.type.name ?? 'unnamed'}, not ${codec.type.name}`);
+        throw new BadInputError(
+          'UNKNOWN_SCHEMA',
+          `schema ${id} is ${writer.type.name ?? 'unnamed'}, not ${codec.type.name}`,
+        );
       }
       if (writer.fingerprint === codec.fingerprint) return codec.decode(body);
       return decodeWith(codec, resolvers.get(codec, writer.type, `id ${id}`), body);
@@ -123,7 +138,9 @@ function decodeWith<T>(codec: Codec<T>, resolver: avro.Resolver, bytes: Buffer):
   try {
     return codec.type.fromBuffer(bytes, resolver) as T;
   } catch (cause) {
-    throw new BadInputError('UNDECODABLE', `not a ${codec.type.name}: ${(cause as Error).message}`, { cause });
+    throw new BadInputError('UNDECODABLE', `not a ${codec.type.name}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
 }
 
@@ -138,7 +155,11 @@ class Resolvers {
       try {
         resolver = codec.type.createResolver(writer);
       } catch (cause) {
-        throw new BadInputError('UNKNOWN_SCHEMA', `writer schema ${writerKey} cannot be read as ${codec.type.name}`, { cause });
+        throw new BadInputError(
+          'UNKNOWN_SCHEMA',
+          `writer schema ${writerKey} cannot be read as ${codec.type.name}`,
+          { cause },
+        );
       }
       this.cache.set(key, resolver);
     }

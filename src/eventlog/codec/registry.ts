@@ -39,7 +39,11 @@ export function createSchemaRegistryClient(options: SchemaRegistryOptions): Sche
   const ids = new Map<string, Promise<number>>();
   const schemas = new Map<number, Promise<string>>();
 
-  async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Record<string, unknown>> {
+  async function call(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+  ): Promise<Record<string, unknown>> {
     let response: Response;
     try {
       response = await doFetch(`${base}${path}`, {
@@ -49,7 +53,11 @@ export function createSchemaRegistryClient(options: SchemaRegistryOptions): Sche
         signal: AbortSignal.timeout(options.timeoutMs),
       });
     } catch (cause) {
-      throw new TransientError('SCHEMA_REGISTRY_UNAVAILABLE', `schema registry ${method} ${path}: ${errorMessage(cause)}`, { cause });
+      throw new TransientError(
+        'SCHEMA_REGISTRY_UNAVAILABLE',
+        `schema registry ${method} ${path}: ${errorMessage(cause)}`,
+        { cause },
+      );
     }
     const text = await response.text().catch(() => '');
     let json: Record<string, unknown> = {};
@@ -61,10 +69,12 @@ export function createSchemaRegistryClient(options: SchemaRegistryOptions): Sche
     if (response.ok) return json;
     const detail = `schema registry ${method} ${path}: HTTP ${response.status} ${String(json.message ?? text).slice(0, 200)}`;
     if (response.status === 404) throw new BadInputError('UNKNOWN_SCHEMA', detail);
-    if (response.status === 401 || response.status === 403) throw new FatalError('SCHEMA_REGISTRY_AUTH', detail);
+    if (response.status === 401 || response.status === 403)
+      throw new FatalError('SCHEMA_REGISTRY_AUTH', detail);
     if (response.status === 409) throw new FatalError('SCHEMA_INCOMPATIBLE', detail);
     if (response.status === 422) throw new FatalError('SCHEMA_INVALID', detail);
-    if (response.status >= 500 || response.status === 429) throw new TransientError('SCHEMA_REGISTRY_UNAVAILABLE', detail);
+    if (response.status >= 500 || response.status === 429)
+      throw new TransientError('SCHEMA_REGISTRY_UNAVAILABLE', detail);
     throw new FatalError('SCHEMA_REGISTRY_ERROR', detail);
   }
 
@@ -82,13 +92,15 @@ export function createSchemaRegistryClient(options: SchemaRegistryOptions): Sche
     register: (subject, schema) =>
       cached(ids, `${subject}\u0000${schema}`, async () => {
         const json = await call('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema });
-        if (typeof json.id !== 'number') throw new FatalError('SCHEMA_REGISTRY_ERROR', `register ${subject}: no id in the answer`);
+        if (typeof json.id !== 'number')
+          throw new FatalError('SCHEMA_REGISTRY_ERROR', `register ${subject}: no id in the answer`);
         return json.id;
       }),
     schemaById: (id) =>
       cached(schemas, id, async () => {
         const json = await call('GET', `/schemas/ids/${id}`);
-        if (typeof json.schema !== 'string') throw new FatalError('SCHEMA_REGISTRY_ERROR', `schema ${id}: no schema in the answer`);
+        if (typeof json.schema !== 'string')
+          throw new FatalError('SCHEMA_REGISTRY_ERROR', `schema ${id}: no schema in the answer`);
         return json.schema;
       }),
   };

@@ -45,7 +45,9 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
   run(handler: BatchHandler): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return Promise.resolve();
     if (this.state === 'running') {
-      return Promise.reject(new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.group.id}: run() called twice`));
+      return Promise.reject(
+        new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.group.id}: run() called twice`),
+      );
     }
     this.state = 'running';
     this.group.join(this);
@@ -69,7 +71,9 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
     const refs: readonly { topic: Topic; partition: number }[] =
       this.state === 'running'
         ? this.group.assignment(this)
-        : this.topics.flatMap((topic) => topic.partitions.map((log) => ({ topic, partition: log.partition })));
+        : this.topics.flatMap((topic) =>
+            topic.partitions.map((log) => ({ topic, partition: log.partition })),
+          );
     return refs.map(({ topic, partition }) => ({
       topic: topic.name,
       partition,
@@ -137,7 +141,12 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
       if (!this.group.tryLock(ref)) continue;
       this.cursor = index + 1;
       const records = log.read(from, this.options.maxBatchRecords);
-      const batch = { topic: ref.topic.name, partition: ref.partition, records, highWatermark: String(log.endOffset) };
+      const batch = {
+        topic: ref.topic.name,
+        partition: ref.partition,
+        records,
+        highWatermark: String(log.endOffset),
+      };
       return { ref, batch };
     }
     return { waitMs };
@@ -149,7 +158,10 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
       await handler(batch);
     } catch (err) {
       if (err instanceof FatalError) {
-        this.logger.error({ topic: batch.topic, partition: batch.partition, code: err.code, err }, 'fatal error in batch handler; consumer stops');
+        this.logger.error(
+          { topic: batch.topic, partition: batch.partition, code: err.code, err },
+          'fatal error in batch handler; consumer stops',
+        );
         throw err;
       }
       this.scheduleRedelivery(ref, batch, err);

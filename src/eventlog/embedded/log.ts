@@ -57,7 +57,10 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
     this.checkOpen();
     for (const spec of specs) {
       if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
-        throw new BadInputError('INVALID_TOPIC_SPEC', `topic ${spec.name}: partitions must be a positive integer`);
+        throw new BadInputError(
+          'INVALID_TOPIC_SPEC',
+          `topic ${spec.name}: partitions must be a positive integer`,
+        );
       }
       this.topic(spec.name, spec.partitions);
     }
@@ -144,12 +147,19 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
 }
 
 function validateConsumerOptions(options: ConsumerOptions): void {
-  if (!options.groupId) throw new FatalError('INVALID_CONSUMER_OPTIONS', 'groupId must be a non-empty string');
+  if (!options.groupId)
+    throw new FatalError('INVALID_CONSUMER_OPTIONS', 'groupId must be a non-empty string');
   if (options.topics.length === 0 || options.topics.some((t) => !t)) {
-    throw new FatalError('INVALID_CONSUMER_OPTIONS', `group ${options.groupId}: topics must be non-empty names`);
+    throw new FatalError(
+      'INVALID_CONSUMER_OPTIONS',
+      `group ${options.groupId}: topics must be non-empty names`,
+    );
   }
   if (!Number.isInteger(options.maxBatchRecords) || options.maxBatchRecords < 1) {
-    throw new FatalError('INVALID_CONSUMER_OPTIONS', `group ${options.groupId}: maxBatchRecords must be a positive integer`);
+    throw new FatalError(
+      'INVALID_CONSUMER_OPTIONS',
+      `group ${options.groupId}: maxBatchRecords must be a positive integer`,
+    );
   }
 }
 
@@ -157,7 +167,8 @@ function validateRecord(record: OutgoingRecord): void {
   if (typeof record.topic !== 'string' || record.topic.length === 0) {
     throw new BadInputError('INVALID_RECORD', 'record without a topic');
   }
-  if (!Buffer.isBuffer(record.value)) throw new BadInputError('INVALID_RECORD', `record for ${record.topic}: value is not a Buffer`);
+  if (!Buffer.isBuffer(record.value))
+    throw new BadInputError('INVALID_RECORD', `record for ${record.topic}: value is not a Buffer`);
 }
 
 function toKey(key: string | Buffer | null): Buffer | null {
@@ -168,6 +179,7 @@ function toKey(key: string | Buffer | null): Buffer | null {
 function toHeaders(headers: OutgoingRecord['headers']): Headers {
   if (!headers) return EMPTY_HEADERS;
   const out: Record<string, Buffer> = {};
-  for (const [name, value] of Object.entries(headers)) out[name] = typeof value === 'string' ? Buffer.from(value) : value;
+  for (const [name, value] of Object.entries(headers))
+    out[name] = typeof value === 'string' ? Buffer.from(value) : value;
   return out;
 }

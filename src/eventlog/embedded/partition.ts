@@ -33,7 +33,15 @@ export class PartitionLog {
 
   append(key: Buffer | null, value: Buffer, headers: Headers, timestampMs: number): void {
     const offset = String(this.endOffset);
-    this.records.push({ topic: this.topic, partition: this.partition, offset, key, value, headers, timestampMs });
+    this.records.push({
+      topic: this.topic,
+      partition: this.partition,
+      offset,
+      key,
+      value,
+      headers,
+      timestampMs,
+    });
   }
 
   /** Up to `max` records from `from` on; an offset already dropped reads from the oldest one held. */

@@ -115,7 +115,10 @@ export class Topic {
   close(): void {
     const waiters = this.waiters;
     this.waiters = [];
-    const err = new FatalError('EVENT_LOG_CLOSED', `embedded event log closed while a producer waited on ${this.name}`);
+    const err = new FatalError(
+      'EVENT_LOG_CLOSED',
+      `embedded event log closed while a producer waited on ${this.name}`,
+    );
     for (const waiter of waiters) waiter.reject(err);
   }
 }

@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import kafkajs, { type ConsumerConfig, type KafkaConfig, type ProducerConfig, type RetryOptions, type SASLOptions } from 'kafkajs';
+import kafkajs, {
+  type ConsumerConfig,
+  type KafkaConfig,
+  type ProducerConfig,
+  type RetryOptions,
+  type SASLOptions,
+} from 'kafkajs';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../errors/index.ts';
 import type { Logger } from '../../logging/logger.ts';
@@ -76,7 +82,11 @@ function toRetry(settings: KafkaSettings): RetryOptions {
 }
 
 function toTls(settings: KafkaSettings): ConnectionOptions | boolean {
-  const files = { sslCaFile: settings.sslCaFile, sslCertFile: settings.sslCertFile, sslKeyFile: settings.sslKeyFile };
+  const files = {
+    sslCaFile: settings.sslCaFile,
+    sslCertFile: settings.sslCertFile,
+    sslKeyFile: settings.sslKeyFile,
+  };
   if (!settings.ssl) {
     const set = Object.entries(files).find(([, v]) => v !== undefined);
     if (set) throw new ConfigError(`eventLog.kafka.${set[0]}`, 'is set but eventLog.kafka.ssl is false');

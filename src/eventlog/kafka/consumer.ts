@@ -73,7 +73,9 @@ export class KafkaEventConsumer implements EventConsumer {
   run(handler: BatchHandler): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return Promise.resolve();
     if (this.state === 'running') {
-      return Promise.reject(new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.options.groupId}: run() called twice`));
+      return Promise.reject(
+        new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.options.groupId}: run() called twice`),
+      );
     }
     this.state = 'running';
     const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
@@ -129,7 +131,10 @@ export class KafkaEventConsumer implements EventConsumer {
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (payload.restart) {
-        this.logger.warn({ code: classifyKafkaError(payload.error).code, reason: payload.error.message }, 'consumer crashed; kafkajs restarts it');
+        this.logger.warn(
+          { code: classifyKafkaError(payload.error).code, reason: payload.error.message },
+          'consumer crashed; kafkajs restarts it',
+        );
       } else {
         this.failed(classifyKafkaError(payload.error));
       }
@@ -144,7 +149,7 @@ export class KafkaEventConsumer implements EventConsumer {
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.eachBatch(payload, handler),
     });
-    this.applyPause();
+    if (this.paused) this.applyPause();
   }
 
   private async eachBatch(payload: kafkajs.EachBatchPayload, handler: BatchHandler): Promise<void> {
@@ -216,7 +221,11 @@ export class KafkaEventConsumer implements EventConsumer {
   }
 
   /** Waits before a redelivery in heartbeat-sized steps; false when the chunk should be abandoned. */
-  private async waitToRedeliver(waitMs: number, heartbeat: () => Promise<void>, live: () => boolean): Promise<boolean> {
+  private async waitToRedeliver(
+    waitMs: number,
+    heartbeat: () => Promise<void>,
+    live: () => boolean,
+  ): Promise<boolean> {
     const until = Date.now() + waitMs;
     while (live() && Date.now() < until) {
       await sleep(Math.min(until - Date.now(), this.deps.settings.heartbeatIntervalMs), this.aborted.signal);
@@ -251,8 +260,12 @@ export class KafkaEventConsumer implements EventConsumer {
       await this.starting;
       // kafkajs's stop() stops the fetchers, waits for the batch in flight (which commits its chunk), commits
       // what was resolved and leaves the group; disconnect() then closes the connections.
-      await this.consumer.stop().catch((err: unknown) => this.logger.warn({ reason: errorMessage(err) }, 'stop failed'));
-      await this.consumer.disconnect().catch((err: unknown) => this.logger.warn({ reason: errorMessage(err) }, 'disconnect failed'));
+      await this.consumer
+        .stop()
+        .catch((err: unknown) => this.logger.warn({ reason: errorMessage(err) }, 'stop failed'));
+      await this.consumer
+        .disconnect()
+        .catch((err: unknown) => this.logger.warn({ reason: errorMessage(err) }, 'disconnect failed'));
     }
     this.state = 'stopped';
     this.assignment = null;

@@ -88,12 +88,19 @@ export function classifyKafkaError(err: unknown): StarstreamError {
   if (name === 'KafkaJSNumberOfRetriesExceeded') {
     // The client gave up, but what it gave up on keeps its nature: a broker that was down may be back later.
     const inner = classifyKafkaError(e.cause ?? e.originalError);
-    const Family = inner.family === 'transient' ? TransientError : inner.family === 'bad-input' ? BadInputError : FatalError;
+    const Family =
+      inner.family === 'transient'
+        ? TransientError
+        : inner.family === 'bad-input'
+          ? BadInputError
+          : FatalError;
     return new Family(inner.code, `${inner.message} (client retries exhausted)`, { cause: err });
   }
   if (name === 'KafkaJSAggregateError' && Array.isArray(e.errors) && e.errors.length > 0) {
     const inner = e.errors.map(classifyKafkaError);
-    return inner.find((i) => i.family === 'fatal') ?? inner.find((i) => i.family === 'bad-input') ?? inner[0]!;
+    return (
+      inner.find((i) => i.family === 'fatal') ?? inner.find((i) => i.family === 'bad-input') ?? inner[0]!
+    );
   }
   if (name === 'KafkaJSSASLAuthenticationError') return new FatalError('KAFKA_AUTH', message, { cause: err });
   if (name === 'KafkaJSServerDoesNotSupportApiKey') {

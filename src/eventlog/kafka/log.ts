@@ -15,9 +15,13 @@ import { KafkaEventProducer } from './producer.ts';
 export function createKafkaEventLog(config: Config['eventLog'], logger: Logger): EventLog {
   const log = logger.child({ component: 'eventlog-kafka' });
   if (config.kafka.sasl && !config.kafka.ssl) {
-    log.warn({ code: 'SASL_WITHOUT_TLS' }, 'SASL credentials are sent without TLS (eventLog.kafka.ssl is false)');
+    log.warn(
+      { code: 'SASL_WITHOUT_TLS' },
+      'SASL credentials are sent without TLS (eventLog.kafka.ssl is false)',
+    );
   }
-  return new KafkaEventLog(config.kafka, log);
+  // kafkajs logs through its own child of the root logger (`component: kafkajs`), ours through `log`.
+  return new KafkaEventLog(config.kafka, log, logger);
 }
 
 class KafkaEventLog implements EventLog {
@@ -31,8 +35,9 @@ class KafkaEventLog implements EventLog {
   constructor(
     private readonly settings: KafkaSettings,
     private readonly logger: Logger,
+    rootLogger: Logger,
   ) {
-    this.kafka = new kafkajs.Kafka(toKafkaJsConfig(settings, logger));
+    this.kafka = new kafkajs.Kafka(toKafkaJsConfig(settings, rootLogger));
   }
 
   /** Creates the missing topics with their partitions, replication and config; existing ones stay as they are. */
@@ -62,7 +67,10 @@ class KafkaEventLog implements EventLog {
   consumer(options: ConsumerOptions): EventConsumer {
     this.checkOpen();
     if (!options.groupId || options.topics.length === 0 || !(options.maxBatchRecords >= 1)) {
-      throw new FatalError('INVALID_CONSUMER_OPTIONS', 'groupId, topics and maxBatchRecords >= 1 are required');
+      throw new FatalError(
+        'INVALID_CONSUMER_OPTIONS',
+        'groupId, topics and maxBatchRecords >= 1 are required',
+      );
     }
     const consumer = new KafkaEventConsumer(
       { kafka: this.kafka, admin: () => this.admin(), settings: this.settings, logger: this.logger },

@@ -16,7 +16,8 @@ export class KafkaEventProducer implements EventProducer {
   constructor(private readonly producer: kafkajs.Producer) {}
 
   send(records: readonly OutgoingRecord[]): Promise<void> {
-    if (this.closing) return Promise.reject(new FatalError('EVENT_LOG_CLOSED', 'send on a closed Kafka producer'));
+    if (this.closing)
+      return Promise.reject(new FatalError('EVENT_LOG_CLOSED', 'send on a closed Kafka producer'));
     const sent = this.sendNow(records);
     this.inFlight.add(sent);
     void sent.catch(() => undefined).finally(() => this.inFlight.delete(sent));
