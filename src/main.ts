@@ -2,7 +2,15 @@
  * The composition root: config → adapters → stages → pipeline. The only module that knows which adapter
  * backs which port; everything else receives its dependencies. CLI commands call the builders here.
  */
+import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
+import { createFraming, type Framing } from './eventlog/codec/framing.ts';
+import { createEventLog } from './eventlog/create.ts';
+import type { EventLog } from './eventlog/port.ts';
+import { topicNames, type TopicRole } from './eventlog/topics.ts';
+import { createPipelineMetrics, type PipelineMetrics } from './ops/metrics.ts';
+import { PipelineRunner } from './pipeline/runner.ts';
+import type { InteractionDecoder } from './stages/ingest/index.ts';
 import { createCodecs, type Codecs } from './eventlog/codec/avro.ts';
 import type { LogRecord } from './eventlog/port.ts';
 import type { Logger } from './logging/logger.ts';
@@ -82,12 +90,13 @@ export interface ProcessorWiring {
   readonly instruments?: PipelineInstruments;
   readonly scorer?: () => Scorer;
   readonly logger?: Logger;
+  readonly decode?: InteractionDecoder;
 }
 
 export function buildProcessor(engine: Engine, wiring: ProcessorWiring = {}): BatchProcessor {
   const config = engine.config;
   const baseline = createBaselineScorer();
-  const decode = (record: LogRecord) => engine.codecs.interaction.decode(record.value);
+  const decode = wiring.decode ?? ((record: LogRecord) => engine.codecs.interaction.decode(record.value));
   return new BatchProcessor(
     {
       store: engine.store,
@@ -109,4 +118,54 @@ export function buildProcessor(engine: Engine, wiring: ProcessorWiring = {}): Ba
       ...engine.caseOptions,
     },
   );
+}
+
+export interface Pipeline {
+  readonly engine: Engine;
+  readonly log: EventLog;
+  readonly processor: BatchProcessor;
+  readonly runner: PipelineRunner;
+  readonly metrics: PipelineMetrics;
+  readonly topics: Readonly<Record<TopicRole, string>>;
+  readonly framing: Framing;
+}
+
+export interface PipelineWiring {
+  readonly logger: Logger;
+  /** An existing log (the demo shares one with its producer); by default the adapter the config names. */
+  readonly log?: EventLog;
+  readonly registry?: Registry;
+  readonly fromBeginning?: boolean;
+}
+
+/** Everything `starstream run` needs, wired; call `runner.start()` to go. */
+export async function buildPipeline(config: Config, wiring: PipelineWiring): Promise<Pipeline> {
+  const store = buildStore(config);
+  await store.init();
+  const engine = buildEngine(config, store);
+  const metrics = createPipelineMetrics(wiring.registry ?? new Registry());
+  const log = wiring.log ?? createEventLog(config, wiring.logger);
+  const topics = topicNames(config);
+  const framing = createFraming(config.eventLog);
+  const baseline = createBaselineScorer();
+  metrics.setModel(baseline.modelVersion, 'cpu');
+  const processor = buildProcessor(engine, {
+    instruments: metrics,
+    scorer: () => baseline,
+    decode: (record) => framing.decode(engine.codecs.interaction, record.value, record.headers),
+  });
+  const runner = new PipelineRunner({
+    log,
+    processor,
+    store,
+    codecs: engine.codecs,
+    framing,
+    topics,
+    instruments: metrics,
+    logger: wiring.logger.child({ component: 'runner' }),
+    groupId: config.pipeline.groupId,
+    maxBatchRecords: config.pipeline.maxBatchRecords,
+    fromBeginning: wiring.fromBeginning ?? true,
+  });
+  return { engine, log, processor, runner, metrics, topics, framing };
 }

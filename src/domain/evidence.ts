@@ -10,6 +10,8 @@ export type CandidateSource = (typeof CANDIDATE_SOURCES)[number];
 export interface EvidenceFeatures {
   /** Sum of co-occurrence counts between the candidate and the user's recent items. */
   readonly cooccurrence: number;
+  /** Co-occurrence with the most recent items weighted more (see `RECENCY_DECAY` in the candidates stage). */
+  readonly cooccurrenceRecent: number;
   /** Number of the user's recent items that co-occur with the candidate at all. */
   readonly cooccurringRecentItems: number;
   /** How many of the user's nearest neighbours (by embedding) have it in their recent history. */

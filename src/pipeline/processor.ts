@@ -1,4 +1,5 @@
 import type { DeadLetter, Interaction, Recommendation } from '../domain/events.ts';
+import type { CollaborativeEvidence } from '../domain/evidence.ts';
 import type { LogRecord } from '../eventlog/port.ts';
 import type { ItemDelta, ItemProfile, VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
@@ -46,6 +47,8 @@ export interface ProcessorDeps {
 export interface RankedEvent {
   readonly event: Interaction;
   readonly ranked: readonly RankedCandidate[];
+  /** Every candidate with its evidence, in candidate order (before scoring). */
+  readonly candidates: readonly CollaborativeEvidence[];
   readonly modelVersion: string;
 }
 
@@ -69,13 +72,14 @@ export class BatchProcessor {
 
   async process(records: readonly LogRecord[]): Promise<BatchOutput> {
     const receivedAt = this.clock();
-    const { interactions, deadLetters } = this.timed('ingest', () =>
+    const { interactions, deadLetters } = await this.timedAsync('ingest', () =>
       ingest(records, this.deps.decode, {
         nowMs: receivedAt,
         maxEventAgeMs: this.options.maxEventAgeMs,
         maxFutureSkewMs: this.options.maxFutureSkewMs,
       }),
     );
+    for (const letter of deadLetters) this.deps.instruments.deadLettered(letter.code);
     const view = new StoreView(this.deps.store, this.deps.mergeItem);
     const negatives = await this.prefetch(view, interactions);
     const recommendations: Recommendation[] = [];
@@ -133,7 +137,7 @@ export class BatchProcessor {
       rankCase(scorer, { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates }, o.topK),
     );
     const ranked = templates ? top : this.timed('evidence', () => explainTop(top, evidence, this.deps.templates, candidates, o.evidence));
-    this.onRanked?.({ event, ranked, modelVersion: scorer.modelVersion });
+    this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion });
     const now = this.clock();
     const rec = buildRecommendation(event, ranked, scorer.modelVersion, receivedAt, now);
     this.deps.instruments.recommendationPublished(rec.pipelineLatencyMs / 1000);

@@ -19,7 +19,7 @@ import type { ItemDelta, ItemMetadata, ItemProfile, TimedId } from './port.ts';
  * - `firstSeenMs = min`, `lastSeenMs = max` with `atMs` (every delta is a sighting of the item);
  * - `recentUsers`: union keeping each user's latest time, most recent first (ties by id), the first
  *   `itemAudienceLength` kept;
- * - `cooccurrence`: counts added, the `cooccurrenceLimit` largest kept (ties by id), largest first. Dropping
+ * - `cooccurrence`: counts added, the `cooccurrenceLimit` largest kept (ties by id), order unspecified. Dropping
  *   the tail is the only lossy step: a count that fell out and comes back starts again from its new delta.
  *
  * Title and categories are not touched by deltas; `applyItemMetadata` sets them.
@@ -193,7 +193,11 @@ function byTimeDescThenId(a: TimedId, b: TimedId): number {
   return b.atMs - a.atMs || compareIds(a.id, b.id);
 }
 
-/** Counts added; `self` dropped; the `limit` largest kept, largest first, ties by id. */
+/**
+ * Counts added; `self` dropped; the `limit` largest kept (ties: the smaller id stays). Entry order is
+ * unspecified. Hot path (every interaction touches several items): entries over the limit are evicted by a
+ * linear scan for the smallest, which beats sorting because a delta adds only a few new keys at a time.
+ */
 export function mergeCounts(
   current: ReadonlyMap<string, number>,
   added: ReadonlyMap<string, number>,
@@ -204,8 +208,21 @@ export function mergeCounts(
   for (const [id, count] of added) {
     if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
   }
-  const kept = [...sum].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0])).slice(0, limit);
-  return new Map(kept);
+  while (sum.size > limit) sum.delete(smallestEntry(sum));
+  return sum;
+}
+
+/** Id of the smallest count; among equal counts the largest id, so that the smaller id is kept. */
+function smallestEntry(counts: ReadonlyMap<string, number>): string {
+  let worstId = '';
+  let worstCount = Infinity;
+  for (const [id, count] of counts) {
+    if (count < worstCount || (count === worstCount && compareIds(id, worstId) > 0)) {
+      worstId = id;
+      worstCount = count;
+    }
+  }
+  return worstId;
 }
 
 function compareIds(a: string, b: string): number {

@@ -201,7 +201,7 @@ export function runVectorStoreContract(
         const item = (await store.getItems(['i'])).get('i')!;
         assert.deepEqual([...item.vector], [...filled(1.75)]);
         assert.equal(item.interactionCount, 2);
-        assert.deepEqual([...item.cooccurrence], [['j', 3]]);
+        assert.deepEqual(byCount(item.cooccurrence), [['j', 3]]);
         assert.equal(item.lastSeenMs, T0 + 1);
       }));
 
@@ -224,7 +224,7 @@ export function runVectorStoreContract(
         const item = (await store.getItems(['hot'])).get('hot')!;
         assert.equal(item.interactionCount, 50);
         assert.deepEqual([...item.vector], [...filled(1 + 50 * 0.25)]);
-        assert.deepEqual([...item.cooccurrence], [['other', 50]]);
+        assert.deepEqual(byCount(item.cooccurrence), [['other', 50]]);
         assert.deepEqual(
           item.recentUsers.map((r) => r.id),
           [49, 48, 47, 46].map((i) => `u${i}`),
@@ -257,7 +257,7 @@ export function runVectorStoreContract(
         );
         assert.equal(item.cooccurrence.size, 3);
         assert.deepEqual(
-          [...item.cooccurrence],
+          byCount(item.cooccurrence),
           [
             ['c0', 100],
             ['c9', 10],
@@ -441,7 +441,7 @@ function assertSameCollaborativeState(a: ItemProfile, b: ItemProfile): void {
   assert.deepEqual([...a.vector], [...b.vector]);
   assert.equal(a.interactionCount, b.interactionCount);
   assert.deepEqual(a.recentUsers, b.recentUsers);
-  assert.deepEqual([...a.cooccurrence], [...b.cooccurrence]);
+  assert.deepEqual(byCount(a.cooccurrence), byCount(b.cooccurrence));
   assert.equal(a.popularity.longLog, b.popularity.longLog);
   assert.equal(a.popularity.shortLog, b.popularity.shortLog);
   assert.equal(a.firstSeenMs, b.firstSeenMs);
@@ -465,4 +465,9 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Co-occurrence entries largest first, ties by id: the stores promise which entries, not their order. */
+function byCount(counts: ReadonlyMap<string, number>): [string, number][] {
+  return [...counts].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
 }

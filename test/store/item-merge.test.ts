@@ -91,7 +91,7 @@ describe('mergeItemDelta', () => {
     ]);
   });
 
-  it('cooccurrence adds counts, drops self, keeps the largest (ties by id), largest first', () => {
+  it('cooccurrence adds counts, drops self, keeps the largest (ties by id)', () => {
     const item = fold([
       {
         itemId: 'i',
@@ -112,15 +112,15 @@ describe('mergeItemDelta', () => {
       },
     ]);
     assert.deepEqual(
-      [...item.cooccurrence],
+      byCount(item.cooccurrence),
       [
         ['x', 3],
         ['y', 2],
       ],
     );
     assert.deepEqual(
-      [
-        ...mergeCounts(
+      byCount(
+        mergeCounts(
           new Map(),
           new Map([
             ['b', 1],
@@ -130,7 +130,7 @@ describe('mergeItemDelta', () => {
           'self',
           2,
         ),
-      ],
+      ),
       [
         ['a', 1],
         ['b', 1],
@@ -222,7 +222,7 @@ describe('mergeItemDelta', () => {
             a.popularity.longLog === b.popularity.longLog,
         );
         assert.deepEqual(a.recentUsers, b.recentUsers);
-        assert.deepEqual([...a.cooccurrence], [...b.cooccurrence]);
+        assert.deepEqual(byCount(a.cooccurrence), byCount(b.cooccurrence));
         assert.equal(a.firstSeenMs, b.firstSeenMs);
         assert.equal(a.lastSeenMs, b.lastSeenMs);
       }),
@@ -230,3 +230,8 @@ describe('mergeItemDelta', () => {
     );
   });
 });
+
+/** Co-occurrence entries largest first, ties by id: the stores promise which entries, not their order. */
+function byCount(counts: ReadonlyMap<string, number>): [string, number][] {
+  return [...counts].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+}

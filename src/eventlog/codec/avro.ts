@@ -45,7 +45,7 @@ function makeCodec<T>(name: SchemaName): Codec<T> {
   };
 }
 
-interface DeadLetterRecord {
+export interface DeadLetterRecord {
   reason: string;
   code: string;
   sourceTopic: string;
@@ -62,7 +62,8 @@ export interface Codecs {
   readonly item: Codec<Item>;
   readonly recommendation: Codec<Recommendation>;
   readonly deadLetter: Codec<DeadLetterRecord>;
-  encodeDeadLetter(letter: DeadLetter): Buffer;
+  /** The envelope of a dead letter as the Avro record `deadLetter` encodes. */
+  deadLetterValue(letter: DeadLetter): DeadLetterRecord;
 }
 
 export function createCodecs(): Codecs {
@@ -72,8 +73,7 @@ export function createCodecs(): Codecs {
     item: makeCodec<Item>('item'),
     recommendation: makeCodec<Recommendation>('recommendation'),
     deadLetter,
-    encodeDeadLetter: (letter) =>
-      deadLetter.encode({
+    deadLetterValue: (letter) => ({
         reason: letter.reason,
         code: letter.code,
         sourceTopic: letter.source.topic,

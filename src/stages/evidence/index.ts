@@ -116,6 +116,7 @@ function featuresOf(
   for (const c of item?.categories ?? []) fit = Math.max(fit, categoryMix.get(c) ?? 0);
   return {
     cooccurrence: cooc?.total ?? 0,
+    cooccurrenceRecent: cooc?.recencyWeighted ?? 0,
     cooccurringRecentItems: cooc?.items ?? 0,
     neighbourEngagement: engagement,
     embeddingScore: item ? dot(user.vector, item.vector) : 0,

@@ -9,23 +9,24 @@ import { validateInteraction, type ValidationLimits } from './validate.ts';
  * so that one poisoned record cannot stop the stream.
  */
 
-export type InteractionDecoder = (record: LogRecord) => Interaction;
+/** Bytes → interaction; throws `BadInputError` for bytes that are not one. Async: a schema registry may be asked. */
+export type InteractionDecoder = (record: LogRecord) => Interaction | Promise<Interaction>;
 
 export interface IngestResult {
   readonly interactions: Interaction[];
   readonly deadLetters: DeadLetter[];
 }
 
-export function ingest(
+export async function ingest(
   records: readonly LogRecord[],
   decode: InteractionDecoder,
   limits: ValidationLimits,
-): IngestResult {
+): Promise<IngestResult> {
   const interactions: Interaction[] = [];
   const deadLetters: DeadLetter[] = [];
   for (const record of records) {
     try {
-      const event = validateInteraction(decode(record), limits);
+      const event = validateInteraction(await decode(record), limits);
       checkKey(record, event);
       interactions.push(event);
     } catch (err) {

@@ -1,0 +1,133 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Registry } from 'prom-client';
+import type { Config } from '../config/schema.ts';
+import type { Interaction, Item } from '../domain/events.ts';
+import { generateCatalogue, generateStream } from '../data/synthetic.ts';
+import { OnlineHitRate } from '../eval/online.ts';
+import type { Logger } from '../logging/logger.ts';
+import { buildPipeline } from '../main.ts';
+import { startOpsServer } from '../ops/server.ts';
+import { produceInteractions, produceItems, type MalformedMix } from './produce.ts';
+import { Progress, percentile } from './progress.ts';
+
+/**
+ * `npm start` / `starstream demo`: the whole pipeline on its embedded default over a generated stream.
+ * Produces a synthetic catalogue and stream (with a few malformed records, to show the DLQ) into the
+ * in-process log, runs the pipeline against it, serves `/metrics`, writes the recommendations topic to a
+ * JSON-lines file, and ends with a summary.
+ */
+
+export interface DemoOptions {
+  readonly events: number;
+  readonly users: number;
+  readonly items: number;
+  readonly seed: number;
+  readonly out: string;
+  readonly malformed: MalformedMix;
+}
+
+/** What an in-process run consumes: a catalogue and a time-ordered stream. */
+export interface StreamInput {
+  readonly items: readonly Item[];
+  readonly events: Iterable<Interaction>;
+  /** Events in `events`, for progress; null when unknown. */
+  readonly total: number | null;
+  readonly malformed: MalformedMix;
+  readonly out: string;
+}
+
+export interface DemoSummary {
+  readonly events: number;
+  readonly seconds: number;
+  readonly eventsPerSecond: number;
+  readonly recommendations: number;
+  readonly deadLetters: number;
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
+  readonly hitRate: number;
+  readonly popularityHitRate: number;
+  readonly hitCases: number;
+}
+
+export function demo(config: Config, logger: Logger, options: DemoOptions): Promise<DemoSummary> {
+  const synthetic = { users: options.users, items: options.items, events: options.events, seed: options.seed };
+  return runInProcess(config, logger, {
+    items: generateCatalogue(synthetic),
+    events: generateStream(synthetic),
+    total: options.events,
+    malformed: options.malformed,
+    out: options.out,
+  });
+}
+
+/**
+ * Runs the pipeline in this process over `input`, produced into the configured (normally embedded) log
+ * as a real producer would, and reports the run. Used by `demo` and by `replay` on the embedded default.
+ */
+export async function runInProcess(config: Config, logger: Logger, input: StreamInput): Promise<DemoSummary> {
+  const registry = new Registry();
+  const pipeline = await buildPipeline(config, { logger, registry });
+  const { runner, processor, log, topics, framing, engine } = pipeline;
+  const hits = new OnlineHitRate(10);
+  processor.onRanked = (ranked) => hits.observe(ranked);
+  const server = await startOpsServer({
+    host: config.ops.host,
+    port: config.ops.port,
+    registry,
+    readiness: async () => ({ ready: runner.ready, checks: { consuming: runner.ready } }),
+  });
+  process.stderr.write(`metrics on ${server.url}/metrics\n`);
+
+  await mkdir(dirname(input.out), { recursive: true });
+  const file = createWriteStream(input.out);
+  const latencies: number[] = [];
+  let deadLetters = 0;
+  const sink = log.consumer({ groupId: 'demo-sink', topics: [topics.recommendations, topics.deadLetters], fromBeginning: true, maxBatchRecords: 1_000 });
+  const sinking = sink.run(async (batch) => {
+    if (batch.topic === topics.deadLetters) {
+      deadLetters += batch.records.length;
+      return;
+    }
+    for (const record of batch.records) {
+      const rec = await framing.decode(engine.codecs.recommendation, record.value, record.headers);
+      latencies.push(rec.pipelineLatencyMs);
+      file.write(`${JSON.stringify(rec)}\n`);
+    }
+  });
+
+  await runner.start();
+  const started = performance.now();
+  await produceItems(log, topics.items, input.items, engine.codecs, framing);
+  const progress = new Progress('events', input.total);
+  const produced = produceInteractions(log, topics.interactions, input.events, engine.codecs, framing, input.malformed);
+  const report = setInterval(() => progress.update(runner.processedRecords, `recs ${latencies.length.toLocaleString('en-US')}  hit@10 ${hits.servedRate.toFixed(3)}`), 500);
+  const total = await produced;
+  while (runner.processedRecords < total) await new Promise((r) => setTimeout(r, 50));
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(report);
+  progress.finish(runner.processedRecords);
+
+  await runner.stop();
+  // The sink may still be catching up with the last batch of recommendations.
+  const counts = await pipeline.engine.store.counts();
+  await sink.stop();
+  await sinking;
+  await new Promise<void>((resolve) => file.end(resolve));
+  await log.close();
+  await server.close();
+  logger.info({ users: counts.users, items: counts.items }, 'store size');
+  return {
+    events: total,
+    seconds,
+    eventsPerSecond: total / seconds,
+    recommendations: latencies.length,
+    deadLetters,
+    latencyP50Ms: percentile(latencies, 50),
+    latencyP99Ms: percentile(latencies, 99),
+    hitRate: hits.servedRate,
+    popularityHitRate: hits.popularRate,
+    hitCases: hits.cases,
+  };
+}

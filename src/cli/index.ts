@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/**
+ * The `starstream` command line. One file per command in this folder; this one parses arguments, loads the
+ * config once (file from --config, then STARSTREAM_* env) and dispatches. Exit codes: 0 ok, 1 failure,
+ * 2 bad usage or config.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.ts';
+import type { Config, ConfigInput } from '../config/schema.ts';
+import { ConfigError, errorMessage } from '../errors/index.ts';
+import { createLogger, type Logger } from '../logging/logger.ts';
+
+const USAGE = `usage: starstream <command> [options]
+
+commands:
+  demo [--events N] [--users N] [--items N] [--seed N] [--out FILE]
+                         the whole pipeline on the embedded default over a generated stream (npm start)
+  run                    the pipeline on the configured event log and store, until SIGTERM
+  replay <ml-100k|lastfm|DIR|FILE.jsonl>
+                         produce a data set into the interactions topic (Kafka), or run it in-process (embedded)
+  eval [--dataset ml-100k] [--out DIR]
+                         streaming protocol: hit rate and NDCG@10 of popularity, item-CF, embeddings, baseline
+  topics create          create every starstream topic (idempotent)
+  store init             create or check the vector store's collections
+  config docs|check      print the configuration reference, or validate the config and print it
+
+common options:
+  --config FILE          JSON config file (env STARSTREAM_* overrides it; see README "Configuration")
+`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      events: { type: 'string' },
+      users: { type: 'string' },
+      items: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      dataset: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, ...rest] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const overrides: ConfigInput = command === 'demo' ? { ops: { port: 0 } } : {};
+  const config = loadConfig({ file: values.config, env: process.env, overrides: envWins(overrides) });
+  const logger = createLogger(config.logLevel);
+  const num = (text: string | undefined, fallback: number): number => (text === undefined ? fallback : positiveNumber(text));
+
+  switch (command) {
+    case 'demo': {
+      const { demo } = await import('./demo.ts');
+      const { printDemoSummary } = await import('./report.ts');
+      const summary = await demo(config, logger, {
+        events: num(values.events, 100_000),
+        users: num(values.users, 5_000),
+        items: num(values.items, 10_000),
+        seed: num(values.seed, 1),
+        out: values.out ?? 'out/recommendations.jsonl',
+        malformed: { garbageEvery: 5_000, nonFiniteEvery: 7_919 },
+      });
+      printDemoSummary(summary, values.out ?? 'out/recommendations.jsonl');
+      return 0;
+    }
+    case 'run': {
+      const { run } = await import('./run.ts');
+      return run(config, logger);
+    }
+    case 'replay': {
+      const { replay } = await import('./replay.ts');
+      if (!sub) throw new UsageError('replay needs a data set name, directory or .jsonl file');
+      return replay(config, logger, sub);
+    }
+    case 'eval': {
+      const { evalCommand } = await import('./eval.ts');
+      return evalCommand(config, logger, { dataset: values.dataset ?? 'ml-100k', out: values.out ?? 'bench/results' });
+    }
+    case 'topics': {
+      if (sub !== 'create') throw new UsageError('topics: the subcommand is "create"');
+      const { topicsCreate } = await import('./topics.ts');
+      await topicsCreate(config, logger);
+      return 0;
+    }
+    case 'store': {
+      if (sub !== 'init') throw new UsageError('store: the subcommand is "init"');
+      const { storeInit } = await import('./store.ts');
+      await storeInit(config, logger);
+      return 0;
+    }
+    case 'config': {
+      const { configDocs } = await import('./config.ts');
+      if (sub === 'docs') process.stdout.write(configDocs());
+      else if (sub === 'check') process.stdout.write(`${JSON.stringify(redacted(config), null, 2)}\n`);
+      else throw new UsageError('config: the subcommand is "docs" or "check"');
+      return 0;
+    }
+    default:
+      void rest;
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+class UsageError extends Error {}
+
+function positiveNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`"${text}" is not a positive number`);
+  return n;
+}
+
+/** Defaults a command prefers (the demo picks a free port) must not override what the user set in env. */
+function envWins(overrides: ConfigInput): ConfigInput {
+  return process.env.STARSTREAM_OPS__PORT ? {} : overrides;
+}
+
+function redacted(config: Config): unknown {
+  return JSON.parse(
+    JSON.stringify(config, (key, value: unknown) => (/password|apiKey|apiToken/i.test(key) && value ? '[redacted]' : value)),
+  );
+}
+
+export function reportFailure(err: unknown, logger?: Logger): number {
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    process.stderr.write(`starstream: ${errorMessage(err)}\n`);
+    if (err instanceof UsageError) process.stderr.write(USAGE);
+    return 2;
+  }
+  logger?.fatal({ err }, 'failed');
+  process.stderr.write(`starstream: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.exitCode = reportFailure(err);
+  },
+);

@@ -1,0 +1,54 @@
+/**
+ * Progress for long work: one line every `everyMs` with count, share, rate and ETA, on stderr so stdout
+ * stays clean for results. Plain lines rather than a redrawn bar, so logs and CI output stay readable.
+ */
+export class Progress {
+  private readonly started = performance.now();
+  private lastPrinted = 0;
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number | null,
+    private readonly everyMs = 2_000,
+    private readonly write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  ) {}
+
+  update(done: number, extra = ''): void {
+    const now = performance.now();
+    if (now - this.lastPrinted < this.everyMs) return;
+    this.lastPrinted = now;
+    this.write(this.line(done, extra));
+  }
+
+  finish(done: number, extra = ''): void {
+    this.write(this.line(done, extra));
+  }
+
+  private line(done: number, extra: string): string {
+    const seconds = (performance.now() - this.started) / 1000;
+    const rate = done / Math.max(seconds, 1e-9);
+    const parts = [`${this.label} ${done.toLocaleString('en-US')}`];
+    if (this.total) {
+      parts[0] += `/${this.total.toLocaleString('en-US')} (${((100 * done) / this.total).toFixed(0)}%)`;
+      const eta = rate > 0 ? (this.total - done) / rate : Infinity;
+      parts.push(`${Math.round(rate).toLocaleString('en-US')}/s`, `ETA ${formatSeconds(eta)}`);
+    } else {
+      parts.push(`${Math.round(rate).toLocaleString('en-US')}/s`);
+    }
+    if (extra) parts.push(extra);
+    return parts.join('  ');
+  }
+}
+
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s.toFixed(0)}s`;
+  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+
+/** Percentile by nearest rank of an unsorted sample; sorts a copy. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -1,0 +1,44 @@
+import type { RankedEvent } from '../pipeline/processor.ts';
+
+/**
+ * Online hit rate, as the stream sees it: when a user's next event arrives, was its item in the top K
+ * recommended at the user's previous event? Tracked for the serving ranker and for popularity over the same
+ * candidates, so the figure always has its baseline beside it. Memory: one top-K list per user and system,
+ * the least recently active users forgotten beyond `maxUsers`.
+ */
+export class OnlineHitRate {
+  private readonly last = new Map<string, { served: Set<string>; popular: Set<string> }>();
+  cases = 0;
+  servedHits = 0;
+  popularHits = 0;
+
+  constructor(
+    private readonly k: number,
+    private readonly maxUsers = 200_000,
+  ) {}
+
+  observe(ranked: RankedEvent): void {
+    const { event } = ranked;
+    const previous = this.last.get(event.userId);
+    if (previous) {
+      this.cases++;
+      if (previous.served.has(event.itemId)) this.servedHits++;
+      if (previous.popular.has(event.itemId)) this.popularHits++;
+      this.last.delete(event.userId);
+    }
+    const popular = [...ranked.candidates]
+      .sort((a, b) => b.features.popularity - a.features.popularity)
+      .slice(0, this.k)
+      .map((c) => c.itemId);
+    this.last.set(event.userId, { served: new Set(ranked.ranked.slice(0, this.k).map((r) => r.evidence.itemId)), popular: new Set(popular) });
+    if (this.last.size > this.maxUsers) this.last.delete(this.last.keys().next().value!);
+  }
+
+  get servedRate(): number {
+    return this.cases ? this.servedHits / this.cases : 0;
+  }
+
+  get popularRate(): number {
+    return this.cases ? this.popularHits / this.cases : 0;
+  }
+}

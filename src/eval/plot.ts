@@ -1,0 +1,64 @@
+/**
+ * A dependency-free SVG bar chart for evaluation reports: groups of bars (one group per metric, one bar per
+ * system), value labels on the bars. Enough for a report people read at a glance.
+ */
+
+export interface BarChart {
+  readonly title: string;
+  readonly metrics: readonly string[];
+  readonly series: readonly { readonly name: string; readonly values: readonly number[] }[];
+  /** Optional reference lines, e.g. published baselines: metric index → value and label. */
+  readonly references?: readonly { readonly metric: number; readonly value: number; readonly label: string }[];
+}
+
+const PALETTE = ['#9aa5b1', '#6c8ebf', '#82b366', '#d6b656', '#b85450', '#9673a6', '#d79b00', '#23445d'];
+
+export function barChartSvg(chart: BarChart): string {
+  const width = 760;
+  const height = 380;
+  const left = 50;
+  const bottom = 60;
+  const top = 40;
+  const plotH = height - top - bottom;
+  const max = Math.max(1e-9, ...chart.series.flatMap((s) => s.values), ...(chart.references ?? []).map((r) => r.value)) * 1.15;
+  const groupW = (width - left - 20) / chart.metrics.length;
+  const barW = Math.min(40, (groupW - 20) / chart.series.length);
+  const y = (v: number): number => top + plotH - (v / max) * plotH;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${escape(chart.title)}</text>`,
+    `<line x1="${left}" y1="${top + plotH}" x2="${width - 10}" y2="${top + plotH}" stroke="#333"/>`,
+  ];
+  chart.metrics.forEach((metric, m) => {
+    const gx = left + m * groupW + 10;
+    chart.series.forEach((s, i) => {
+      const v = s.values[m] ?? 0;
+      const x = gx + i * barW;
+      parts.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${PALETTE[i % PALETTE.length]}"/>`);
+      parts.push(`<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9">${formatValue(v)}</text>`);
+    });
+    parts.push(`<text x="${(gx + (chart.series.length * barW) / 2).toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle">${escape(metric)}</text>`);
+  });
+  for (const r of chart.references ?? []) {
+    const gx = left + r.metric * groupW + 10;
+    const x2 = gx + chart.series.length * barW;
+    parts.push(`<line x1="${gx}" y1="${y(r.value).toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y(r.value).toFixed(1)}" stroke="#b85450" stroke-dasharray="4 3"/>`);
+    parts.push(`<text x="${x2.toFixed(1)}" y="${(y(r.value) - 2).toFixed(1)}" text-anchor="end" font-size="9" fill="#b85450">${escape(r.label)}</text>`);
+  }
+  chart.series.forEach((s, i) => {
+    const x = left + i * 150;
+    parts.push(`<rect x="${x}" y="${height - 22}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`);
+    parts.push(`<text x="${x + 14}" y="${height - 13}">${escape(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
+
+function formatValue(v: number): string {
+  return v >= 10 ? v.toFixed(1) : v.toFixed(3);
+}
+
+function escape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
