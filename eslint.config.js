@@ -16,7 +16,7 @@ const vendorImportBan = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.cache/**', 'train/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.cache/**', '.scratch/**', 'train/**', 'bench/results/**', 'out/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

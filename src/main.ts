@@ -25,14 +25,16 @@ import type { ItemMerger } from './stages/state/store-view.ts';
 import { createBaselineScorer } from './star/baseline/scorer.ts';
 import type { Scorer } from './star/port.ts';
 import { createEmbeddedStore } from './store/embedded/index.ts';
-import { mergeItemDelta } from './store/item-merge.ts';
+import { applyItemDelta, cloneItem, type MutableItemProfile } from './store/item-merge.ts';
 import type { VectorStore } from './store/port.ts';
+import { createQdrantStore } from './store/qdrant/index.ts';
+import type { OnRequest } from './store/qdrant/adapter.ts';
 
 const NEGATIVE_POOL = 20_000;
 
-export function buildStore(config: Config): VectorStore {
+export function buildStore(config: Config, logger?: Logger, onRequest?: OnRequest): VectorStore {
   const s = config.store;
-  if (s.kind === 'qdrant') throw new Error('store.kind=qdrant is wired in src/store/qdrant (see README)');
+  if (s.kind === 'qdrant') return createQdrantStore({ config: s, ...(logger ? { log: logger.child({ component: 'qdrant' }) } : {}), ...(onRequest ? { onRequest } : {}) });
   return createEmbeddedStore({ ...s, ...s.embedded, path: s.embedded.path });
 }
 
@@ -77,7 +79,10 @@ export function buildEngine(config: Config, store: VectorStore = buildStore(conf
   return {
     config,
     store,
-    mergeItem: (profile, delta) => mergeItemDelta(profile, delta, config.store),
+    mergeItem: {
+      clone: (profile, itemId) => cloneItem(profile, itemId, config.store.dimension),
+      apply: (item, delta) => applyItemDelta(item as MutableItemProfile, delta, config.store),
+    },
     learner,
     negatives: new NegativeSampler(NEGATIVE_POOL, rng.fork('negatives')),
     templates: loadCstTemplates(),
@@ -136,21 +141,24 @@ export interface PipelineWiring {
   readonly log?: EventLog;
   readonly registry?: Registry;
   readonly fromBeginning?: boolean;
+  /** Also told everything the metrics are told (benchmarks and tests that need raw samples). */
+  readonly observer?: Partial<PipelineInstruments>;
 }
 
 /** Everything `starstream run` needs, wired; call `runner.start()` to go. */
 export async function buildPipeline(config: Config, wiring: PipelineWiring): Promise<Pipeline> {
-  const store = buildStore(config);
+  const store = buildStore(config, wiring.logger);
   await store.init();
   const engine = buildEngine(config, store);
   const metrics = createPipelineMetrics(wiring.registry ?? new Registry());
+  const instruments = wiring.observer ? fanOut(metrics, wiring.observer) : metrics;
   const log = wiring.log ?? createEventLog(config, wiring.logger);
   const topics = topicNames(config);
   const framing = createFraming(config.eventLog);
   const baseline = createBaselineScorer();
   metrics.setModel(baseline.modelVersion, 'cpu');
   const processor = buildProcessor(engine, {
-    instruments: metrics,
+    instruments,
     scorer: () => baseline,
     decode: (record) => framing.decode(engine.codecs.interaction, record.value, record.headers),
   });
@@ -161,11 +169,21 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     codecs: engine.codecs,
     framing,
     topics,
-    instruments: metrics,
+    instruments,
     logger: wiring.logger.child({ component: 'runner' }),
     groupId: config.pipeline.groupId,
     maxBatchRecords: config.pipeline.maxBatchRecords,
     fromBeginning: wiring.fromBeginning ?? true,
   });
   return { engine, log, processor, runner, metrics, topics, framing };
+}
+
+function fanOut(first: PipelineInstruments, second: Partial<PipelineInstruments>): PipelineInstruments {
+  const out = {} as Record<keyof PipelineInstruments, (...args: never[]) => void>;
+  for (const key of Object.keys(first) as (keyof PipelineInstruments)[]) {
+    const a = first[key] as (...args: unknown[]) => void;
+    const b = second[key] as ((...args: unknown[]) => void) | undefined;
+    out[key] = b ? (...args: unknown[]) => (a(...args), b(...args)) : a;
+  }
+  return out as PipelineInstruments;
 }

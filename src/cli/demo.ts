@@ -71,7 +71,11 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   const pipeline = await buildPipeline(config, { logger, registry });
   const { runner, processor, log, topics, framing, engine } = pipeline;
   const hits = new OnlineHitRate(10);
-  processor.onRanked = (ranked) => hits.observe(ranked);
+  const progress = new Progress('events', input.total);
+  processor.onRanked = (ranked) => {
+    hits.observe(ranked);
+    progress.update(runner.processedRecords, `recs ${latencies.length.toLocaleString('en-US')}  hit@10 ${hits.servedRate.toFixed(3)}`);
+  };
   const server = await startOpsServer({
     host: config.ops.host,
     port: config.ops.port,
@@ -100,13 +104,10 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   await runner.start();
   const started = performance.now();
   await produceItems(log, topics.items, input.items, engine.codecs, framing);
-  const progress = new Progress('events', input.total);
   const produced = produceInteractions(log, topics.interactions, input.events, engine.codecs, framing, input.malformed);
-  const report = setInterval(() => progress.update(runner.processedRecords, `recs ${latencies.length.toLocaleString('en-US')}  hit@10 ${hits.servedRate.toFixed(3)}`), 500);
   const total = await produced;
   while (runner.processedRecords < total) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
-  clearInterval(report);
   progress.finish(runner.processedRecords);
 
   await runner.stop();

@@ -119,14 +119,14 @@ const storeSchema = z
       .strictObject({
         path: z.string().optional().describe('Snapshot file; unset = memory only'),
         exactSearchBelow: nonNegativeInt()
-          .default(20_000)
+          .default(5_000)
           .describe('Collections smaller than this are searched exactly, larger ones with HNSW'),
         hnswM: positiveInt().default(16).describe('HNSW links per node'),
-        hnswEfConstruction: positiveInt().default(100).describe('HNSW build-time candidate list'),
+        hnswEfConstruction: positiveInt().default(64).describe('HNSW build-time candidate list'),
         hnswEfSearch: positiveInt().default(64).describe('HNSW query-time candidate list'),
         reindexBudgetPerSearch: nonNegativeInt()
-          .default(8)
-          .describe('Changed vectors re-inserted into HNSW per search (the rest wait, searched exactly)'),
+          .default(1)
+          .describe('Changed vectors re-inserted into HNSW per search, oldest first (~0.3 ms each)'),
       })
       .prefault({}),
     qdrant: z
@@ -144,7 +144,7 @@ const storeSchema = z
           .default(true)
           .describe('init() creates missing collections; false = only check them (`starstream store init` creates)'),
         hnswM: positiveInt().default(16).describe('HNSW links per node of new collections'),
-        hnswEfConstruction: positiveInt().default(100).describe('HNSW build-time candidate list of new collections'),
+        hnswEfConstruction: positiveInt().default(64).describe('HNSW build-time candidate list of new collections'),
         hnswEfSearch: positiveInt().default(64).describe('HNSW query-time candidate list (`hnsw_ef`)'),
         shardNumber: positiveInt().default(1).describe('Shards of new collections (Qdrant cluster)'),
         replicationFactor: positiveInt().default(1).describe('Replicas of each shard of new collections'),

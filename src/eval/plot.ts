@@ -62,3 +62,48 @@ function formatValue(v: number): string {
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
+
+export interface LineChart {
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  readonly series: readonly { readonly name: string; readonly points: readonly (readonly [number, number])[] }[];
+}
+
+/** Lines over a shared x axis (time series such as RSS or throughput during a run). */
+export function lineChartSvg(chart: LineChart): string {
+  const width = 760;
+  const height = 360;
+  const left = 70;
+  const right = 20;
+  const top = 40;
+  const bottom = 60;
+  const all = chart.series.flatMap((s) => s.points);
+  const maxX = Math.max(1e-9, ...all.map((p) => p[0]));
+  const maxY = Math.max(1e-9, ...all.map((p) => p[1])) * 1.1;
+  const x = (v: number): number => left + (v / maxX) * (width - left - right);
+  const y = (v: number): number => top + (1 - v / maxY) * (height - top - bottom);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${escape(chart.title)}</text>`,
+    `<line x1="${left}" y1="${y(0)}" x2="${width - right}" y2="${y(0)}" stroke="#333"/>`,
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${y(0)}" stroke="#333"/>`,
+    `<text x="${width / 2}" y="${height - 28}" text-anchor="middle">${escape(chart.xLabel)}</text>`,
+    `<text x="14" y="${top + (height - top - bottom) / 2}" transform="rotate(-90 14 ${top + (height - top - bottom) / 2})" text-anchor="middle">${escape(chart.yLabel)}</text>`,
+  ];
+  for (let t = 0; t <= 4; t++) {
+    const vy = (maxY * t) / 4;
+    const vx = (maxX * t) / 4;
+    parts.push(`<text x="${left - 4}" y="${y(vy).toFixed(1)}" text-anchor="end">${formatValue(vy)}</text>`);
+    parts.push(`<text x="${x(vx).toFixed(1)}" y="${y(0) + 14}" text-anchor="middle">${formatValue(vx)}</text>`);
+  }
+  chart.series.forEach((s, i) => {
+    const d = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${d}" fill="none" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="2"/>`);
+    parts.push(`<rect x="${left + i * 160}" y="${height - 16}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`);
+    parts.push(`<text x="${left + i * 160 + 14}" y="${height - 7}">${escape(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}

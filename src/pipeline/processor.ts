@@ -1,7 +1,7 @@
 import type { DeadLetter, Interaction, Recommendation } from '../domain/events.ts';
 import type { CollaborativeEvidence } from '../domain/evidence.ts';
 import type { LogRecord } from '../eventlog/port.ts';
-import type { ItemDelta, ItemProfile, VectorStore } from '../store/port.ts';
+import type { VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
 import { NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
@@ -10,7 +10,7 @@ import type { CstTemplates } from '../stages/evidence/templates.ts';
 import { ingest, type InteractionDecoder } from '../stages/ingest/index.ts';
 import { buildRecommendation, type UserRateLimiter } from '../stages/publish/index.ts';
 import { rankCase, type RankedCandidate } from '../stages/ranking/index.ts';
-import { StoreView } from '../stages/state/store-view.ts';
+import { StoreView, type ItemMerger } from '../stages/state/store-view.ts';
 import type { PipelineInstruments, Stage } from './instruments.ts';
 
 /**
@@ -32,7 +32,7 @@ export interface ProcessorOptions {
 
 export interface ProcessorDeps {
   readonly store: VectorStore;
-  readonly mergeItem: (profile: ItemProfile | undefined, delta: ItemDelta) => ItemProfile;
+  readonly mergeItem: ItemMerger;
   readonly decode: InteractionDecoder;
   readonly learner: CollaborativeLearner;
   readonly negatives: NegativeSampler;
@@ -62,12 +62,15 @@ export class BatchProcessor {
   private readonly clock: () => number;
   /** Called for every ranked event, published or not; the evaluation and the sampler listen here. */
   onRanked: ((ranked: RankedEvent) => void) | null = null;
+  /** false = learn only (benchmarks, warm-up replays); starts as `options.rankingEnabled`. */
+  rankingEnabled: boolean;
 
   constructor(
     private readonly deps: ProcessorDeps,
     private readonly options: ProcessorOptions,
   ) {
     this.clock = deps.clock ?? Date.now;
+    this.rankingEnabled = options.rankingEnabled;
   }
 
   async process(records: readonly LogRecord[]): Promise<BatchOutput> {
@@ -120,7 +123,7 @@ export class BatchProcessor {
 
   private async handle(view: StoreView, event: Interaction, negatives: string[], receivedAt: number): Promise<Recommendation | null> {
     const user = this.timed('learn', () => this.deps.learner.learn(view, event, negatives));
-    if (!this.options.rankingEnabled) return null;
+    if (!this.rankingEnabled) return null;
     if (!this.deps.rateLimiter.allow(event.userId, event.timestampMs)) {
       this.deps.instruments.rateLimited();
       return null;

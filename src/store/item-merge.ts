@@ -88,58 +88,69 @@ function checkVector(
   }
 }
 
+/** An item profile owned by one writer while it folds deltas in; see `cloneItem`. */
+export interface MutableItemProfile {
+  itemId: string;
+  vector: Float32Array;
+  recentUsers: TimedId[];
+  interactionCount: number;
+  popularity: { shortLog: number; longLog: number };
+  cooccurrence: Map<string, number>;
+  title: string | null;
+  categories: readonly string[];
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
 /**
- * Applies one delta to an item's profile (`undefined` = the item does not exist yet) and returns the new
- * profile; the input is not modified. Validates the delta first (`validateItemDelta`).
+ * A private copy of `profile` (or a new item) that `applyItemDelta` may change in place. Stores and the
+ * stages' batch view clone an item once per batch and fold all its deltas into the copy: copying the
+ * bounded co-occurrence map once per delta was the single largest cost of learning.
  */
-export function mergeItemDelta(
-  profile: ItemProfile | undefined,
-  delta: ItemDelta,
-  limits: ItemMergeLimits,
-): ItemProfile {
-  validateItemDelta(delta, limits.dimension);
-  const base = profile ?? newItem(delta.itemId, limits.dimension);
-  const seeded = delta.initialVector !== undefined && isUnseenItem(base);
-
-  let vector = base.vector;
-  if (seeded || delta.vectorDelta) {
-    vector = Float32Array.from(seeded ? delta.initialVector! : base.vector);
-    if (delta.vectorDelta) for (let i = 0; i < vector.length; i++) vector[i]! += delta.vectorDelta[i]!;
-  }
-
-  const interactions = delta.interactions ?? 0;
+export function cloneItem(profile: ItemProfile | undefined, itemId: string, dimension: number): MutableItemProfile {
+  const base = profile ?? newItem(itemId, dimension);
   return {
     itemId: base.itemId,
-    vector,
-    recentUsers: delta.seenBy
-      ? mergeRecent(base.recentUsers, [delta.seenBy], limits.itemAudienceLength)
-      : base.recentUsers,
-    interactionCount: base.interactionCount + interactions,
-    popularity:
-      interactions > 0
-        ? {
-            shortLog: logAddEvent(
-              base.popularity.shortLog,
-              delta.atMs,
-              limits.popularityShortHalfLifeMs,
-              interactions,
-            ),
-            longLog: logAddEvent(
-              base.popularity.longLog,
-              delta.atMs,
-              limits.popularityLongHalfLifeMs,
-              interactions,
-            ),
-          }
-        : base.popularity,
-    cooccurrence: delta.cooccurrence
-      ? mergeCounts(base.cooccurrence, delta.cooccurrence, base.itemId, limits.cooccurrenceLimit)
-      : base.cooccurrence,
+    vector: Float32Array.from(base.vector),
+    recentUsers: [...base.recentUsers],
+    interactionCount: base.interactionCount,
+    popularity: { ...base.popularity },
+    cooccurrence: new Map(base.cooccurrence),
     title: base.title,
     categories: base.categories,
-    firstSeenMs: Math.min(base.firstSeenMs, delta.atMs),
-    lastSeenMs: Math.max(base.lastSeenMs, delta.atMs),
+    firstSeenMs: base.firstSeenMs,
+    lastSeenMs: base.lastSeenMs,
   };
+}
+
+/** Folds one delta into an owned profile, in place. Validates the delta first (`validateItemDelta`). */
+export function applyItemDelta(item: MutableItemProfile, delta: ItemDelta, limits: ItemMergeLimits): void {
+  validateItemDelta(delta, limits.dimension);
+  if (delta.initialVector !== undefined && isUnseenItem(item)) item.vector.set(delta.initialVector);
+  if (delta.vectorDelta) {
+    const v = item.vector;
+    for (let i = 0; i < v.length; i++) v[i]! += delta.vectorDelta[i]!;
+  }
+  if (delta.seenBy) item.recentUsers = mergeRecent(item.recentUsers, [delta.seenBy], limits.itemAudienceLength);
+  const interactions = delta.interactions ?? 0;
+  item.interactionCount += interactions;
+  if (interactions > 0) {
+    item.popularity.shortLog = logAddEvent(item.popularity.shortLog, delta.atMs, limits.popularityShortHalfLifeMs, interactions);
+    item.popularity.longLog = logAddEvent(item.popularity.longLog, delta.atMs, limits.popularityLongHalfLifeMs, interactions);
+  }
+  if (delta.cooccurrence) addCounts(item.cooccurrence, delta.cooccurrence, item.itemId, limits.cooccurrenceLimit);
+  item.firstSeenMs = Math.min(item.firstSeenMs, delta.atMs);
+  item.lastSeenMs = Math.max(item.lastSeenMs, delta.atMs);
+}
+
+/**
+ * Applies one delta to an item's profile (`undefined` = the item does not exist yet) and returns the new
+ * profile; the input is not modified. For many deltas to one item, `cloneItem` once and `applyItemDelta`.
+ */
+export function mergeItemDelta(profile: ItemProfile | undefined, delta: ItemDelta, limits: ItemMergeLimits): ItemProfile {
+  const item = cloneItem(profile, delta.itemId, limits.dimension);
+  applyItemDelta(item, delta, limits);
+  return item;
 }
 
 /**
@@ -205,11 +216,16 @@ export function mergeCounts(
   limit: number,
 ): Map<string, number> {
   const sum = new Map(current);
+  addCounts(sum, added, self, limit);
+  return sum;
+}
+
+/** `mergeCounts` in place. */
+function addCounts(sum: Map<string, number>, added: ReadonlyMap<string, number>, self: string, limit: number): void {
   for (const [id, count] of added) {
     if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
   }
   while (sum.size > limit) sum.delete(smallestEntry(sum));
-  return sum;
 }
 
 /** Id of the smallest count; among equal counts the largest id, so that the smaller id is kept. */

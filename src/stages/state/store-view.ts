@@ -1,7 +1,16 @@
 import type { ItemDelta, ItemProfile, Neighbour, UserProfile, VectorStore } from '../../store/port.ts';
 
-/** How item deltas are folded into a profile; the same function the store adapters use. */
-export type ItemMerger = (profile: ItemProfile | undefined, delta: ItemDelta) => ItemProfile;
+/**
+ * How item deltas are folded into a profile; the same functions the store adapters use (`item-merge.ts`):
+ * `clone` makes a private copy the view may change, `apply` folds a delta into it in place.
+ */
+export interface ItemMerger {
+  clone(profile: ItemProfile | undefined, itemId: string): MutableItem;
+  apply(item: MutableItem, delta: ItemDelta): void;
+}
+
+/** An item profile the view owns and changes in place (`MutableItemProfile` in the store). */
+export type MutableItem = ItemProfile & { cooccurrence: Map<string, number> };
 
 /**
  * The stages' view of the store while one batch is processed: profiles are read from the store once per
@@ -17,6 +26,8 @@ export class StoreView {
   private readonly items = new Map<string, ItemProfile>();
   /** Ids asked of the store that it does not hold, so a delta may create them. */
   private readonly absentItems = new Set<string>();
+  /** Items this view has cloned: later deltas change them in place instead of copying again. */
+  private readonly owned = new Map<string, MutableItem>();
   private readonly dirtyUsers = new Set<string>();
   private pendingItemDeltas: ItemDelta[] = [];
 
@@ -67,10 +78,15 @@ export class StoreView {
       // Merging into an unloaded item would cache a blank profile in place of the stored one.
       throw new Error(`item ${delta.itemId} was not loaded into this view before being changed`);
     }
-    const merged = this.mergeItem(this.items.get(delta.itemId), delta);
-    this.items.set(delta.itemId, merged);
+    let item = this.owned.get(delta.itemId);
+    if (!item) {
+      item = this.mergeItem.clone(this.items.get(delta.itemId), delta.itemId);
+      this.owned.set(delta.itemId, item);
+      this.items.set(delta.itemId, item);
+    }
+    this.mergeItem.apply(item, delta);
     this.pendingItemDeltas.push(delta);
-    return merged;
+    return item;
   }
 
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { dirname } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { FatalError } from '../../errors/index.ts';
-import { applyItemMetadata, mergeItemDelta, type ItemMergeLimits } from '../item-merge.ts';
+import { applyItemDelta, applyItemMetadata, cloneItem, type ItemMergeLimits, type MutableItemProfile } from '../item-merge.ts';
 import { decayedCount } from '../popularity.ts';
 import type {
   ItemDelta,
@@ -87,9 +87,11 @@ class EmbeddedStore implements VectorStore {
 
   async applyItemDeltas(deltas: readonly ItemDelta[]): Promise<void> {
     // Validate all before applying any, so a bad delta leaves the batch unapplied rather than half-applied.
-    const merged = new Map<string, ItemProfile>();
+    const merged = new Map<string, MutableItemProfile>();
     for (const delta of deltas) {
-      merged.set(delta.itemId, mergeItemDelta(merged.get(delta.itemId) ?? this.items.get(delta.itemId), delta, this.options));
+      let item = merged.get(delta.itemId);
+      if (!item) merged.set(delta.itemId, (item = cloneItem(this.items.get(delta.itemId), delta.itemId, this.options.dimension)));
+      applyItemDelta(item, delta, this.options);
     }
     for (const item of merged.values()) this.setItem(item);
     this.deltasSincePopular += deltas.length;

@@ -1,0 +1,32 @@
+/**
+ * `npm run bench [-- <suite>…]`: runs benchmarks, prints tables, saves results under bench/results/.
+ * Suites: pipeline (default), store, kafka, star. Options per suite are constants in each file; sizes can be
+ * scaled down for a quick look with BENCH_SCALE=0.1.
+ */
+import { DEFAULT_PIPELINE_BENCH, benchPipeline } from './pipeline.ts';
+
+const suites = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const scale = Number(process.env.BENCH_SCALE ?? 1);
+const scaled = (n: number): number => Math.max(1, Math.round(n * scale));
+
+for (const suite of suites.length ? suites : ['pipeline']) {
+  switch (suite) {
+    case 'pipeline': {
+      const d = DEFAULT_PIPELINE_BENCH;
+      await benchPipeline({ ...d, events: scaled(d.events), rankedEvents: scaled(d.rankedEvents), latencySeconds: Math.max(3, scaled(d.latencySeconds)) });
+      break;
+    }
+    case 'store': {
+      const { runStoreBench } = await import('./store-suite.ts');
+      await runStoreBench(scale);
+      break;
+    }
+    case 'kafka': {
+      const { runKafkaBench } = await import('./kafka-suite.ts');
+      await runKafkaBench(scale);
+      break;
+    }
+    default:
+      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka)`);
+  }
+}

@@ -1,0 +1,302 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Config } from '../config/schema.ts';
+import { resolveDataset } from '../data/datasets.ts';
+import type { LoadedDataset } from '../data/files.ts';
+import { createRng, type Rng } from '../data/random.ts';
+import type { ScoringCase } from '../domain/evidence.ts';
+import type { Interaction, Item } from '../domain/events.ts';
+import { BadInputError } from '../errors/index.ts';
+import { buildEngine, type Engine } from '../main.ts';
+import { coldUser } from '../pipeline/recommend.ts';
+import { generateCandidates } from '../stages/candidates/index.ts';
+import { evidenceForItems } from '../stages/evidence/for-items.ts';
+import { StoreView } from '../stages/state/store-view.ts';
+
+/**
+ * `starstream cases export`: replays a data set through the engine in time order, exactly like the streaming
+ * evaluation (`src/eval/streaming.ts`: for each event, first use the state learned from every earlier event,
+ * then learn the event), and writes labelled cases for STAR's trainer, one JSON object per line:
+ *
+ * ```
+ * {"split":"train"|"test","label":<index of the true item in case.candidates>,"itemId":"<true item>",
+ *  "case":{"eventId","atMs","user":UserContext,"candidates":[CollaborativeEvidence…]}}
+ * ```
+ *
+ * A case is the paper's protocol: the event's item plus `candidates − 1` negatives the user has not
+ * interacted with, drawn uniformly (or popularity-weighted) from the items the stream has seen so far, in
+ * a seeded random order; CST evidence (features and sentences) for every candidate is computed at that
+ * moment from the state before the event (`evidenceForItems`). Events in the first `trainShare` of the data
+ * set's time span are `train`, the rest `test`; every `trainEvery`-th train event and every `testEvery`-th
+ * test event becomes a case (the reference protocol takes every 4th test event). The trainer reads exactly
+ * these files, so serving and training features cannot drift apart. A sidecar `<out>.meta.json` records the
+ * options and counts.
+ *
+ * Item titles and categories enter the store right after an item's first event, as a catalogue record
+ * would: the true item of its own first event is still unknown then ("item 42", "New to the catalogue").
+ */
+
+export const CASE_FILE_VERSION = 'cases-1';
+
+export interface CasesExportOptions {
+  /** `ml-100k`, `lastfm`, a directory in one of their formats, or a loaded data set. */
+  readonly dataset: string | LoadedDataset;
+  /** Output `.jsonl` file. */
+  readonly out: string;
+  /** Candidates per case, the true item included. @default 20 */
+  readonly candidates?: number;
+  /** How negatives are drawn from the seen items the user has not interacted with. @default 'uniform' */
+  readonly negativeSampler?: 'uniform' | 'popularity';
+  /** Share of the time span (not of the events) that is `train`. @default 0.8 */
+  readonly trainShare?: number;
+  /** Every n-th train event becomes a case. @default 4 */
+  readonly trainEvery?: number;
+  /** Every n-th test event becomes a case. @default 4 */
+  readonly testEvery?: number;
+  /** Train events in the first share of all events only build state (the stream knows too little yet). @default 0.05 */
+  readonly warmupShare?: number;
+  /** Seed of the negatives and the candidate order. @default 1 */
+  readonly seed?: number;
+  /** Stop after this many cases (both splits together). */
+  readonly limit?: number;
+  /** Which splits to write. @default ['train', 'test'] */
+  readonly splits?: readonly ('train' | 'test')[];
+  /** Progress lines (rate, ETA) go here; null = silent. @default process.stderr */
+  readonly progress?: NodeJS.WritableStream | null;
+  /** @default 2000 */
+  readonly progressEveryMs?: number;
+}
+
+export interface CasesExportReport {
+  readonly version: string;
+  readonly dataset: string;
+  readonly out: string;
+  readonly events: number;
+  readonly splitAtMs: number;
+  readonly cases: { readonly train: number; readonly test: number };
+  /** Selected events not written: the user had the item already, or too few items to sample from. */
+  readonly skipped: { readonly repeat: number; readonly fewItems: number };
+  readonly seconds: number;
+  readonly options: Record<string, unknown>;
+}
+
+export interface CaseRecord {
+  readonly split: 'train' | 'test';
+  readonly label: number;
+  readonly itemId: string;
+  readonly case: ScoringCase;
+}
+
+export async function casesExport(config: Readonly<Config>, opts: CasesExportOptions): Promise<CasesExportReport> {
+  const started = performance.now();
+  const o = {
+    candidates: opts.candidates ?? 20,
+    negativeSampler: opts.negativeSampler ?? 'uniform',
+    trainShare: opts.trainShare ?? 0.8,
+    trainEvery: opts.trainEvery ?? 4,
+    testEvery: opts.testEvery ?? 4,
+    warmupShare: opts.warmupShare ?? 0.05,
+    seed: opts.seed ?? 1,
+    limit: opts.limit ?? Number.POSITIVE_INFINITY,
+    splits: new Set(opts.splits ?? ['train', 'test']),
+  };
+  if (!Number.isInteger(o.candidates) || o.candidates < 2) throw new BadInputError('CASES_OPTIONS', `candidates must be an integer ≥ 2, got ${o.candidates}`);
+  if (!(o.trainShare > 0 && o.trainShare < 1)) throw new BadInputError('CASES_OPTIONS', `trainShare must be in (0, 1), got ${o.trainShare}`);
+  for (const [name, n] of [['trainEvery', o.trainEvery], ['testEvery', o.testEvery]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new BadInputError('CASES_OPTIONS', `${name} must be a positive integer, got ${n}`);
+  }
+  const data = typeof opts.dataset === 'string' ? await resolveDataset(opts.dataset) : opts.dataset;
+  const datasetName = typeof opts.dataset === 'string' ? opts.dataset : 'in-memory';
+  const events = data.interactions;
+  const first = events[0]?.timestampMs ?? 0;
+  const last = events[events.length - 1]?.timestampMs ?? 0;
+  const splitAtMs = first + o.trainShare * (last - first);
+  const warmupEnd = Math.floor(events.length * o.warmupShare);
+
+  const engine = buildEngine(config);
+  await engine.store.init();
+  const catalogue = new Map<string, Item>(data.items.map((i) => [i.itemId, i]));
+  const state = new ReplayState(createRng(o.seed).fork('cases'));
+  const counts = { train: 0, test: 0 };
+  const skipped = { repeat: 0, fewItems: 0 };
+  await mkdir(dirname(opts.out), { recursive: true });
+  const out = createWriteStream(opts.out, { encoding: 'utf8' });
+  const progress = new Progress(opts.progress === undefined ? process.stderr : opts.progress, opts.progressEveryMs ?? 2_000, events.length);
+  let view = new StoreView(engine.store, engine.mergeItem);
+  let viewStale = false;
+  let trainIndex = 0;
+  let testIndex = 0;
+  try {
+    for (let t = 0; t < events.length && counts.train + counts.test < o.limit; t++) {
+      const event = events[t]!;
+      // A fresh view now and then keeps its cache bounded, and after a catalogue record so titles show.
+      if (t % 5_000 === 0 || viewStale) {
+        view = new StoreView(engine.store, engine.mergeItem);
+        viewStale = false;
+      }
+      const split = event.timestampMs < splitAtMs ? 'train' : 'test';
+      const selected =
+        split === 'train' ? t >= warmupEnd && trainIndex++ % o.trainEvery === 0 : testIndex++ % o.testEvery === 0;
+      if (selected && o.splits.has(split)) {
+        const record = await buildCase(view, event, split, engine, state, o.candidates, o.negativeSampler);
+        if (record === 'repeat') skipped.repeat++;
+        else if (record === 'fewItems') skipped.fewItems++;
+        else {
+          counts[split]++;
+          await writeLine(out, JSON.stringify(record));
+        }
+      }
+      await learnEvent(view, event, engine);
+      state.observe(event);
+      if (!state.announced.has(event.itemId)) {
+        state.announced.add(event.itemId);
+        const item = catalogue.get(event.itemId);
+        if (item) {
+          await engine.store.putItemMetadata([{ itemId: item.itemId, title: item.title, categories: item.categories }]);
+          viewStale = true;
+        }
+      }
+      progress.tick(t + 1, counts.train + counts.test);
+    }
+  } finally {
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await engine.store.close();
+  }
+  progress.done(counts.train + counts.test);
+  const report: CasesExportReport = {
+    version: CASE_FILE_VERSION,
+    dataset: datasetName,
+    out: opts.out,
+    events: events.length,
+    splitAtMs,
+    cases: counts,
+    skipped,
+    seconds: (performance.now() - started) / 1000,
+    options: { ...o, limit: opts.limit ?? null, splits: [...o.splits], cstTemplateVersion: engine.templates.version },
+  };
+  await writeFile(`${opts.out}.meta.json`, `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
+
+/** What the replay knows beyond the store: exact consumed sets and the item pools negatives come from. */
+class ReplayState {
+  readonly consumed = new Map<string, Set<string>>();
+  /** Distinct items seen so far (uniform pool). */
+  readonly seenItems: string[] = [];
+  private readonly seen = new Set<string>();
+  /** The item of every event so far (popularity-weighted pool). */
+  readonly interactions: string[] = [];
+  readonly announced = new Set<string>();
+
+  constructor(readonly rng: Rng) {}
+
+  observe(event: Interaction): void {
+    let set = this.consumed.get(event.userId);
+    if (!set) this.consumed.set(event.userId, (set = new Set()));
+    set.add(event.itemId);
+    if (!this.seen.has(event.itemId)) {
+      this.seen.add(event.itemId);
+      this.seenItems.push(event.itemId);
+    }
+    this.interactions.push(event.itemId);
+  }
+
+  /** `n` distinct items, none consumed by the user nor `positive`; null when the pool is too small. */
+  negatives(userId: string, positive: string, n: number, sampler: 'uniform' | 'popularity'): string[] | null {
+    const consumed = this.consumed.get(userId) ?? new Set<string>();
+    const allowed = (id: string): boolean => id !== positive && !consumed.has(id);
+    const chosen = new Set<string>();
+    const pool = sampler === 'uniform' ? this.seenItems : this.interactions;
+    for (let tries = 0; chosen.size < n && tries < 50 * n && pool.length > 0; tries++) {
+      const id = pool[this.rng.int(pool.length)]!;
+      if (allowed(id)) chosen.add(id);
+    }
+    if (chosen.size < n) {
+      // Rejection kept failing (a heavy user or a short history): draw from the explicit remainder.
+      const rest = this.rng.shuffle(this.seenItems.filter((id) => allowed(id) && !chosen.has(id)));
+      for (const id of rest) {
+        if (chosen.size >= n) break;
+        chosen.add(id);
+      }
+    }
+    return chosen.size < n ? null : [...chosen];
+  }
+}
+
+async function buildCase(
+  view: StoreView,
+  event: Interaction,
+  split: 'train' | 'test',
+  engine: Engine,
+  state: ReplayState,
+  candidates: number,
+  sampler: 'uniform' | 'popularity',
+): Promise<CaseRecord | 'repeat' | 'fewItems'> {
+  if (state.consumed.get(event.userId)?.has(event.itemId)) return 'repeat';
+  const negatives = state.negatives(event.userId, event.itemId, candidates - 1, sampler);
+  if (!negatives) return 'fewItems';
+  const itemIds = state.rng.shuffle([event.itemId, ...negatives]);
+  const o = engine.caseOptions;
+  await view.load([event.userId], []);
+  const user = view.user(event.userId) ?? coldUser(event.userId, engine.config.store.dimension, engine.config.store.consumedFilterBytes);
+  await view.load([], user.recentItems.slice(0, o.candidates.recentItemsForCooccurrence).map((r) => r.id));
+  const candidateSet = await generateCandidates(view, user, o.candidates, event.timestampMs);
+  const evidence = await evidenceForItems(view, user, candidateSet, itemIds, event.timestampMs, o.evidence, engine.templates);
+  return {
+    split,
+    label: itemIds.indexOf(event.itemId),
+    itemId: event.itemId,
+    case: { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates },
+  };
+}
+
+/** The learning step of `src/eval/streaming.ts`, unchanged. */
+async function learnEvent(view: StoreView, event: Interaction, engine: Engine): Promise<void> {
+  const negatives = engine.negatives.sample(engine.config.embeddings.negatives, event.itemId);
+  engine.negatives.observe(event.itemId);
+  await view.load([event.userId], []);
+  await view.load([], engine.learner.itemsToLoad(view.user(event.userId), event, negatives));
+  engine.learner.learn(view, event, negatives);
+  await view.commit();
+}
+
+function writeLine(out: WriteStream, line: string): Promise<void> | void {
+  if (out.write(`${line}\n`)) return;
+  return new Promise((resolve) => out.once('drain', resolve));
+}
+
+/** Periodic progress lines with rate and ETA. */
+class Progress {
+  private readonly start = performance.now();
+  private last = this.start;
+
+  constructor(
+    private readonly sink: NodeJS.WritableStream | null,
+    private readonly everyMs: number,
+    private readonly total: number,
+  ) {}
+
+  tick(done: number, cases: number): void {
+    if (!this.sink) return;
+    const now = performance.now();
+    if (now - this.last < this.everyMs) return;
+    this.last = now;
+    const rate = done / ((now - this.start) / 1000);
+    const eta = (this.total - done) / Math.max(rate, 1e-9);
+    this.sink.write(
+      `cases export: ${done}/${this.total} events (${((100 * done) / this.total).toFixed(1)}%), ${cases} cases, ` +
+        `${rate.toFixed(0)} events/s, ETA ${formatSeconds(eta)}\n`,
+    );
+  }
+
+  done(cases: number): void {
+    this.sink?.write(`cases export: done, ${cases} cases in ${formatSeconds((performance.now() - this.start) / 1000)}\n`);
+  }
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${s.toFixed(1)}s`;
+}
