@@ -124,9 +124,11 @@ const storeSchema = z
         hnswM: positiveInt().default(16).describe('HNSW links per node'),
         hnswEfConstruction: positiveInt().default(64).describe('HNSW build-time candidate list'),
         hnswEfSearch: positiveInt().default(64).describe('HNSW query-time candidate list'),
-        reindexBudgetPerSearch: nonNegativeInt()
-          .default(1)
-          .describe('Changed vectors re-inserted into HNSW per search, oldest first (~0.3 ms each)'),
+        reindexBudgetPerSearch: z
+          .number()
+          .nonnegative()
+          .default(0.25)
+          .describe('Changed vectors re-inserted into HNSW per search, new ones first (~0.3 ms each; 0.25 = every 4th search)'),
       })
       .prefault({}),
     qdrant: z

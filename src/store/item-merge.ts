@@ -19,7 +19,8 @@ import type { ItemDelta, ItemMetadata, ItemProfile, TimedId } from './port.ts';
  * - `firstSeenMs = min`, `lastSeenMs = max` with `atMs` (every delta is a sighting of the item);
  * - `recentUsers`: union keeping each user's latest time, most recent first (ties by id), the first
  *   `itemAudienceLength` kept;
- * - `cooccurrence`: counts added, the `cooccurrenceLimit` largest kept (ties by id), order unspecified. Dropping
+ * - `cooccurrence`: counts added, the `cooccurrenceLimit` largest kept (ties by id; `applyItemDelta` lets the
+ *   map reach 1.25× the limit between cuts), order unspecified. Dropping
  *   the tail is the only lossy step: a count that fell out and comes back starts again from its new delta.
  *
  * Title and categories are not touched by deltas; `applyItemMetadata` sets them.
@@ -126,12 +127,17 @@ export function cloneItem(profile: ItemProfile | undefined, itemId: string, dime
 /** Folds one delta into an owned profile, in place. Validates the delta first (`validateItemDelta`). */
 export function applyItemDelta(item: MutableItemProfile, delta: ItemDelta, limits: ItemMergeLimits): void {
   validateItemDelta(delta, limits.dimension);
+  applyValidItemDelta(item, delta, limits);
+}
+
+/** `applyItemDelta` for a delta the caller has already validated. */
+export function applyValidItemDelta(item: MutableItemProfile, delta: ItemDelta, limits: ItemMergeLimits): void {
   if (delta.initialVector !== undefined && isUnseenItem(item)) item.vector.set(delta.initialVector);
   if (delta.vectorDelta) {
     const v = item.vector;
     for (let i = 0; i < v.length; i++) v[i]! += delta.vectorDelta[i]!;
   }
-  if (delta.seenBy) item.recentUsers = mergeRecent(item.recentUsers, [delta.seenBy], limits.itemAudienceLength);
+  if (delta.seenBy) insertRecent(item.recentUsers, delta.seenBy, limits.itemAudienceLength);
   const interactions = delta.interactions ?? 0;
   item.interactionCount += interactions;
   if (interactions > 0) {
@@ -200,6 +206,19 @@ export function mergeRecent(
     .slice(0, limit);
 }
 
+/** `mergeRecent` of one entry into an owned list, in place: the hot path of every interaction. */
+export function insertRecent(list: TimedId[], entry: TimedId, limit: number): void {
+  const at = list.findIndex((e) => e.id === entry.id);
+  if (at >= 0) {
+    if (list[at]!.atMs >= entry.atMs) return;
+    list.splice(at, 1);
+  }
+  let i = 0;
+  while (i < list.length && byTimeDescThenId(list[i]!, entry) < 0) i++;
+  list.splice(i, 0, entry);
+  if (list.length > limit) list.length = limit;
+}
+
 function byTimeDescThenId(a: TimedId, b: TimedId): number {
   return b.atMs - a.atMs || compareIds(a.id, b.id);
 }
@@ -216,16 +235,26 @@ export function mergeCounts(
   limit: number,
 ): Map<string, number> {
   const sum = new Map(current);
-  addCounts(sum, added, self, limit);
-  return sum;
-}
-
-/** `mergeCounts` in place. */
-function addCounts(sum: Map<string, number>, added: ReadonlyMap<string, number>, self: string, limit: number): void {
   for (const [id, count] of added) {
     if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
   }
   while (sum.size > limit) sum.delete(smallestEntry(sum));
+  return sum;
+}
+
+/**
+ * `mergeCounts` in place, for an owned map. Eviction is batched: the map may grow to `limit` + `limit/4`
+ * before it is cut back to the `limit` largest in one sort, since a scan for the smallest entry on every new
+ * key dominated learning. Readers therefore see up to `1.25 × limit` entries.
+ */
+function addCounts(sum: Map<string, number>, added: ReadonlyMap<string, number>, self: string, limit: number): void {
+  for (const [id, count] of added) {
+    if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
+  }
+  if (sum.size <= limit + Math.floor(limit / 4)) return;
+  const kept = [...sum].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0])).slice(0, limit);
+  sum.clear();
+  for (const [id, count] of kept) sum.set(id, count);
 }
 
 /** Id of the smallest count; among equal counts the largest id, so that the smaller id is kept. */

@@ -52,7 +52,7 @@ export async function generateCandidates(
   const recentSet = new Set(user.recentItems.map((r) => r.id));
   const exclude = options.excludeConsumed ? recentSet : undefined;
 
-  const cooccurrence = cooccurrenceSignals(recentItems, consumed);
+  const cooccurrence = cooccurrenceSignals(recentItems);
   const overfetch = (k: number): number => k + Math.ceil(k / 2);
   const [nearest, popular] = await Promise.all([
     options.fromEmbedding > 0 && user.interactionCount > 0 ? view.searchItems(user.vector, overfetch(options.fromEmbedding), exclude) : [],
@@ -71,7 +71,7 @@ export async function generateCandidates(
       else if (sources.size < options.maxCandidates) sources.set(id, [source]);
     }
   };
-  add(topByTotal(cooccurrence, options.fromCooccurrence * 2), 'cooccurrence', options.fromCooccurrence);
+  add(byTotal(cooccurrence), 'cooccurrence', options.fromCooccurrence);
   add(nearest.map((n) => n.id), 'embedding', options.fromEmbedding);
   add(popular.map((n) => n.id), 'popular', options.fromPopular);
   return { itemIds: [...sources.keys()], sources, cooccurrence, recentItems };
@@ -84,15 +84,13 @@ function isConsumed(user: UserProfile, itemId: string): boolean {
 /** Weight of the i-th most recent item in `recencyWeighted`; chosen on ml-100k's streaming protocol. */
 export const RECENCY_DECAY = 0.7;
 
-function cooccurrenceSignals(
-  recentItems: readonly ItemProfile[],
-  consumed: (id: string) => boolean,
-): Map<string, CooccurrenceSignal> {
+/** Signals for every co-occurring item, consumed or not: `add` filters consumed ones, far fewer checks. */
+function cooccurrenceSignals(recentItems: readonly ItemProfile[]): Map<string, CooccurrenceSignal> {
   const signals = new Map<string, CooccurrenceSignal>();
   let weight = 1;
   for (const recent of recentItems) {
     for (const [other, count] of recent.cooccurrence) {
-      if (count <= 0 || consumed(other)) continue;
+      if (count <= 0) continue;
       const s = signals.get(other);
       if (!s) {
         signals.set(other, { total: count, recencyWeighted: count * weight, items: 1, strongestWith: recent.itemId, strongestCount: count });
@@ -111,9 +109,9 @@ function cooccurrenceSignals(
   return signals;
 }
 
-function topByTotal(signals: ReadonlyMap<string, CooccurrenceSignal>, k: number): string[] {
+/** Ids by recency-weighted co-occurrence, best first (ties by total, then id). */
+function byTotal(signals: ReadonlyMap<string, CooccurrenceSignal>): string[] {
   return [...signals.entries()]
-    .sort((a, b) => b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1))
-    .slice(0, k)
+    .sort((a, b) => b[1].recencyWeighted - a[1].recencyWeighted || b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1))
     .map(([id]) => id);
 }

@@ -50,20 +50,20 @@ export class CollaborativeLearner {
     const o = this.options;
     const before = view.user(event.userId);
     const userVector = before ? Float32Array.from(before.vector) : randomVector(o.dimension, o.initScale, () => this.random.normal());
-    const item = view.item(event.itemId);
-    const itemVector = item ? item.vector : randomVector(o.dimension, o.initScale, () => this.random.normal());
+    const known = view.itemVector(event.itemId);
+    const itemVector = known ?? randomVector(o.dimension, o.initScale, () => this.random.normal());
 
     const positiveDelta = new Float32Array(o.dimension);
     for (const negativeId of negatives) {
-      const negative = negativeId === event.itemId ? undefined : view.item(negativeId);
+      const negative = negativeId === event.itemId ? undefined : view.itemVector(negativeId);
       if (!negative) continue;
       const negativeDelta = new Float32Array(o.dimension);
-      bprStep(userVector, itemVector, negative.vector, positiveDelta, negativeDelta, o.learningRate, o.regularization);
+      bprStep(userVector, itemVector, negative, positiveDelta, negativeDelta, o.learningRate, o.regularization);
       view.applyItemDelta({ itemId: negativeId, vectorDelta: negativeDelta, atMs: event.timestampMs, interactions: 0 });
     }
 
     const previous = (before?.recentItems ?? []).filter((r) => r.id !== event.itemId).slice(0, o.cooccurrenceWindow);
-    view.applyItemDelta(positiveItemDelta(event, item ? undefined : itemVector, positiveDelta, previous));
+    view.applyItemDelta(positiveItemDelta(event, known ? undefined : itemVector, positiveDelta, previous));
     for (const r of previous) {
       view.applyItemDelta({ itemId: r.id, atMs: event.timestampMs, interactions: 0, cooccurrence: new Map([[event.itemId, 1]]) });
     }

@@ -43,7 +43,7 @@ export async function collectEvidence(
   const { user, candidates, nowMs } = input;
   const [profiles, engagement] = await Promise.all([
     view.itemsById(candidates.itemIds),
-    neighbourEngagement(view, user, options.neighbours),
+    neighbourEngagement(view, user, options.neighbours, new Set(candidates.itemIds)),
   ]);
   const categoryMix = categoryMixOf(candidates.recentItems);
   const evidence = candidates.itemIds.map((itemId) => {
@@ -88,13 +88,14 @@ async function neighbourEngagement(
   view: StoreView,
   user: UserProfile,
   k: number,
+  candidates: ReadonlySet<string>,
 ): Promise<{ counts: Map<string, number>; total: number }> {
   const counts = new Map<string, number>();
   if (k === 0 || user.interactionCount === 0) return { counts, total: 0 };
   const nearest = await view.searchUsers(user.vector, k, new Set([user.userId]));
   const neighbours = await view.usersById(nearest.map((n) => n.id));
   for (const neighbour of neighbours.values()) {
-    for (const r of neighbour.recentItems) counts.set(r.id, (counts.get(r.id) ?? 0) + 1);
+    for (const r of neighbour.recentItems) if (candidates.has(r.id)) counts.set(r.id, (counts.get(r.id) ?? 0) + 1);
   }
   return { counts, total: neighbours.size };
 }

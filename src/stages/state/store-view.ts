@@ -19,15 +19,24 @@ export type MutableItem = ItemProfile & { cooccurrence: Map<string, number> };
  * Why: each event must be ranked on the state *after* learning it and *before* learning the next one (the
  * stream never shows a stage the future), while a remote store wants one round trip per batch, not per event.
  * Vector searches go to the store itself and so see the state as of the previous batch; the evidence for
- * each candidate is then computed from the profiles here, which are exact as of the event.
+ * each candidate is computed from the profiles here, which are exact as of the event.
+ *
+ * Item changes are folded lazily: learning only needs item vectors, which are kept as a small overlay, and a
+ * whole item profile (with its co-occurrence map) is copied and brought up to date only when a reader asks
+ * for it. Copying profiles on every delta was the largest cost of learning.
  */
 export class StoreView {
   private readonly users = new Map<string, UserProfile>();
+  /** Profiles as the store returned them; never changed here. */
   private readonly items = new Map<string, ItemProfile>();
   /** Ids asked of the store that it does not hold, so a delta may create them. */
   private readonly absentItems = new Set<string>();
-  /** Items this view has cloned: later deltas change them in place instead of copying again. */
-  private readonly owned = new Map<string, MutableItem>();
+  /** Private copies with every delta so far folded in. */
+  private readonly folded = new Map<string, MutableItem>();
+  /** Deltas not yet folded into `folded`, per item. */
+  private readonly unfolded = new Map<string, ItemDelta[]>();
+  /** Current vectors of items changed in this view. */
+  private readonly vectors = new Map<string, Float32Array>();
   private readonly dirtyUsers = new Set<string>();
   private pendingItemDeltas: ItemDelta[] = [];
 
@@ -39,7 +48,7 @@ export class StoreView {
   /** Loads what is not cached yet; ids the store does not know stay absent. */
   async load(userIds: Iterable<string>, itemIds: Iterable<string>): Promise<void> {
     const missingUsers = [...new Set(userIds)].filter((id) => !this.users.has(id));
-    const missingItems = [...new Set(itemIds)].filter((id) => !this.items.has(id));
+    const missingItems = [...new Set(itemIds)].filter((id) => !this.items.has(id) && !this.absentItems.has(id));
     const [users, items] = await Promise.all([
       missingUsers.length ? this.store.getUsers(missingUsers) : new Map<string, UserProfile>(),
       missingItems.length ? this.store.getItems(missingItems) : new Map<string, ItemProfile>(),
@@ -53,18 +62,37 @@ export class StoreView {
     return this.users.get(userId);
   }
 
+  /** The item as of now, with every delta applied through this view. */
   item(itemId: string): ItemProfile | undefined {
-    return this.items.get(itemId);
+    const pending = this.unfolded.get(itemId);
+    if (pending) {
+      let item = this.folded.get(itemId);
+      if (!item) this.folded.set(itemId, (item = this.mergeItem.clone(this.items.get(itemId), itemId)));
+      for (const delta of pending) this.mergeItem.apply(item, delta);
+      this.unfolded.delete(itemId);
+    }
+    return this.folded.get(itemId) ?? this.items.get(itemId);
+  }
+
+  /**
+   * The item's current embedding, or undefined for an item that has none yet (unknown, or known only from
+   * its catalogue record): the learner then seeds it. Cheap: no profile is copied.
+   */
+  itemVector(itemId: string): Float32Array | undefined {
+    const changed = this.vectors.get(itemId);
+    if (changed) return changed;
+    const stored = this.items.get(itemId);
+    return stored && stored.firstSeenMs <= stored.lastSeenMs ? stored.vector : undefined;
   }
 
   async usersById(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
     await this.load(userIds, []);
-    return pick(this.users, userIds);
+    return pick(userIds, (id) => this.users.get(id));
   }
 
   async itemsById(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {
     await this.load([], itemIds);
-    return pick(this.items, itemIds);
+    return pick(itemIds, (id) => this.item(id));
   }
 
   putUser(profile: UserProfile): void {
@@ -72,21 +100,32 @@ export class StoreView {
     this.dirtyUsers.add(profile.userId);
   }
 
-  /** Applies a delta to the cached item; the item must have been loaded (or found absent) first. */
-  applyItemDelta(delta: ItemDelta): ItemProfile {
-    if (!this.items.has(delta.itemId) && !this.absentItems.has(delta.itemId)) {
-      // Merging into an unloaded item would cache a blank profile in place of the stored one.
-      throw new Error(`item ${delta.itemId} was not loaded into this view before being changed`);
+  /** Records a delta; the item must have been loaded (or found absent) first. */
+  applyItemDelta(delta: ItemDelta): void {
+    const id = delta.itemId;
+    if (!this.items.has(id) && !this.absentItems.has(id)) {
+      // Folding into an unloaded item would cache a blank profile in place of the stored one.
+      throw new Error(`item ${id} was not loaded into this view before being changed`);
     }
-    let item = this.owned.get(delta.itemId);
-    if (!item) {
-      item = this.mergeItem.clone(this.items.get(delta.itemId), delta.itemId);
-      this.owned.set(delta.itemId, item);
-      this.items.set(delta.itemId, item);
-    }
-    this.mergeItem.apply(item, delta);
+    this.trackVector(delta);
+    const pending = this.unfolded.get(id);
+    if (pending) pending.push(delta);
+    else this.unfolded.set(id, [delta]);
     this.pendingItemDeltas.push(delta);
-    return item;
+  }
+
+  /** Mirrors the vector rules of `item-merge.ts`: only an item's first sighting may seed its vector. */
+  private trackVector(delta: ItemDelta): void {
+    if (!delta.vectorDelta && !delta.initialVector) return;
+    let vector = this.vectors.get(delta.itemId);
+    if (!vector) {
+      const current = this.itemVector(delta.itemId);
+      const seed = current ?? delta.initialVector ?? new Float32Array(this.item(delta.itemId)?.vector.length ?? delta.vectorDelta!.length);
+      vector = Float32Array.from(seed);
+      this.vectors.set(delta.itemId, vector);
+    }
+    const step = delta.vectorDelta;
+    if (step) for (let i = 0; i < vector.length; i++) vector[i]! += step[i]!;
   }
 
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {
@@ -101,12 +140,17 @@ export class StoreView {
     return this.store.popularItems(k, nowMs);
   }
 
-  /** Writes every change made through this view; the view stays usable (and cached) afterwards. */
+  /**
+   * Writes every change made through this view, then forgets everything it cached, so that later reads see
+   * the store's state (which now includes these changes) and nothing is applied twice.
+   */
   async commit(): Promise<void> {
     const users = [...this.dirtyUsers].map((id) => this.users.get(id)!);
     const deltas = this.pendingItemDeltas;
-    this.dirtyUsers.clear();
     this.pendingItemDeltas = [];
+    this.dirtyUsers.clear();
+    for (const cache of [this.users, this.items, this.folded, this.unfolded, this.vectors]) cache.clear();
+    this.absentItems.clear();
     await Promise.all([
       users.length ? this.store.putUsers(users) : undefined,
       deltas.length ? this.store.applyItemDeltas(deltas) : undefined,
@@ -114,10 +158,10 @@ export class StoreView {
   }
 }
 
-function pick<V>(from: ReadonlyMap<string, V>, ids: readonly string[]): Map<string, V> {
+function pick<V>(ids: readonly string[], get: (id: string) => V | undefined): Map<string, V> {
   const out = new Map<string, V>();
   for (const id of ids) {
-    const value = from.get(id);
+    const value = get(id);
     if (value !== undefined) out.set(id, value);
   }
   return out;

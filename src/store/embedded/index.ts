@@ -2,7 +2,14 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { dirname } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { FatalError } from '../../errors/index.ts';
-import { applyItemDelta, applyItemMetadata, cloneItem, type ItemMergeLimits, type MutableItemProfile } from '../item-merge.ts';
+import {
+  applyValidItemDelta,
+  applyItemMetadata,
+  cloneItem,
+  validateItemDelta,
+  type ItemMergeLimits,
+  type MutableItemProfile,
+} from '../item-merge.ts';
 import { decayedCount } from '../popularity.ts';
 import type {
   ItemDelta,
@@ -20,8 +27,9 @@ import { VectorIndex, type VectorIndexOptions } from './vector-index.ts';
  * optional snapshot file so a restart resumes where the last `flush()` left off.
  *
  * One process owns it, so "concurrent" item deltas are simply applied in call order on the event loop; the
- * merge rules (`item-merge.ts`) are the same as Qdrant's. Profiles are immutable values (merges build new
- * ones), so reads hand out the stored objects without copying.
+ * merge rules (`item-merge.ts`) are the same as Qdrant's. Reads hand out the stored objects without copying
+ * and item deltas change them in place: a profile read earlier shows later writes. Callers treat profiles as
+ * read-only (the stages' `StoreView` copies before changing anything).
  */
 
 export interface EmbeddedStoreOptions extends ItemMergeLimits, Omit<VectorIndexOptions, 'dimension'> {
@@ -86,14 +94,16 @@ class EmbeddedStore implements VectorStore {
   }
 
   async applyItemDeltas(deltas: readonly ItemDelta[]): Promise<void> {
-    // Validate all before applying any, so a bad delta leaves the batch unapplied rather than half-applied.
-    const merged = new Map<string, MutableItemProfile>();
+    // Validate all before applying any, so a bad delta leaves the call unapplied rather than half-applied.
+    for (const delta of deltas) validateItemDelta(delta, this.options.dimension);
+    const touched = new Set<MutableItemProfile>();
     for (const delta of deltas) {
-      let item = merged.get(delta.itemId);
-      if (!item) merged.set(delta.itemId, (item = cloneItem(this.items.get(delta.itemId), delta.itemId, this.options.dimension)));
-      applyItemDelta(item, delta, this.options);
+      let item = this.items.get(delta.itemId) as MutableItemProfile | undefined;
+      if (!item) this.items.set(delta.itemId, (item = cloneItem(undefined, delta.itemId, this.options.dimension)));
+      applyValidItemDelta(item, delta, this.options);
+      touched.add(item);
     }
-    for (const item of merged.values()) this.setItem(item);
+    for (const item of touched) this.itemIndex.set(item.itemId, item.vector);
     this.deltasSincePopular += deltas.length;
   }
 
@@ -160,18 +170,19 @@ class EmbeddedStore implements VectorStore {
    * request would dominate the cost of ranking.
    */
   private popularRanking(k: number): readonly string[] {
-    const fresh = this.popular && this.deltasSincePopular < (this.options.popularRefreshDeltas ?? 1_000);
+    const refreshAfter = Math.max(this.options.popularRefreshDeltas ?? 1_000, this.items.size / 10);
+    const fresh = this.popular && this.deltasSincePopular < refreshAfter;
     if (fresh && this.popular!.depth >= k) return this.popular!.ids;
     const keep = Math.max(k, 256);
-    const ranked = [...this.items.values()]
-      .filter((i) => i.interactionCount > 0)
-      .sort((a, b) => b.popularity.longLog - a.popularity.longLog || (a.itemId < b.itemId ? -1 : 1))
-      .slice(0, keep)
-      .map((i) => i.itemId);
+    // One pass with a bounded selection, not a sort of the catalogue.
+    const top = new TopItems(keep);
+    for (const item of this.items.values()) if (item.interactionCount > 0) top.offer(item);
+    const ranked = top.sorted().map((i) => i.itemId);
     this.popular = { ids: ranked, depth: keep };
     this.deltasSincePopular = 0;
     return ranked;
   }
+
 }
 
 function pick<V>(from: ReadonlyMap<string, V>, ids: readonly string[]): Map<string, V> {
@@ -181,4 +192,28 @@ function pick<V>(from: ReadonlyMap<string, V>, ids: readonly string[]): Map<stri
     if (value !== undefined) out.set(id, value);
   }
   return out;
+}
+
+/** The `k` items with the largest long-window popularity (ties: smaller id first), best first. */
+class TopItems {
+  private readonly items: ItemProfile[] = [];
+
+  constructor(private readonly k: number) {}
+
+  offer(item: ItemProfile): void {
+    const list = this.items;
+    if (list.length === this.k && !better(item, list[list.length - 1]!)) return;
+    let i = list.length;
+    while (i > 0 && better(item, list[i - 1]!)) i--;
+    list.splice(i, 0, item);
+    if (list.length > this.k) list.pop();
+  }
+
+  sorted(): ItemProfile[] {
+    return this.items;
+  }
+}
+
+function better(a: ItemProfile, b: ItemProfile): boolean {
+  return a.popularity.longLog > b.popularity.longLog || (a.popularity.longLog === b.popularity.longLog && a.itemId < b.itemId);
 }

@@ -31,7 +31,12 @@ export class VectorIndex {
   private readonly labels = new Map<string, number>();
   private matrix: Float32Array;
   private hnsw: hnswlib.HierarchicalNSW | null = null;
-  private readonly dirty = new Set<number>();
+  /** Labels not in the graph yet: unfindable until inserted, so they go first. */
+  private readonly unindexed = new Set<number>();
+  /** Labels whose vector changed since it was inserted. */
+  private readonly moved = new Set<number>();
+  /** Re-insertions earned by searches and not spent yet (the budget may be fractional). */
+  private reindexCredit = 0;
 
   constructor(private readonly options: VectorIndexOptions) {
     this.matrix = new Float32Array(INITIAL_CAPACITY * options.dimension);
@@ -51,9 +56,12 @@ export class VectorIndex {
       this.labels.set(id, label);
       this.ensureCapacity(label + 1);
     }
+    const isNew = label === this.ids.length - 1 && !this.moved.has(label);
     this.matrix.set(vector.subarray(0, dim), label * dim);
-    if (this.hnsw) this.dirty.add(label);
-    else if (this.ids.length >= this.options.exactSearchBelow) this.buildHnsw();
+    if (this.hnsw) {
+      if (isNew && label >= this.hnswCount) this.unindexed.add(label);
+      else if (!this.unindexed.has(label)) this.moved.add(label);
+    } else if (this.ids.length >= this.options.exactSearchBelow) this.buildHnsw();
   }
 
   search(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Neighbour[] {
@@ -95,6 +103,9 @@ export class VectorIndex {
     return Array.from(this.matrix.subarray(label * dim, (label + 1) * dim));
   }
 
+  /** Labels below this were in the graph when it was built or have been inserted since. */
+  private hnswCount = 0;
+
   private buildHnsw(): void {
     const o = this.options;
     const index = new hnswlib.HierarchicalNSW('ip', o.dimension);
@@ -102,15 +113,26 @@ export class VectorIndex {
     index.setEf(o.hnswEfSearch);
     for (let label = 0; label < this.ids.length; label++) index.addPoint(this.vectorOf(label), label);
     this.hnsw = index;
+    this.hnswCount = this.ids.length;
   }
 
+  /**
+   * Spends the re-insertion budget: new labels first (they cannot be found at all until inserted), then
+   * moved ones, oldest change first. The budget accrues per search and may be fractional, e.g. 0.25 = one
+   * re-insertion every fourth search.
+   */
   private reindex(budget: number): void {
     const index = this.hnsw!;
-    for (const label of this.dirty) {
-      if (budget-- <= 0) break;
-      this.dirty.delete(label);
-      if (label >= index.getMaxElements()) index.resizeIndex(index.getMaxElements() * 2);
-      index.addPoint(this.vectorOf(label), label);
+    this.reindexCredit = Math.min(this.reindexCredit + budget, 64);
+    for (const queue of [this.unindexed, this.moved]) {
+      for (const label of queue) {
+        if (this.reindexCredit < 1) return;
+        this.reindexCredit -= 1;
+        queue.delete(label);
+        if (label >= index.getMaxElements()) index.resizeIndex(Math.max(label + 1, index.getMaxElements() * 2));
+        index.addPoint(this.vectorOf(label), label);
+        this.hnswCount = Math.max(this.hnswCount, label + 1);
+      }
     }
   }
 

@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { Interaction } from '../../../src/domain/events.ts';
+import { createCodecs } from '../../../src/eventlog/codec/avro.ts';
+import type { LogRecord } from '../../../src/eventlog/port.ts';
+import { BadInputError } from '../../../src/errors/index.ts';
+import { ingest, type InteractionDecoder } from '../../../src/stages/ingest/index.ts';
+import type { ValidationLimits } from '../../../src/stages/ingest/validate.ts';
+
+const codecs = createCodecs();
+const NOW = 1_750_000_000_000;
+const LIMITS: ValidationLimits = { nowMs: NOW, maxEventAgeMs: 0, maxFutureSkewMs: 300_000 };
+const avroDecode: InteractionDecoder = (record) => codecs.interaction.decode(record.value);
+/** A decoder that trusts JSON, to hand the validator values Avro itself would refuse to encode. */
+const jsonDecode: InteractionDecoder = (record) => JSON.parse(record.value.toString('utf8')) as Interaction;
+
+function event(overrides: Partial<Interaction> = {}): Interaction {
+  return {
+    eventId: 'e1',
+    userId: 'u1',
+    itemId: 'i1',
+    type: 'click',
+    value: null,
+    timestampMs: NOW - 60_000,
+    context: { session: 's1' },
+    ...overrides,
+  };
+}
+
+let offset = 0;
+function record(value: Buffer, key: string | Buffer | null = 'u1', partition = 2): LogRecord {
+  return {
+    topic: 'starstream.interactions',
+    partition,
+    offset: String(offset++),
+    key: typeof key === 'string' ? Buffer.from(key) : key,
+    value,
+    headers: {},
+    timestampMs: NOW,
+  };
+}
+
+const avroRecord = (e: Interaction, key: string | null = e.userId): LogRecord => record(codecs.interaction.encode(e), key);
+const jsonRecord = (e: unknown, key: string | null = 'u1'): LogRecord => record(Buffer.from(JSON.stringify(e)), key);
+
+async function deadLetterOf(rec: LogRecord, decode: InteractionDecoder = avroDecode, limits: ValidationLimits = LIMITS) {
+  const result = await ingest([rec], decode, limits);
+  assert.equal(result.interactions.length, 0, 'the record is not accepted');
+  assert.equal(result.deadLetters.length, 1);
+  const letter = result.deadLetters[0]!;
+  // Whatever went wrong, the letter keeps the original bytes, the key and where the record came from.
+  assert.ok(Buffer.from(letter.payload).equals(rec.value), 'original bytes');
+  assert.deepEqual(letter.key === null ? null : Buffer.from(letter.key), rec.key);
+  assert.deepEqual(letter.source, { topic: rec.topic, partition: rec.partition, offset: rec.offset });
+  assert.equal(letter.failedAtMs, limits.nowMs);
+  assert.ok(letter.reason.length > 0);
+  return letter;
+}
+
+describe('ingest: valid events', () => {
+  it('passes valid events through unchanged, in order', async () => {
+    const events = [
+      event(),
+      event({ eventId: 'e2', type: 'rating', value: 4 }),
+      event({ eventId: 'e3', type: 'purchase', value: 0, context: {} }),
+      event({ eventId: 'e4', userId: 'ü-ser 🎧', itemId: 'i/2', timestampMs: 1 }),
+    ];
+    const { interactions, deadLetters } = await ingest(events.map((e) => avroRecord(e)), avroDecode, LIMITS);
+    assert.deepEqual(deadLetters, []);
+    assert.deepEqual(interactions.map((e) => ({ ...e, context: { ...e.context } })), events);
+  });
+
+  it('accepts a record without a key, and limits at their exact boundary', async () => {
+    const limits = { ...LIMITS, maxEventAgeMs: 3_600_000 };
+    const { interactions } = await ingest(
+      [
+        avroRecord(event(), null),
+        avroRecord(event({ eventId: 'future', timestampMs: NOW + LIMITS.maxFutureSkewMs })),
+        avroRecord(event({ eventId: 'old', timestampMs: NOW - limits.maxEventAgeMs })),
+        jsonRecord(event({ eventId: 'x'.repeat(256), context: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, 'v'.repeat(1024)])) })),
+      ],
+      (r) => (r.value[0] === 0x7b ? jsonDecode(r) : avroDecode(r)),
+      limits,
+    );
+    assert.equal(interactions.length, 4);
+  });
+
+  it('accepts very old events when maxEventAgeMs is 0 (replays)', async () => {
+    const { interactions } = await ingest([avroRecord(event({ timestampMs: Date.UTC(2001, 0, 1) }))], avroDecode, LIMITS);
+    assert.equal(interactions.length, 1);
+  });
+});
+
+describe('ingest: each malformed kind becomes a dead letter with its code', () => {
+  const cases: { name: string; rec: () => LogRecord; code: string; decode?: InteractionDecoder; limits?: ValidationLimits }[] = [
+    { name: 'undecodable bytes', rec: () => record(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x05])), code: 'UNDECODABLE' },
+    { name: 'truncated Avro', rec: () => record(codecs.interaction.encode(event()).subarray(0, 10)), code: 'UNDECODABLE' },
+    { name: 'empty bytes', rec: () => record(Buffer.alloc(0)), code: 'UNDECODABLE' },
+    { name: 'an empty eventId', rec: () => avroRecord(event({ eventId: '' })), code: 'MISSING_ID' },
+    { name: 'an empty userId', rec: () => avroRecord(event({ userId: '' }), null), code: 'MISSING_ID' },
+    { name: 'an empty itemId', rec: () => avroRecord(event({ itemId: '' })), code: 'MISSING_ID' },
+    { name: 'a newline in the userId', rec: () => avroRecord(event({ userId: 'u1\nadmin' }), null), code: 'BAD_ID' },
+    { name: 'a NUL in the itemId', rec: () => avroRecord(event({ itemId: 'i\u00001' })), code: 'BAD_ID' },
+    { name: 'a DEL in the eventId', rec: () => avroRecord(event({ eventId: 'e\u007f' })), code: 'BAD_ID' },
+    { name: 'an id over 256 characters', rec: () => avroRecord(event({ itemId: 'i'.repeat(257) })), code: 'BAD_ID' },
+    { name: 'an unknown event type', rec: () => jsonRecord({ ...event(), type: 'share' }), code: 'UNKNOWN_EVENT_TYPE', decode: jsonDecode },
+    { name: 'a NaN value', rec: () => avroRecord(event({ value: Number.NaN })), code: 'NON_FINITE_VALUE' },
+    { name: 'an infinite value', rec: () => avroRecord(event({ value: Number.POSITIVE_INFINITY })), code: 'NON_FINITE_VALUE' },
+    { name: 'a -Infinity value', rec: () => avroRecord(event({ value: Number.NEGATIVE_INFINITY })), code: 'NON_FINITE_VALUE' },
+    { name: 'a zero timestamp', rec: () => avroRecord(event({ timestampMs: 0 })), code: 'TIMESTAMP_OUT_OF_RANGE' },
+    { name: 'a negative timestamp', rec: () => avroRecord(event({ timestampMs: -5 })), code: 'TIMESTAMP_OUT_OF_RANGE' },
+    { name: 'a fractional timestamp', rec: () => jsonRecord({ ...event(), timestampMs: NOW - 0.5 }), code: 'TIMESTAMP_OUT_OF_RANGE', decode: jsonDecode },
+    {
+      name: 'a timestamp too far in the future',
+      rec: () => avroRecord(event({ timestampMs: NOW + LIMITS.maxFutureSkewMs + 1 })),
+      code: 'TIMESTAMP_OUT_OF_RANGE',
+    },
+    {
+      name: 'a timestamp older than maxEventAgeMs',
+      rec: () => avroRecord(event({ timestampMs: NOW - 86_400_001 })),
+      code: 'TIMESTAMP_OUT_OF_RANGE',
+      limits: { ...LIMITS, maxEventAgeMs: 86_400_000 },
+    },
+    {
+      name: 'a context with too many entries',
+      rec: () => avroRecord(event({ context: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) })),
+      code: 'CONTEXT_TOO_LARGE',
+    },
+    { name: 'a context value over 1024 characters', rec: () => avroRecord(event({ context: { note: 'x'.repeat(1025) } })), code: 'CONTEXT_TOO_LARGE' },
+    { name: 'a key that is not the userId', rec: () => avroRecord(event(), 'u2'), code: 'KEY_MISMATCH' },
+    { name: 'a decoder bug (not bad input)', rec: () => avroRecord(event()), code: 'INTERNAL', decode: () => { throw new TypeError('boom'); } },
+    { name: 'a decoder that returns nothing', rec: () => avroRecord(event()), code: 'INTERNAL', decode: () => null as unknown as Interaction },
+    {
+      name: 'an async decoder that rejects with bad input',
+      rec: () => avroRecord(event()),
+      code: 'UNKNOWN_SCHEMA',
+      decode: async () => {
+        throw new BadInputError('UNKNOWN_SCHEMA', 'unregistered schema id 7');
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name} → ${c.code}`, async () => {
+      const letter = await deadLetterOf(c.rec(), c.decode, c.limits);
+      assert.equal(letter.code, c.code, letter.reason);
+    });
+  }
+
+  it('keeps going after bad records: a mixed batch splits into accepted events and letters', async () => {
+    const recs = [
+      avroRecord(event({ eventId: 'a' })),
+      record(Buffer.from('garbage')),
+      avroRecord(event({ eventId: 'b', value: Number.NaN })),
+      avroRecord(event({ eventId: 'c' })),
+      avroRecord(event({ eventId: 'd' }), 'someone-else'),
+    ];
+    const { interactions, deadLetters } = await ingest(recs, avroDecode, LIMITS);
+    assert.deepEqual(interactions.map((e) => e.eventId), ['a', 'c']);
+    assert.deepEqual(deadLetters.map((l) => [l.source.offset, l.code]), [
+      [recs[1]!.offset, 'UNDECODABLE'],
+      [recs[2]!.offset, 'NON_FINITE_VALUE'],
+      [recs[4]!.offset, 'KEY_MISMATCH'],
+    ]);
+  });
+});
+
+describe('ingest: property', () => {
+  const valid = (i: number): Interaction =>
+    event({ eventId: `e${i}`, userId: `u${i % 7}`, itemId: `i${i % 11}`, type: i % 2 ? 'view' : 'rating', value: i % 2 ? null : 3 });
+
+  const mutation = fc.oneof(
+    fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bits: fc.integer({ min: 1, max: 255 }) }),
+    fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+    fc.record({ kind: fc.constant('key' as const), key: fc.option(fc.string({ maxLength: 4 }), { nil: null }) }),
+  );
+
+  const input = fc.array(
+    fc.oneof(
+      fc.uint8Array({ maxLength: 64 }).map((bytes) => ({ kind: 'bytes' as const, bytes })),
+      fc.record({ kind: fc.constant('mutated' as const), i: fc.nat({ max: 1000 }), mutations: fc.array(mutation, { maxLength: 3 }) }),
+    ),
+    { maxLength: 30 },
+  );
+
+  function build(spec: fc.Arbitrary<unknown> extends never ? never : (typeof input extends fc.Arbitrary<infer T> ? T : never)[number], index: number): LogRecord {
+    if (spec.kind === 'bytes') return record(Buffer.from(spec.bytes), index % 3 ? `u${index % 7}` : null, index % 4);
+    const e = valid(spec.i);
+    let bytes = Buffer.from(codecs.interaction.encode(e));
+    let key: string | null = e.userId;
+    for (const m of spec.mutations) {
+      if (m.kind === 'flip' && bytes.length > 0) {
+        bytes = Buffer.from(bytes);
+        bytes[m.at % bytes.length] = bytes[m.at % bytes.length]! ^ m.bits;
+      } else if (m.kind === 'truncate') bytes = bytes.subarray(0, m.at % (bytes.length + 1));
+      else if (m.kind === 'insert') {
+        const at = m.at % (bytes.length + 1);
+        bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(m.bytes), bytes.subarray(at)]);
+      } else if (m.kind === 'key') key = m.key;
+    }
+    return record(bytes, key, index % 4);
+  }
+
+  it('accounts for every record exactly once and never throws (arbitrary bytes, mutated records)', async () => {
+    await fc.assert(
+      fc.asyncProperty(input, async (specs) => {
+        const records = specs.map((s, i) => build(s, i));
+        const { interactions, deadLetters } = await ingest(records, avroDecode, LIMITS);
+        assert.equal(interactions.length + deadLetters.length, records.length);
+        // Dead letters point at distinct input records, in input order, with their bytes.
+        const offsets = records.map((r) => r.offset);
+        let last = -1;
+        for (const letter of deadLetters) {
+          const index = offsets.indexOf(letter.source.offset);
+          assert.ok(index > last, 'in input order');
+          last = index;
+          assert.ok(Buffer.from(letter.payload).equals(records[index]!.value));
+          assert.notEqual(letter.code, 'INTERNAL', `bad input is classified: ${letter.reason}`);
+        }
+        // Whatever passed is valid.
+        for (const e of interactions) {
+          assert.ok(e.eventId.length > 0 && e.userId.length > 0 && e.itemId.length > 0);
+          assert.ok(e.value === null || Number.isFinite(e.value));
+          assert.ok(Number.isSafeInteger(e.timestampMs) && e.timestampMs > 0 && e.timestampMs <= NOW + LIMITS.maxFutureSkewMs);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
