@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
+import type { Item } from '../domain/events.ts';
 import { resolveDataset } from '../data/datasets.ts';
 import { barChartSvg } from '../eval/plot.ts';
 import { evaluateStreaming, type StreamingRow } from '../eval/streaming.ts';
@@ -17,7 +18,7 @@ import { Progress } from './progress.ts';
  */
 export async function evalCommand(config: Config, logger: Logger, options: { dataset: string; out: string }): Promise<number> {
   const dataset = await resolveDataset(options.dataset);
-  const rows = await runStreamingEval(config, dataset.interactions);
+  const rows = await runStreamingEval(config, dataset.interactions, dataset.items);
   const baseline = rows.find((r) => r.system.startsWith('baseline'))!;
   const bestOther = Math.max(...rows.filter((r) => r !== baseline).map((r) => r.hitRate));
   printTable(dataset.name, rows, baseline.hitRate / bestOther - 1);
@@ -45,9 +46,15 @@ export async function evalCommand(config: Config, logger: Logger, options: { dat
   return 0;
 }
 
-export async function runStreamingEval(config: Config, events: Parameters<typeof evaluateStreaming>[0]): Promise<StreamingRow[]> {
+export async function runStreamingEval(
+  config: Config,
+  events: Parameters<typeof evaluateStreaming>[0],
+  items: readonly Item[] = [],
+): Promise<StreamingRow[]> {
   const store = buildStore(config);
   await store.init();
+  // The catalogue arrives on the items topic in the stream; here it is loaded up front (titles, categories).
+  await store.putItemMetadata(items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
   const engine = buildEngine(config, store);
   const progress = new Progress('events', events.length);
   try {

@@ -58,7 +58,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { demo } = await import('./demo.ts');
       const { printDemoSummary } = await import('./report.ts');
       const summary = await demo(config, logger, {
-        events: num(values.events, 100_000),
+        events: num(values.events, 50_000),
         users: num(values.users, 5_000),
         items: num(values.items, 10_000),
         seed: num(values.seed, 1),

@@ -165,7 +165,7 @@ const embeddingsSchema = z
   .strictObject({
     learningRate: z.number().positive().max(1).default(0.05).describe('SGD step size of the BPR update'),
     regularization: z.number().nonnegative().default(0.002).describe('L2 weight decay per update'),
-    negatives: positiveInt().max(64).default(4).describe('Sampled negatives per positive interaction'),
+    negatives: positiveInt().max(64).default(8).describe('Sampled negatives per positive interaction'),
     initScale: z.number().positive().default(0.1).describe('Std-dev of new vectors'),
     seed: z.number().int().default(7).describe('Seed of vector init and negative sampling'),
   })
@@ -176,7 +176,7 @@ const candidatesSchema = z
     fromEmbedding: nonNegativeInt().default(50).describe('Nearest items to the user vector'),
     fromCooccurrence: nonNegativeInt().default(50).describe('Items co-occurring with the recent items'),
     fromPopular: nonNegativeInt().default(20).describe('Popular items (all users; cold users lean on them)'),
-    recentItemsForCooccurrence: positiveInt().default(5).describe('How many recent items seed co-occurrence'),
+    recentItemsForCooccurrence: positiveInt().default(10).describe('How many recent items seed co-occurrence'),
     maxCandidates: positiveInt().default(100).describe('Upper bound of the union'),
     excludeConsumed: z.boolean().default(true).describe('Drop items in the user\'s recent history'),
   })

@@ -20,6 +20,8 @@ export interface EvidenceFeatures {
   readonly embeddingScore: number;
   /** Long-window decayed interaction count. */
   readonly popularity: number;
+  /** Short-window decayed interaction count: what is being consumed now. */
+  readonly recentPopularity: number;
   /** Short-window over long-window rate, 1 means steady; above 1 rising. */
   readonly trend: number;
   /** Share of the user's recent items that share a category with the candidate, 0..1. */

@@ -176,7 +176,7 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            loss_sum += float(loss) * b
+            loss_sum += loss.item() * b
             seen += b
             if (step + 1) % 100 == 0:
                 rate = seen / (time.time() - t0)

@@ -122,6 +122,7 @@ function featuresOf(
     neighbourEngagement: engagement,
     embeddingScore: item ? dot(user.vector, item.vector) : 0,
     popularity: long,
+    recentPopularity: short,
     trend,
     categoryFit: fit,
   };

@@ -16,6 +16,7 @@ export const featuresSchema = z.object({
   neighbourEngagement: finite,
   embeddingScore: finite,
   popularity: finite,
+  recentPopularity: finite.default(0),
   trend: finite,
   categoryFit: finite,
 });

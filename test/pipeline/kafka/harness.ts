@@ -1,0 +1,325 @@
+/**
+ * What the pipeline-on-Kafka integration tests share besides accounting: the broker (KAFKA_BROKERS, or a local
+ * one started for the file), a per-test starstream config with random topic prefix and group whose topics are
+ * deleted when the test ends, paced producing, and `starstream run` child processes.
+ *
+ * Every test registers its cleanup on the test context at the moment it creates something (topics, children,
+ * clients), so a failing assertion never leaves a process or a topic behind.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import kafkajs from 'kafkajs';
+import type { LocalBroker, LocalBrokerOptions } from '../../../scripts/kafka/broker.mjs';
+import { topicsCreate } from '../../../src/cli/topics.ts';
+import { loadConfig } from '../../../src/config/load.ts';
+import type { Config } from '../../../src/config/schema.ts';
+import { createFraming, SCHEMA_HEADER, schemaHeaderValue, type Framing } from '../../../src/eventlog/codec/framing.ts';
+import { createCodecs, type Codecs } from '../../../src/eventlog/codec/avro.ts';
+import { createKafkaEventLog } from '../../../src/eventlog/kafka/log.ts';
+import type { EventLog, OutgoingRecord } from '../../../src/eventlog/port.ts';
+import { topicNames, type TopicRole } from '../../../src/eventlog/topics.ts';
+import type { Interaction } from '../../../src/domain/events.ts';
+import { silentLogger } from '../../../src/logging/logger.ts';
+import { withRetry } from '../../../src/util/retry.ts';
+import { uniqueName } from '../../helpers.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+let ownBroker: Promise<LocalBroker> | null = null;
+
+/**
+ * Bootstrap servers: KAFKA_BROKERS when set (`npm test` sets it), else a local broker started once for this
+ * test file. Call `stopOwnBroker()` from the file's `after` hook.
+ */
+export async function brokers(): Promise<string> {
+  const fromEnv = process.env.KAFKA_BROKERS;
+  if (fromEnv) return fromEnv;
+  ownBroker ??= startBroker();
+  return (await ownBroker).brokers;
+}
+
+export async function stopOwnBroker(): Promise<void> {
+  const broker = ownBroker;
+  ownBroker = null;
+  if (broker) await (await broker).stop();
+}
+
+/** A local KRaft broker owned by the caller (tests that stop and restart it); says so on stderr. */
+export async function startBroker(options: LocalBrokerOptions = {}): Promise<LocalBroker> {
+  const { startLocalBroker } = await import('../../../scripts/kafka/broker.mjs');
+  const started = Date.now();
+  const broker = await startLocalBroker(options);
+  process.stderr.write(`# local KRaft broker on ${broker.brokers}, started in ${Date.now() - started} ms\n`);
+  return broker;
+}
+
+/** Settings that make group changes quick on a test broker; anything else is the production default. */
+export interface PipelineEnvOptions {
+  readonly brokers: string;
+  readonly partitions: number;
+  readonly maxBatchRecords: number;
+  readonly shutdownDeadlineMs?: number;
+  /** Extra STARSTREAM_* variables. */
+  readonly extra?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The STARSTREAM_* environment of one test's pipeline: random topic prefix, group and client id. The same
+ * variables configure the `starstream run` children (through the CLI's env loader) and, parsed here with
+ * `loadConfig`, the test's own view of the topics, so both sides agree by construction.
+ */
+export function pipelineEnv(options: PipelineEnvOptions): Record<string, string> {
+  const id = uniqueName('pk');
+  return {
+    STARSTREAM_LOG_LEVEL: 'warn',
+    STARSTREAM_EVENT_LOG__KIND: 'kafka',
+    STARSTREAM_EVENT_LOG__KAFKA__BROKERS: JSON.stringify(options.brokers.split(',')),
+    STARSTREAM_EVENT_LOG__KAFKA__CLIENT_ID: id,
+    STARSTREAM_EVENT_LOG__KAFKA__SESSION_TIMEOUT_MS: '6000',
+    STARSTREAM_EVENT_LOG__KAFKA__HEARTBEAT_INTERVAL_MS: '500',
+    STARSTREAM_EVENT_LOG__KAFKA__FETCH_MAX_WAIT_MS: '100',
+    STARSTREAM_EVENT_LOG__KAFKA__REBALANCE_TIMEOUT_MS: '10000',
+    STARSTREAM_EVENT_LOG__TOPICS__PREFIX: `${id}.`,
+    STARSTREAM_EVENT_LOG__TOPICS__PARTITIONS: String(options.partitions),
+    STARSTREAM_PIPELINE__GROUP_ID: `${id}-group`,
+    STARSTREAM_PIPELINE__MAX_BATCH_RECORDS: String(options.maxBatchRecords),
+    STARSTREAM_OPS__PORT: '0',
+    STARSTREAM_SHUTDOWN_DEADLINE_MS: String(options.shutdownDeadlineMs ?? 20_000),
+    ...options.extra,
+  };
+}
+
+export interface TestTopics {
+  readonly config: Readonly<Config>;
+  readonly env: Readonly<Record<string, string>>;
+  readonly topics: Readonly<Record<TopicRole, string>>;
+  readonly brokerList: string[];
+  readonly codecs: Codecs;
+  readonly framing: Framing;
+}
+
+/**
+ * Creates every starstream topic of `env` (`starstream topics create`) and registers their deletion on `t`
+ * before anything else can fail.
+ */
+export async function createTestTopics(t: TestContext, env: Readonly<Record<string, string>>): Promise<TestTopics> {
+  const config = loadConfig({ env });
+  const topics = topicNames(config);
+  const brokerList = [...config.eventLog.kafka.brokers];
+  t.after(() => deleteTopics(brokerList, Object.values(topics)));
+  await topicsCreate(config, silentLogger());
+  return { config, env, topics, brokerList, codecs: createCodecs(), framing: createFraming(config.eventLog) };
+}
+
+async function deleteTopics(brokerList: string[], topics: string[]): Promise<void> {
+  const admin = new kafkajs.Kafka({ brokers: brokerList, logLevel: kafkajs.logLevel.NOTHING, retry: { retries: 2 } }).admin();
+  try {
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    const ours = topics.filter((name) => existing.has(name));
+    if (ours.length) await admin.deleteTopics({ topics: ours, timeout: 10_000 });
+  } catch (err) {
+    // A broker that is already gone (a test that stopped its own) has nothing left to delete.
+    process.stderr.write(`# could not delete test topics: ${String(err)}\n`);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** A Kafka event log for the test's own producing, closed when the test ends. */
+export function testEventLog(t: TestContext, setup: TestTopics): EventLog {
+  const log = createKafkaEventLog(setup.config.eventLog, silentLogger());
+  t.after(() => log.close());
+  return log;
+}
+
+/** Committed offsets of `groupId` on `topic`, by partition (-1 where nothing is committed). */
+export async function committedOffsets(brokerList: string[], groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const admin = new kafkajs.Kafka({ brokers: brokerList, logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const [ofTopic] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map((ofTopic?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Who owns which partitions of `topic` in `groupId` now, by client id; null while the group is not stable
+ * (rebalancing, or no members).
+ */
+export async function groupAssignment(
+  brokerList: string[],
+  groupId: string,
+  topic: string,
+): Promise<Map<string, number[]> | null> {
+  const admin = new kafkajs.Kafka({ brokers: brokerList, logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    const group = groups[0];
+    if (!group || group.state !== 'Stable' || group.members.length === 0) return null;
+    const out = new Map<string, number[]>();
+    for (const member of group.members) {
+      const decoded = kafkajs.AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
+      const partitions = [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b);
+      out.set(member.clientId, [...(out.get(member.clientId) ?? []), ...partitions]);
+    }
+    return out;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** How a test feeds the interactions topic: records in the order given, one `send` per `chunk`. */
+export interface PacedProducer {
+  /** Records sent and acknowledged so far. */
+  readonly sent: number;
+  /** Resolves when every record is acknowledged; rejects with the producer's error. */
+  readonly done: Promise<number>;
+  /** Stops before the next chunk (the chunk in flight completes). */
+  stop(): void;
+}
+
+export interface PacedOptions {
+  /** Records per second; 0 = as fast as the broker acknowledges. */
+  readonly ratePerSec: number;
+  readonly chunk: number;
+  /** Retries transient send failures (the broker-restart test), with backoff up to about a minute. */
+  readonly retryTransient?: boolean;
+}
+
+/**
+ * Sends `records` at a fixed rate in chunks, in the background. Pacing is by schedule (chunk i is due at
+ * i × chunk / rate), so a slow send is caught up rather than lowering the rate.
+ */
+export function producePaced(log: EventLog, records: Iterable<OutgoingRecord>, options: PacedOptions): PacedProducer {
+  const producer = log.producer();
+  let sent = 0;
+  let stopped = false;
+  const retry = { retries: 40, initialDelayMs: 200, maxDelayMs: 2_000, multiplier: 2, jitter: 0.2 };
+  const done = (async () => {
+    const started = performance.now();
+    let chunk: OutgoingRecord[] = [];
+    const flush = async (): Promise<void> => {
+      const batch = chunk;
+      chunk = [];
+      if (options.retryTransient) await withRetry(() => producer.send(batch), retry);
+      else await producer.send(batch);
+      sent += batch.length;
+      if (options.ratePerSec > 0) {
+        const dueMs = (sent / options.ratePerSec) * 1000 - (performance.now() - started);
+        if (dueMs > 0) await new Promise((r) => setTimeout(r, dueMs));
+      }
+    };
+    try {
+      for (const record of records) {
+        if (stopped) break;
+        chunk.push(record);
+        if (chunk.length >= options.chunk) await flush();
+      }
+      if (chunk.length && !stopped) await flush();
+      return sent;
+    } finally {
+      await producer.close();
+    }
+  })();
+  return {
+    get sent() {
+      return sent;
+    },
+    done,
+    stop: () => void (stopped = true),
+  };
+}
+
+/**
+ * Encodes interactions lazily, as the interactions topic expects them (key = user, the schema header of the
+ * registry-free framing, which never waits, so this can be a plain generator).
+ */
+export function* encodeInteractions(setup: TestTopics, events: Iterable<Interaction>): Generator<OutgoingRecord> {
+  if (setup.framing.kind !== 'header') throw new Error('encodeInteractions needs the registry-free framing');
+  const codec = setup.codecs.interaction;
+  const header = Buffer.from(schemaHeaderValue(codec));
+  for (const event of events) {
+    yield { topic: setup.topics.interactions, key: event.userId, value: codec.encode(event), headers: { [SCHEMA_HEADER]: header } };
+  }
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** One `starstream run` child process. */
+export interface PipelineProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly exited: Promise<ExitStatus>;
+  /** Non-null once the process has exited. */
+  readonly exitStatus: ExitStatus | null;
+  /** The last lines it wrote (its warn/error logs), for assertion messages. */
+  output(): string;
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void;
+}
+
+const OUTPUT_LINES_KEPT = 60;
+
+/**
+ * Starts `node --import tsx src/cli/index.ts run` with `env` on top of this process's environment; SIGKILLs it
+ * when the test ends if it is still running.
+ */
+export function spawnPipeline(t: TestContext, name: string, env: Readonly<Record<string, string>>): PipelineProcess {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  // The test runner marks its own children; the pipeline is not a test file.
+  delete childEnv.NODE_TEST_CONTEXT;
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'run'], {
+    cwd: REPO_ROOT,
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const remember = (chunk: Buffer): void => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line) continue;
+      lines.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
+      if (lines.length > OUTPUT_LINES_KEPT) lines.shift();
+    }
+  };
+  child.stdout?.on('data', remember);
+  child.stderr?.on('data', remember);
+  let exitStatus: ExitStatus | null = null;
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.on('exit', (code, signal) => resolve((exitStatus = { code, signal })));
+    child.on('error', (err) => {
+      lines.push(`spawn failed: ${err.message}`);
+      resolve((exitStatus = { code: null, signal: null }));
+    });
+  });
+  t.after(async () => {
+    if (exitStatus === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${name}`);
+  return {
+    name,
+    pid: child.pid,
+    exited,
+    get exitStatus() {
+      return exitStatus;
+    },
+    output: () => lines.join('\n'),
+    signal: (signal) => void child.kill(signal),
+  };
+}
+
+/** Rejects as soon as a child that should keep running exits, so a crash fails the test at once, with its logs. */
+export function failOnExit(child: PipelineProcess): Promise<never> {
+  return child.exited.then((status) => {
+    throw new Error(`${child.name} exited unexpectedly (${JSON.stringify(status)}):\n${child.output()}`);
+  });
+}
