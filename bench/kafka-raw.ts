@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import kafkajs from 'kafkajs';
+import { percentile } from '../src/util/stats.ts';
 
 export interface RawKafkaResult {
   readonly eventsPerSec: number;
@@ -114,12 +115,10 @@ export async function benchRawKafka(options: RawKafkaOptions): Promise<RawKafkaR
           )),
       ),
     ]).finally(() => clearTimeout(timer));
-
-    latencies.sort();
     return {
       eventsPerSec: Math.round(events / ((lastAt - firstAt) / 1000)),
-      p50Ms: round(percentile(latencies, 0.5)),
-      p99Ms: round(percentile(latencies, 0.99)),
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
       meanBatchRecords: Math.round(events / batches),
     };
   } finally {
@@ -151,9 +150,6 @@ async function fill(
   }
 }
 
-function percentile(sorted: Float64Array, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-}
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

@@ -4,7 +4,7 @@ import { generateCatalogue, generateStream } from '../src/data/synthetic.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { buildPipeline } from '../src/main.ts';
 import { NO_MALFORMED, produceInteractions, produceItems } from '../src/cli/produce.ts';
-import { percentile } from '../src/cli/progress.ts';
+import { percentile } from '../src/util/stats.ts';
 import { startLocalBroker } from '../scripts/kafka/broker.mjs';
 import { benchRawKafka } from './kafka-raw.ts';
 import { machine, save, type Row } from './report.ts';

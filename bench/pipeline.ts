@@ -8,7 +8,8 @@ import { createEmbeddedEventLog } from '../src/eventlog/embedded/log.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { buildPipeline } from '../src/main.ts';
 import { NO_MALFORMED, produceInteractions, produceItems } from '../src/cli/produce.ts';
-import { Progress, percentile } from '../src/cli/progress.ts';
+import { Progress } from '../src/cli/progress.ts';
+import { percentile } from '../src/util/stats.ts';
 import { RESULTS_DIR, machine, save, type Row } from './report.ts';
 
 /**

@@ -1,3 +1,5 @@
+import { createRng } from '../src/data/random.ts';
+import { percentile } from '../src/util/stats.ts';
 import { performance } from 'node:perf_hooks';
 import type { ItemDelta, UserProfile, VectorStore } from '../src/store/port.ts';
 
@@ -56,7 +58,8 @@ export async function benchStore(store: VectorStore, options: BenchStoreOptions)
   const batchSize = options.batchSize ?? 500;
   const warmup = options.warmup ?? Math.min(20, queries);
   const filterBytes = options.consumedFilterBytes ?? 1_024;
-  const rand = mulberry32(options.seed ?? 1);
+  const rng = createRng(options.seed ?? 1);
+  const rand = (): number => rng.next();
   const vector = () => Float32Array.from({ length: dimension }, () => Math.fround((rand() * 2 - 1) * 0.1));
   const pick = (n: number) => Math.floor(rand() * n);
   const itemId = (i: number) => `item-${i}`;
@@ -140,7 +143,6 @@ export async function benchStore(store: VectorStore, options: BenchStoreOptions)
       await call();
       ms.push(performance.now() - t);
     }
-    ms.sort((a, b) => a - b);
     rows.push({
       store: store.kind,
       op,
@@ -148,8 +150,8 @@ export async function benchStore(store: VectorStore, options: BenchStoreOptions)
       batch: null,
       seconds: (performance.now() - started) / 1000,
       perSecond: null,
-      p50Ms: percentile(ms, 0.5),
-      p99Ms: percentile(ms, 0.99),
+      p50Ms: percentile(ms, 50),
+      p99Ms: percentile(ms, 99),
     });
   };
   const excludeItems = () => new Set(Array.from({ length: 20 }, () => itemId(pick(items))));
@@ -165,19 +167,3 @@ export async function benchStore(store: VectorStore, options: BenchStoreOptions)
   return rows;
 }
 
-/** Nearest-rank percentile of ascending `sorted`. */
-export function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

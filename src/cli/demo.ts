@@ -10,7 +10,8 @@ import type { Logger } from '../logging/logger.ts';
 import { buildPipeline } from '../main.ts';
 import { startOpsServer } from '../ops/server.ts';
 import { produceInteractions, produceItems, type MalformedMix } from './produce.ts';
-import { Progress, percentile } from './progress.ts';
+import { percentile } from '../util/stats.ts';
+import { Progress } from './progress.ts';
 
 /**
  * `npm start` / `starstream demo`: the whole pipeline on its embedded default over a generated stream.

@@ -45,10 +45,3 @@ export function formatSeconds(s: number): string {
   if (s < 60) return `${s.toFixed(0)}s`;
   return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
 }
-
-/** Percentile by nearest rank of an unsorted sample; sorts a copy. */
-export function percentile(values: ArrayLike<number>, p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}

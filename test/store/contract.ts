@@ -1,3 +1,4 @@
+import { createRng } from '../../src/data/random.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
@@ -65,7 +66,8 @@ export function runVectorStoreContract(
     popularityLongHalfLifeMs: 30 * DAY,
   };
   const d = opts.dimension;
-  const rand = mulberry32(42);
+  const rng = createRng(42);
+  const rand = (): number => rng.next();
   const randomVector = () => Float32Array.from({ length: d }, () => Math.fround(rand() * 2 - 1));
   const filled = (x: number) => new Float32Array(d).fill(x);
 
@@ -455,17 +457,6 @@ function assertClose(actual: number, expected: number, relative: number): void {
   );
 }
 
-/** Small seeded PRNG so every adapter sees the same fixtures. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Co-occurrence entries largest first, ties by id: the stores promise which entries, not their order. */
 function byCount(counts: ReadonlyMap<string, number>): [string, number][] {
