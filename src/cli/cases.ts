@@ -6,7 +6,7 @@ import { resolveDataset } from '../data/datasets.ts';
 import type { LoadedDataset } from '../data/files.ts';
 import { createRng, type Rng } from '../data/random.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
-import type { Interaction, Item } from '../domain/events.ts';
+import type { Interaction } from '../domain/events.ts';
 import { BadInputError } from '../errors/index.ts';
 import { buildEngine, type Engine } from '../main.ts';
 import { coldUser } from '../pipeline/recommend.ts';
@@ -33,8 +33,9 @@ import { StoreView } from '../stages/state/store-view.ts';
  * these files, so serving and training features cannot drift apart. A sidecar `<out>.meta.json` records the
  * options and counts.
  *
- * Item titles and categories enter the store right after an item's first event, as a catalogue record
- * would: the true item of its own first event is still unknown then ("item 42", "New to the catalogue").
+ * The catalogue (titles, categories) is loaded into the store up front, as the streaming evaluation does
+ * (`src/cli/eval.ts`): in the stream it arrives on the items topic. An item the stream has not seen yet
+ * still has no vector, counts or neighbours ("New to the catalogue").
  */
 
 export const CASE_FILE_VERSION = 'cases-1';
@@ -116,25 +117,20 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
 
   const engine = buildEngine(config);
   await engine.store.init();
-  const catalogue = new Map<string, Item>(data.items.map((i) => [i.itemId, i]));
+  await engine.store.putItemMetadata(data.items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
   const state = new ReplayState(createRng(o.seed).fork('cases'));
   const counts = { train: 0, test: 0 };
   const skipped = { repeat: 0, fewItems: 0 };
   await mkdir(dirname(opts.out), { recursive: true });
   const out = createWriteStream(opts.out, { encoding: 'utf8' });
   const progress = new Progress(opts.progress === undefined ? process.stderr : opts.progress, opts.progressEveryMs ?? 2_000, events.length);
-  let view = new StoreView(engine.store, engine.mergeItem);
-  let viewStale = false;
+  // Every event is committed, which also empties the view's cache (as in the streaming evaluation).
+  const view = new StoreView(engine.store, engine.mergeItem);
   let trainIndex = 0;
   let testIndex = 0;
   try {
     for (let t = 0; t < events.length && counts.train + counts.test < o.limit; t++) {
       const event = events[t]!;
-      // A fresh view now and then keeps its cache bounded, and after a catalogue record so titles show.
-      if (t % 5_000 === 0 || viewStale) {
-        view = new StoreView(engine.store, engine.mergeItem);
-        viewStale = false;
-      }
       const split = event.timestampMs < splitAtMs ? 'train' : 'test';
       const selected =
         split === 'train' ? t >= warmupEnd && trainIndex++ % o.trainEvery === 0 : testIndex++ % o.testEvery === 0;
@@ -149,14 +145,6 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
       }
       await learnEvent(view, event, engine);
       state.observe(event);
-      if (!state.announced.has(event.itemId)) {
-        state.announced.add(event.itemId);
-        const item = catalogue.get(event.itemId);
-        if (item) {
-          await engine.store.putItemMetadata([{ itemId: item.itemId, title: item.title, categories: item.categories }]);
-          viewStale = true;
-        }
-      }
       progress.tick(t + 1, counts.train + counts.test);
     }
   } finally {
@@ -187,7 +175,6 @@ class ReplayState {
   private readonly seen = new Set<string>();
   /** The item of every event so far (popularity-weighted pool). */
   readonly interactions: string[] = [];
-  readonly announced = new Set<string>();
 
   constructor(readonly rng: Rng) {}
 

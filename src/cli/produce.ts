@@ -7,6 +7,12 @@ import type { EventLog, OutgoingRecord } from '../eventlog/port.ts';
 
 const CHUNK = 500;
 
+/**
+ * Lets timers and I/O run between chunks. An in-process log acknowledges sends without touching the event
+ * loop, so a producer that never waits on real I/O would otherwise starve the metrics server and timers.
+ */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** Every `n`-th record replaced by a malformed one of each kind; 0 = none. For demos and tests of the DLQ. */
 export interface MalformedMix {
   readonly garbageEvery: number;
@@ -25,6 +31,7 @@ export async function produceItems(log: EventLog, topic: string, items: readonly
         records.push({ topic, key: item.itemId, value: framed.value, headers: framed.headers });
       }
       await producer.send(records);
+      await yieldToEventLoop();
     }
   } finally {
     await producer.close();
@@ -50,6 +57,7 @@ export async function produceInteractions(
       if (chunk.length >= CHUNK) {
         await producer.send(chunk);
         chunk = [];
+        await yieldToEventLoop();
       }
     }
     if (chunk.length) await producer.send(chunk);

@@ -19,6 +19,7 @@ const features = {
   neighbourEngagement: 1,
   embeddingScore: 0.2,
   popularity: 40,
+  recentPopularity: 3,
   trend: 1,
   categoryFit: 0.5,
 };
@@ -50,12 +51,14 @@ describe('prompt rendering', () => {
   it('drops history oldest first, then evidence from the last, then the user line, then cuts tokens', () => {
     const lengths = { candidate: 5, evidence: [4, 4, 4], user: 3, history: [2, 2, 2] };
     assert.deepEqual(planTruncation(spec, lengths, 100), { evidence: 3, user: true, history: 3, cutAt: null });
-    assert.deepEqual(planTruncation(spec, lengths, 23), { evidence: 3, user: true, history: 2, cutAt: null });
+    assert.deepEqual(planTruncation(spec, lengths, 24), { evidence: 3, user: true, history: 2, cutAt: null });
+    assert.deepEqual(planTruncation(spec, lengths, 23), { evidence: 3, user: true, history: 1, cutAt: null });
     assert.deepEqual(planTruncation(spec, lengths, 20), { evidence: 3, user: true, history: 0, cutAt: null });
     assert.deepEqual(planTruncation(spec, lengths, 16), { evidence: 2, user: true, history: 0, cutAt: null });
-    assert.deepEqual(planTruncation(spec, lengths, 9), { evidence: 1, user: true, history: 0, cutAt: null });
+    assert.deepEqual(planTruncation(spec, lengths, 12), { evidence: 1, user: true, history: 0, cutAt: null });
+    assert.deepEqual(planTruncation(spec, lengths, 9), { evidence: 1, user: false, history: 0, cutAt: null });
     assert.deepEqual(planTruncation(spec, lengths, 8), { evidence: 1, user: false, history: 0, cutAt: 8 });
-    assert.deepEqual(planTruncation(spec, lengths, 9 - 3), { evidence: 1, user: false, history: 0, cutAt: 6 });
+    assert.deepEqual(planTruncation(spec, lengths, 6), { evidence: 1, user: false, history: 0, cutAt: 6 });
   });
 
   it('a spec with a non-whitespace separator is refused (segments must tokenize independently)', () => {

@@ -8,14 +8,14 @@ describe('bloom filter', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 256 }),
-        fc.array(fc.string({ unit: 'binary', maxLength: 40 }), { maxLength: 200 }),
+        fc.array(fc.string({ unit: 'grapheme', maxLength: 40 }), { maxLength: 100 }),
         (bytes, keys) => {
           const filter = createBloom(bytes);
           for (const k of keys) bloomAdd(filter, k);
           for (const k of keys) assert.ok(bloomHas(filter, k), `lost ${JSON.stringify(k)}`);
         },
       ),
-      { numRuns: 200 },
+      { numRuns: 100 },
     );
   });
 
@@ -23,7 +23,7 @@ describe('bloom filter', () => {
     const filter = createBloom(1_024);
     for (let i = 0; i < 700; i++) bloomAdd(filter, `i${i}`);
     let positives = 0;
-    const probes = 50_000;
+    const probes = 20_000;
     for (let i = 0; i < probes; i++) if (bloomHas(filter, `other-${i}`)) positives++;
     const rate = positives / probes;
     assert.ok(rate < 0.02, `false-positive rate ${rate}`);

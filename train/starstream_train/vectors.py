@@ -22,7 +22,7 @@ from .tokenizer import segment_ids
 def _features(**kw: float) -> dict[str, float]:
     base = {
         "cooccurrence": 0, "cooccurrenceRecent": 0, "cooccurringRecentItems": 0, "neighbourEngagement": 0,
-        "embeddingScore": 0.0, "popularity": 0, "trend": 1, "categoryFit": 0,
+        "embeddingScore": 0.0, "popularity": 0, "recentPopularity": 0, "trend": 1, "categoryFit": 0,
     }
     base.update(kw)
     return base
@@ -62,7 +62,7 @@ def handmade_cases() -> list[tuple[str, dict[str, Any]]]:
         ("typical", {"eventId": "v-1", "atMs": 1_700_000_000_000, "user": user, "candidates": [
             _candidate("172", "Empire Strikes Back, The (1980)", ["Action", "Adventure", "Drama", "Sci-Fi", "War"], SENTENCES,
                        cooccurrence=12, cooccurrenceRecent=7.53, cooccurringRecentItems=3, neighbourEngagement=7,
-                       embeddingScore=0.5312, popularity=312.4, trend=1.7, categoryFit=0.4),
+                       embeddingScore=0.5312, popularity=312.4, recentPopularity=17.25, trend=1.7, categoryFit=0.4),
             _candidate("1536", None, [], ["New to the catalogue: 0 interactions so far."], embeddingScore=-0.013),
         ]}),
         ("untrusted titles", {"eventId": "v-2", "atMs": 1_700_000_000_000, "user": user, "candidates": [

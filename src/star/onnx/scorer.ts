@@ -1,3 +1,6 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ScoringCase } from '../../domain/evidence.ts';
 import { FatalError } from '../../errors/index.ts';
@@ -149,7 +152,12 @@ async function openSession(
     interOpNumThreads: 1,
     logSeverityLevel: 3,
   };
-  if (options.executionProvider === 'cuda') {
+  if (options.executionProvider === 'cuda' && !cudaProviderInstalled()) {
+    options.logger?.warn(
+      { code: 'STAR_CUDA_UNAVAILABLE' },
+      'onnxruntime-node was installed without its CUDA provider (npm install --onnxruntime-node-install=cuda12); serving STAR on the CPU',
+    );
+  } else if (options.executionProvider === 'cuda') {
     try {
       return { session: await ort.InferenceSession.create(path, { ...base, executionProviders: ['cuda', 'cpu'] }), provider: 'cuda' };
     } catch (err) {
@@ -161,4 +169,21 @@ async function openSession(
   } catch (cause) {
     throw new StarModelError('MODEL_LOAD_FAILED', `onnxruntime cannot open ${path}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/**
+ * Whether onnxruntime-node's CUDA provider library is installed beside its binding. Checked before asking for
+ * it, because onnxruntime prints a native error for a missing provider library even when the caller recovers.
+ */
+export function cudaProviderInstalled(): boolean {
+  try {
+    const bin = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin');
+    for (const napi of readdirSync(bin)) {
+      if (existsSync(join(bin, napi, process.platform, process.arch, 'libonnxruntime_providers_cuda.so'))) return true;
+    }
+  } catch {
+    // An unusual layout: let onnxruntime itself decide.
+    return true;
+  }
+  return false;
 }

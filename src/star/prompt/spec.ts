@@ -22,6 +22,7 @@ export const FEATURE_NAMES = [
   'neighbourEngagement',
   'embeddingScore',
   'popularity',
+  'recentPopularity',
   'trend',
   'categoryFit',
   'user.interactionCount',

@@ -175,10 +175,13 @@ describe('CST sentences', () => {
   });
 
   it('stay bounded whatever the title (property)', async () => {
+    const hostileText = fc
+      .array(fc.oneof(fc.constantFrom('<', '>', '{', '}', '"', '\u0000', '\n', '\t', '\u007f', '\u001b', '…', '🎧', ' ', '<tool_call>'), fc.string({ unit: 'grapheme', maxLength: 12 })), { maxLength: 60 })
+      .map((parts) => parts.join(''));
     const { engine, user } = await world();
     const limit = Math.max(...Object.values(templates.templates).map((t) => t.length)) + 80 + 60;
     await fc.assert(
-      fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 400 }), async (title) => {
+      fc.asyncProperty(hostileText, async (title) => {
         await engine.store.putItemMetadata([{ itemId: 'r1', title, categories: ['Hiking', 'Shoes'] }]);
         const { byId } = await evidenceOf(engine, user);
         const first = byId.get('c1')!.sentences[0]!;
