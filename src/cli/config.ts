@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { unwrap } from '../config/fields.ts';
 import { configSchema } from '../config/schema.ts';
 
 /**
@@ -21,13 +22,6 @@ function walk(schema: z.ZodType, path: string[], rows: string[]): void {
   rows.push(`| \`${path.join('.')}\` | \`${env}\` | ${defaultOf(schema)} | ${schema.description ?? unwrapDescription(schema) ?? ''} |`);
 }
 
-function unwrap(schema: z.ZodType): z.ZodType {
-  let s: z.ZodType = schema;
-  for (;;) {
-    if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
-    else return s;
-  }
-}
 
 function unwrapDescription(schema: z.ZodType): string | undefined {
   let s: z.ZodType = schema;

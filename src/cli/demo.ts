@@ -112,7 +112,9 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   progress.finish(runner.processedRecords);
 
   await runner.stop();
-  // The sink may still be catching up with the last batch of recommendations.
+  // The sink may still be catching up with the last recommendations: let it drain before stopping it.
+  const drainDeadline = Date.now() + 10_000;
+  while (Date.now() < drainDeadline && (await sink.lag()).some((p) => p.lag > 0)) await new Promise((r) => setTimeout(r, 20));
   const counts = await pipeline.engine.store.counts();
   await sink.stop();
   await sinking;

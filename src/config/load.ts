@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.ts';
+import { fieldAt, isStringField } from './fields.ts';
 import { configSchema, type Config, type ConfigInput } from './schema.ts';
 
 /**
@@ -8,9 +9,12 @@ import { configSchema, type Config, type ConfigInput } from './schema.ts';
  * then explicit overrides (CLI flags, tests). Validation happens once, here; the result is deeply frozen.
  *
  * Environment names are the field path in SCREAMING_SNAKE_CASE with `__` between levels:
- * `eventLog.kafka.brokers` is `STARSTREAM_EVENT_LOG__KAFKA__BROKERS`. Values are parsed as JSON when they
- * parse (numbers, booleans, arrays), else taken as strings. A variable ending in `_FILE` names a file whose
- * contents (trimmed) are the value, for secrets mounted by Kubernetes or Docker.
+ * `eventLog.kafka.brokers` is `STARSTREAM_EVENT_LOG__KAFKA__BROKERS`. Values of text fields are taken as
+ * they are (`STARSTREAM_PIPELINE__GROUP_ID=2024` is the string "2024"); others are parsed as JSON (numbers,
+ * booleans, arrays, objects). A variable ending in `_FILE` that does not name a field itself (as
+ * `…SSL_CA_FILE` does) names a file whose contents (trimmed) are the value, for secrets mounted by
+ * Kubernetes or Docker. Shallower variables apply first, so `…SASL='{…}'` and `…SASL__PASSWORD` combine in
+ * any order.
  */
 
 export const ENV_PREFIX = 'STARSTREAM_';
@@ -59,18 +63,18 @@ function readJsonFile(path: string): Record<string, unknown> {
 
 export function configFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
-    let rest = name.slice(ENV_PREFIX.length);
-    let value: unknown;
-    if (rest.endsWith('_FILE')) {
-      rest = rest.slice(0, -'_FILE'.length);
-      value = readSecretFile(name, raw);
+  const entries = Object.entries(env)
+    .filter((e): e is [string, string] => e[0].startsWith(ENV_PREFIX) && e[1] !== undefined)
+    .map(([name, raw]) => ({ name, raw, path: name.slice(ENV_PREFIX.length).split('__').map(snakeToCamel) }))
+    .sort((a, b) => a.path.length - b.path.length);
+  for (const { name, raw, path } of entries) {
+    const last = path[path.length - 1]!;
+    if (last.endsWith('File') && !fieldAt(path)) {
+      const target = [...path.slice(0, -1), last.slice(0, -'File'.length)];
+      setPath(out, target, readSecretFile(name, raw));
     } else {
-      value = parseEnvValue(raw);
+      setPath(out, path, isStringField(path) ? raw : parseEnvValue(raw));
     }
-    const path = rest.split('__').map(snakeToCamel);
-    setPath(out, path, value);
   }
   return out;
 }
@@ -99,7 +103,8 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   let node = target;
   path.forEach((key, i) => {
     if (i === path.length - 1) {
-      node[key] = value;
+      const current = node[key];
+      node[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(value, current) : value;
       return;
     }
     const next = node[key];

@@ -50,9 +50,9 @@ const kafkaSchema = z
     ssl: z.boolean().default(false).describe('Use TLS'),
     sasl: z
       .strictObject({
-        mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-        username: z.string().min(1),
-        password: z.string().min(1),
+        mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).describe('SASL mechanism'),
+        username: z.string().min(1).describe('SASL user'),
+        password: z.string().min(1).describe('SASL password; set it with …_PASSWORD_FILE from a mounted secret'),
       })
       .optional()
       .describe('SASL authentication; password from env or a *_FILE'),
@@ -227,7 +227,10 @@ const opsSchema = z
 
 export const configSchema = z
   .strictObject({
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    logLevel: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+    .default('info')
+    .describe('Structured (JSON) log level, on stderr'),
     eventLog: eventLogSchema,
     store: storeSchema,
     embeddings: embeddingsSchema,

@@ -15,8 +15,9 @@ import type { PipelineInstruments, Stage } from './instruments.ts';
 
 /**
  * Runs one batch of log records through every stage: ingest → learn → candidates → evidence → ranking →
- * publish. Events of one user are handled in order, each learned before it is ranked and ranked before the
- * next is learned, so no recommendation sees its own future; different users proceed concurrently.
+ * publish. Events are handled one at a time in log order, each learned and then ranked before the next is
+ * learned, so no recommendation sees an event that came after it (its user's or anyone's). Store round trips
+ * stay per batch: the batch's profiles are prefetched into the view, and writes go back in one commit.
  * The caller (the runner) sends the outputs and commits offsets after they are acknowledged.
  */
 
@@ -86,14 +87,10 @@ export class BatchProcessor {
     const view = new StoreView(this.deps.store, this.deps.mergeItem);
     const negatives = await this.prefetch(view, interactions);
     const recommendations: Recommendation[] = [];
-    await Promise.all(
-      [...groupByUser(interactions)].map(async (events) => {
-        for (const event of events) {
-          const rec = await this.handle(view, event, negatives.get(event)!, receivedAt);
-          if (rec) recommendations.push(rec);
-        }
-      }),
-    );
+    for (const event of interactions) {
+      const rec = await this.handle(view, event, negatives.get(event)!, receivedAt);
+      if (rec) recommendations.push(rec);
+    }
     const commitStart = this.clock();
     await view.commit();
     this.deps.instruments.stageDuration('commit', (this.clock() - commitStart) / 1000);
@@ -164,16 +161,6 @@ export class BatchProcessor {
       this.deps.instruments.stageDuration(stage, (performance.now() - start) / 1000);
     }
   }
-}
-
-function groupByUser(events: readonly Interaction[]): IterableIterator<Interaction[]> {
-  const groups = new Map<string, Interaction[]>();
-  for (const e of events) {
-    const list = groups.get(e.userId);
-    if (list) list.push(e);
-    else groups.set(e.userId, [e]);
-  }
-  return groups.values();
 }
 
 function explainTop(

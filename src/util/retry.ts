@@ -31,7 +31,8 @@ export interface RetryHooks {
 export function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
   const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (attempt - 1));
   const spread = base * policy.jitter;
-  return Math.max(0, Math.round(base - spread + 2 * spread * random()));
+  // Jitter spreads retries around the exponential curve but never past the ceiling.
+  return Math.min(policy.maxDelayMs, Math.max(0, Math.round(base - spread + 2 * spread * random())));
 }
 
 /** Runs `fn` until it succeeds, fails with a non-retriable error, or runs out of retries (last error thrown). */
@@ -51,6 +52,10 @@ export async function withRetry<T>(fn: () => Promise<T>, policy: RetryPolicy, ho
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
     const timer = setTimeout(done, ms);
     function done(): void {
       clearTimeout(timer);

@@ -75,11 +75,6 @@ describe('evaluateStreaming', () => {
 
   it(
     'offers a cold user the items seen so far as popular, from the first events of a fresh store',
-    {
-      todo:
-        'bug: src/store/embedded/index.ts popularRanking() caches the ranking computed at the first query (empty on a fresh ' +
-        'store) and reuses it until max(popularRefreshDeltas = 1000, items/10) deltas, even when it holds fewer than k ids',
-    },
     async () => {
       // Four new users each consume the same item: from the second event on, popularity ranks it first.
       const [row] = await evaluateStreaming(stream([['u1', 'a'], ['u2', 'a'], ['u3', 'a'], ['u4', 'a']]), await streamingEngine(), [popularityScorer()], {

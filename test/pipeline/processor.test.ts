@@ -157,11 +157,6 @@ describe('BatchProcessor with the embedded store', () => {
 
   it(
     'leaks no future across users either: evidence for an event ignores later events of other users in the batch',
-    {
-      todo:
-        'bug: src/pipeline/processor.ts process() runs users concurrently on one StoreView, so item deltas learned from a later ' +
-        "event of user B are folded into the evidence of user A's earlier event whenever A's ranking awaits",
-    },
     async () => {
       const { engine, processor, ranked } = await setup();
       // B consumed X before; A consumes X at t1; B consumes Z at t2 > t1 in the same batch, making X–Z co-occur.

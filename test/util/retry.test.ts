@@ -93,7 +93,7 @@ describe('sleep', () => {
     assert.ok(Date.now() - started >= 4);
   });
 
-  it('returns at once for a signal that is already aborted', { todo: 'bug: src/util/retry.ts sleep() only listens for a future abort event, so an already-aborted signal waits the full delay' }, async () => {
+  it('returns at once for a signal that is already aborted', async () => {
     const outcome = await Promise.race([
       sleep(800, AbortSignal.abort()).then(() => 'woke'),
       new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), 100)),
@@ -127,7 +127,7 @@ describe('backoffDelayMs', () => {
     assert.equal(delays.size, 5);
   });
 
-  it('never waits longer than maxDelayMs, the documented "backoff ceiling"', { todo: 'bug: src/util/retry.ts backoffDelayMs applies jitter after the cap, so delays reach maxDelayMs·(1+jitter)' }, () => {
+  it('never waits longer than maxDelayMs, the documented "backoff ceiling"', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 40 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (attempt, r) => {
         assert.ok(backoffDelayMs(policy, attempt, () => r) <= policy.maxDelayMs);

@@ -26,9 +26,23 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 
         continuing_subword_prefix="##",
     )
     tok.train_from_iterator(texts, trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    return canonical(tok.get_vocab())
+
+
+def canonical(vocab: dict[str, int]) -> Tokenizer:
+    """The tokenizer for a token set with ids in a fixed order: special tokens first, then by string.
+
+    The WordPiece trainer learns the same tokens on every run but numbers them in hash-map order, which
+    differs between processes; renumbering makes training reproducible (WordPiece ignores id order).
+    """
+    rest = sorted(t for t in vocab if t not in SPECIAL_TOKENS)
+    ids = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *rest])}
+    tok = Tokenizer(models.WordPiece(vocab=ids, unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.add_special_tokens(SPECIAL_TOKENS)
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
     )
     return tok
 

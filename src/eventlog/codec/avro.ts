@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { DeadLetter, Interaction, Item, Recommendation } from '../../domain/events.ts';
 import { BadInputError } from '../../errors/index.ts';
+import { checkAvroBounds } from './guard.ts';
 
 /**
  * Avro codecs for the records in `schemas/`. Decoding checks the bytes (truncated data, trailing bytes, bad
@@ -37,6 +38,7 @@ function makeCodec<T>(name: SchemaName): Codec<T> {
     encode: (value) => type.toBuffer(value),
     decode: (bytes) => {
       try {
+        checkAvroBounds(type, bytes);
         return type.fromBuffer(bytes) as T;
       } catch (cause) {
         throw new BadInputError('UNDECODABLE', `not a ${type.name ?? name}: ${(cause as Error).message}`, { cause });

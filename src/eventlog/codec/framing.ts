@@ -1,6 +1,7 @@
 import avro from 'avsc';
 import type { Config } from '../../config/schema.ts';
 import { BadInputError } from '../../errors/index.ts';
+import { checkAvroBounds } from './guard.ts';
 import type { Headers } from '../port.ts';
 import type { Codec } from './avro.ts';
 import { createSchemaRegistryClient, type SchemaRegistryClient } from './registry.ts';
@@ -76,7 +77,7 @@ export function headerFraming(options: { writers?: readonly avro.Type[] } = {}):
           `writer schema ${named.slice(0, 200)} is unknown to a ${codec.type.name} reader`,
         );
       }
-      return decodeWith(codec, resolvers.get(codec, writer, named), value);
+      return decodeWith(codec, writer, resolvers.get(codec, writer, named), value);
     },
   };
 }
@@ -124,7 +125,7 @@ export function confluentFraming(registry: SchemaRegistryClient): Framing {
         );
       }
       if (writer.fingerprint === codec.fingerprint) return codec.decode(body);
-      return decodeWith(codec, resolvers.get(codec, writer.type, `id ${id}`), body);
+      return decodeWith(codec, writer.type, resolvers.get(codec, writer.type, `id ${id}`), body);
     },
   };
 }
@@ -134,8 +135,9 @@ function fingerprintOf(type: avro.Type): string {
   return type.fingerprint('sha256').toString('hex').slice(0, 16);
 }
 
-function decodeWith<T>(codec: Codec<T>, resolver: avro.Resolver, bytes: Buffer): T {
+function decodeWith<T>(codec: Codec<T>, writer: avro.Type, resolver: avro.Resolver, bytes: Buffer): T {
   try {
+    checkAvroBounds(writer, bytes);
     return codec.type.fromBuffer(bytes, resolver) as T;
   } catch (cause) {
     throw new BadInputError('UNDECODABLE', `not a ${codec.type.name}: ${(cause as Error).message}`, {

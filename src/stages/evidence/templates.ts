@@ -41,8 +41,9 @@ export function render(template: string, values: TemplateValues): string {
 
 /**
  * Number formats shared by every sentence, so that the TypeScript server and the Python trainer print the
- * same digits: integers plainly, ratios with two decimals, shares as whole percents. Rounding is half away
- * from zero on the decimal string, not the binary value, to match Python's `Decimal` quantisation.
+ * same digits: integers plainly, ratios with two decimals, shares as whole percents. Rounding is
+ * `Math.round` (half up, towards +∞) of the binary value scaled by 100, which the Python port mirrors as
+ * `math.floor(x * 100 + 0.5)`; so `fixed2(1.005)` is `1.00` on both sides.
  */
 export const fmt = {
   int: (x: number): string => String(Math.round(x)),

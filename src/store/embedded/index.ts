@@ -171,8 +171,10 @@ class EmbeddedStore implements VectorStore {
    */
   private popularRanking(k: number): readonly string[] {
     const refreshAfter = Math.max(this.options.popularRefreshDeltas ?? 1_000, this.items.size / 10);
-    const fresh = this.popular && this.deltasSincePopular < refreshAfter;
-    if (fresh && this.popular!.depth >= k) return this.popular!.ids;
+    const cached = this.popular;
+    // A short list is stale as soon as anything changed: on a fresh store it would otherwise stay empty.
+    const complete = cached !== null && (cached.ids.length >= k || this.deltasSincePopular === 0);
+    if (cached && complete && this.deltasSincePopular < refreshAfter && cached.depth >= k) return cached.ids;
     const keep = Math.max(k, 256);
     // One pass with a bounded selection, not a sort of the catalogue.
     const top = new TopItems(keep);

@@ -187,6 +187,7 @@ describe('CST sentences', () => {
         const first = byId.get('c1')!.sentences[0]!;
         assert.ok(first.length <= limit, `${first.length} characters`);
         const quoted = /most with "([\s\S]*)"\.$/.exec(first)![1]!;
+        // eslint-disable-next-line no-control-regex
         assert.ok(!/[<>{}"\u0000-\u001f\u007f]/.test(quoted), JSON.stringify(quoted));
         assert.ok(quoted.length > 0 && quoted.length <= 80);
       }),
