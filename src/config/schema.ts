@@ -194,6 +194,28 @@ const rankingSchema = z
     topK: positiveInt().max(1000).default(10).describe('Items per published recommendation'),
     scorer: z.enum(['baseline', 'star']).default('baseline').describe('baseline = collaborative features'),
     modelDir: z.string().optional().describe('STAR model registry directory (scorer = star)'),
+    executionProvider: z
+      .enum(['cpu', 'cuda'])
+      .default('cpu')
+      .describe('onnxruntime provider for STAR; cuda falls back to cpu (logged) where the CUDA provider cannot load'),
+    microBatchMaxCandidates: positiveInt()
+      .default(512)
+      .describe('STAR micro-batch: candidates (rows) per forward pass at which a batch of concurrent lists closes'),
+    microBatchMaxWaitMs: nonNegativeInt()
+      .default(2)
+      .describe('STAR micro-batch: longest a list waits for others to share its forward pass, ms'),
+    intraOpThreads: nonNegativeInt().default(0).describe('onnxruntime threads per operator (CPU); 0 = all cores'),
+    registryPollMs: nonNegativeInt()
+      .default(5_000)
+      .describe('How often the STAR registry\'s CURRENT file is read for a new model, ms; 0 = never'),
+    parityTolerance: z
+      .number()
+      .positive()
+      .default(1e-3)
+      .describe('Largest |score difference| from a model\'s parity.jsonl before it is refused'),
+    retireGraceMs: nonNegativeInt()
+      .default(30_000)
+      .describe('A replaced STAR model keeps serving requests that took it before the swap this long, ms'),
   })
   .prefault({});
 

@@ -45,6 +45,10 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 7
     parity_cases: int = 6
+    #: reuse this tokenizer.json instead of training one. Everything else is bit-for-bit reproducible from the
+    #: seed; the `tokenizers` WordPiece trainer breaks ties between equally frequent merges in hash-map order,
+    #: so on a small corpus the learnt token set can differ between runs (ids are canonicalised either way).
+    tokenizer: str | None = None
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -135,7 +139,12 @@ def train(
     train_records, val_records = records[:-n_val], records[-n_val:]
     log(f"cases: {len(train_records)} train, {len(val_records)} validation (latest {cfg.validation_share:.0%} of train time)")
 
-    tokenizer = train_tokenizer(_segments(spec, train_records), cfg.vocab_size)
+    if cfg.tokenizer:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(cfg.tokenizer)
+    else:
+        tokenizer = train_tokenizer(_segments(spec, train_records), cfg.vocab_size)
     encoder = CaseEncoder(spec, segment_ids(tokenizer), tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"), cfg.max_length)
     log(f"tokenizer: WordPiece, {tokenizer.get_vocab_size()} tokens ({time.time() - started:.1f}s)")
     train_data = encode_records(train_records, encoder, progress=True)

@@ -17,6 +17,17 @@ def quiet(_line: str) -> None:
     pass
 
 
+def test_tokenizer_ids_are_canonical(parity_cases_file):
+    from starstream_train.tokenizer import SPECIAL_TOKENS, train_tokenizer
+
+    tok = train_tokenizer(["<cand> star wars", "<ev> co-occurs 12 times", "<hist> toy story"] * 5, 60, min_frequency=1)
+    vocab = tok.get_vocab()
+    assert [vocab[t] for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
+    rest = sorted((i, t) for t, i in vocab.items() if i >= len(SPECIAL_TOKENS))
+    assert [t for _, t in rest] == sorted(t for _, t in rest)
+    assert tok.encode("<cand> star <hist>x", add_special_tokens=False).tokens[0] == "<cand>"
+
+
 def test_fixture_parity_reproduced_by_python_onnxruntime(fixture_model):
     sess = ort.InferenceSession(str(fixture_model / "star.onnx"), providers=["CPUExecutionProvider"])
     manifest = json.loads((fixture_model / "star.json").read_text())
@@ -31,8 +42,8 @@ def test_fixture_parity_reproduced_by_python_onnxruntime(fixture_model):
         np.testing.assert_allclose(scores, p["scores"], atol=1e-5)
 
 
-def test_training_is_deterministic_and_export_agrees(parity_cases_file, tmp_path):
-    cfg = config_from("tiny", TINY)
+def test_training_is_deterministic_and_export_agrees(parity_cases_file, tmp_path, fixture_model):
+    cfg = config_from("tiny", {**TINY, "tokenizer": str(fixture_model / "tokenizer.json")})
     a = train(parity_cases_file, cfg, log=quiet)
     b = train(parity_cases_file, cfg, log=quiet)
     assert a.history[0]["loss"] == b.history[0]["loss"]

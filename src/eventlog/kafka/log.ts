@@ -1,6 +1,7 @@
 import kafkajs from 'kafkajs';
 import type { Config } from '../../config/schema.ts';
 import { FatalError } from '../../errors/index.ts';
+import { withRetry } from '../../util/retry.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { ConsumerOptions, EventConsumer, EventLog, EventProducer, TopicSpec } from '../port.ts';
 import { toKafkaJsConfig, toProducerConfig, type KafkaSettings } from './config.ts';
@@ -43,6 +44,12 @@ class KafkaEventLog implements EventLog {
   /** Creates the missing topics with their partitions, replication and config; existing ones stay as they are. */
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
     this.checkOpen();
+    // A fresh topic's metadata can lag its creation (UNKNOWN_TOPIC_OR_PARTITION while leaders are elected):
+    // transient, so the whole check-and-create is retried; creating is idempotent.
+    await withRetry(() => this.createMissingTopics(specs), this.settings.retry);
+  }
+
+  private async createMissingTopics(specs: readonly TopicSpec[]): Promise<void> {
     try {
       const admin = await this.admin();
       const existing = new Set(await admin.listTopics());

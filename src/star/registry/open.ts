@@ -1,0 +1,41 @@
+import type { Config } from '../../config/schema.ts';
+import type { Logger } from '../../logging/logger.ts';
+import type { CstTemplates } from '../../stages/evidence/templates.ts';
+import { createBaselineScorer } from '../baseline/scorer.ts';
+import { loadPromptSpec } from '../prompt/spec.ts';
+import { StarRegistry, staticScorerHandle, type ScorerHandle, type StarRegistryOptions } from './registry.ts';
+
+/**
+ * The scorer the pipeline ranks with, from `config.ranking`: the STAR registry at `modelDir` when
+ * `scorer = star`, else the baseline ranker (also the fallback when no STAR model is configured, logged).
+ * The composition root calls this once and hands `() => handle.current()` to the processor.
+ */
+export async function openScorerHandle(
+  config: Readonly<Config>,
+  templates: CstTemplates,
+  logger: Logger,
+  hooks: Pick<StarRegistryOptions, 'onRefused' | 'onSwapped'> = {},
+): Promise<ScorerHandle> {
+  const r = config.ranking;
+  if (r.scorer !== 'star' || !r.modelDir) {
+    if (r.scorer === 'star') logger.warn({ code: 'STAR_NOT_CONFIGURED' }, 'ranking.scorer is star but ranking.modelDir is unset: the baseline ranker serves');
+    return staticScorerHandle(createBaselineScorer());
+  }
+  return StarRegistry.open({
+    dir: r.modelDir,
+    spec: loadPromptSpec(),
+    cstTemplateVersion: templates.version,
+    pollMs: r.registryPollMs,
+    parityTolerance: r.parityTolerance,
+    retireGraceMs: r.retireGraceMs,
+    scorer: {
+      executionProvider: r.executionProvider,
+      maxBatchCandidates: r.microBatchMaxCandidates,
+      maxWaitMs: r.microBatchMaxWaitMs,
+      intraOpThreads: r.intraOpThreads,
+      logger,
+    },
+    logger,
+    ...hooks,
+  });
+}
