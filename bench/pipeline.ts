@@ -71,9 +71,10 @@ export async function benchPipeline(options: PipelineBenchOptions = DEFAULT_PIPE
 
   await runner.start();
   await produceItems(log, topics.items, generateCatalogue(synthetic), engine.codecs, framing);
-  const waitFor = async (count: number, progress: Progress): Promise<void> => {
+  /** Waits until `count` records are processed; progress counts from where the phase started. */
+  const waitFor = async (count: number, progress: Progress, from = 0): Promise<void> => {
     while (runner.processedRecords < count) {
-      progress.update(runner.processedRecords);
+      progress.update(runner.processedRecords - from);
       await new Promise((r) => setTimeout(r, 20));
     }
   };
@@ -92,8 +93,8 @@ export async function benchPipeline(options: PipelineBenchOptions = DEFAULT_PIPE
   processor.rankingEnabled = true;
   let before = runner.processedRecords;
   start = performance.now();
-  const rankProgress = new Progress('rank', before + options.rankedEvents);
-  await Promise.all([send(take(options.rankedEvents)), waitFor(before + options.rankedEvents, rankProgress)]);
+  const rankProgress = new Progress('rank', options.rankedEvents);
+  await Promise.all([send(take(options.rankedEvents)), waitFor(before + options.rankedEvents, rankProgress, before)]);
   const rankSeconds = (performance.now() - start) / 1000;
   const rankRate = options.rankedEvents / rankSeconds;
 
@@ -103,7 +104,7 @@ export async function benchPipeline(options: PipelineBenchOptions = DEFAULT_PIPE
   before = runner.processedRecords;
   recording = true;
   await paced(latencyEvents, rate, (n) => send(take(n)));
-  await waitFor(before + latencyEvents, new Progress('latency', before + latencyEvents));
+  await waitFor(before + latencyEvents, new Progress('latency', latencyEvents), before);
   recording = false;
 
   clearInterval(sampler);

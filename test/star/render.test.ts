@@ -78,6 +78,7 @@ describe('prompt rendering', () => {
           assert.ok(r.ids.length <= maxLength);
           assert.equal(r.ids[0], tokenizer.clsId);
           assert.equal(r.ids.at(-1), tokenizer.sepId);
+          // eslint-disable-next-line no-control-regex
           assert.ok(!/[\u0000-\u001f]/.test(r.text.replace(/\n/g, ' ')), 'no control characters survive');
           if (r.plan.cutAt === null) assert.deepEqual(r.ids, [tokenizer.clsId, ...tokenizer.encode(r.text), tokenizer.sepId]);
         },

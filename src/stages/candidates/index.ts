@@ -71,7 +71,7 @@ export async function generateCandidates(
       else if (sources.size < options.maxCandidates) sources.set(id, [source]);
     }
   };
-  add(byTotal(cooccurrence), 'cooccurrence', options.fromCooccurrence);
+  add(strongest(cooccurrence, options.fromCooccurrence, consumed), 'cooccurrence', options.fromCooccurrence);
   add(nearest.map((n) => n.id), 'embedding', options.fromEmbedding);
   add(popular.map((n) => n.id), 'popular', options.fromPopular);
   return { itemIds: [...sources.keys()], sources, cooccurrence, recentItems };
@@ -109,9 +109,24 @@ function cooccurrenceSignals(recentItems: readonly ItemProfile[]): Map<string, C
   return signals;
 }
 
-/** Ids by recency-weighted co-occurrence, best first (ties by total, then id). */
-function byTotal(signals: ReadonlyMap<string, CooccurrenceSignal>): string[] {
-  return [...signals.entries()]
-    .sort((a, b) => b[1].recencyWeighted - a[1].recencyWeighted || b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1))
-    .map(([id]) => id);
+/**
+ * The `k` unconsumed ids with the strongest recency-weighted co-occurrence, best first (ties by total, then
+ * id). A bounded selection rather than a sort of every co-occurring item (thousands for a long history), and
+ * the consumed-items filter is asked only about ids that would make the cut.
+ */
+function strongest(signals: ReadonlyMap<string, CooccurrenceSignal>, k: number, consumed: (id: string) => boolean): string[] {
+  const top: [string, CooccurrenceSignal][] = [];
+  if (k <= 0) return [];
+  const before = (a: [string, CooccurrenceSignal], b: [string, CooccurrenceSignal]): boolean =>
+    a[1].recencyWeighted > b[1].recencyWeighted ||
+    (a[1].recencyWeighted === b[1].recencyWeighted && (a[1].total > b[1].total || (a[1].total === b[1].total && a[0] < b[0])));
+  for (const entry of signals) {
+    if (top.length === k && !before(entry, top[k - 1]!)) continue;
+    if (consumed(entry[0])) continue;
+    let i = top.length;
+    while (i > 0 && before(entry, top[i - 1]!)) i--;
+    top.splice(i, 0, entry);
+    if (top.length > k) top.pop();
+  }
+  return top.map(([id]) => id);
 }

@@ -21,6 +21,7 @@ import type { Headers } from '../../../src/eventlog/port.ts';
 import type { Recommendation } from '../../../src/domain/events.ts';
 import { DLQ_HEADERS, EVENT_ID_HEADER } from '../../../src/pipeline/outputs.ts';
 import { uniqueName } from '../../helpers.ts';
+import { onCleanup } from './harness.ts';
 
 /** `partition:offset`, the identity of a record within one topic. */
 export type Position = `${number}:${string}`;
@@ -107,7 +108,7 @@ export interface WaitLimits {
  */
 export async function startCollector(t: TestContext, options: CollectorOptions): Promise<Collector> {
   const collector = new KafkaCollector(options);
-  t.after(() => collector.stop());
+  onCleanup(t, () => collector.stop());
   await collector.start();
   return collector;
 }
@@ -140,7 +141,9 @@ class KafkaCollector implements Collector {
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 100,
-      retry: { retries: 15, initialRetryTime: 200, maxRetryTime: 3_000, restartOnFailure: async () => true },
+      // Never restarted once stopping: kafkajs would otherwise reconnect after disconnect() and keep the
+      // process alive.
+      retry: { retries: 15, initialRetryTime: 200, maxRetryTime: 3_000, restartOnFailure: async () => this.stopping === null },
     });
     this.admin = this.kafka.admin();
   }
@@ -290,6 +293,7 @@ class KafkaCollector implements Collector {
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.consumer.stop().catch(() => undefined);
       await this.consumer.disconnect().catch(() => undefined);
       await this.admin.disconnect().catch(() => undefined);
     })();

@@ -34,6 +34,7 @@ import {
   createTestTopics,
   encodeInteractions,
   failOnExit,
+  onCleanup,
   pipelineEnv,
   producePaced,
   spawnPipeline,
@@ -49,7 +50,7 @@ const PARTITIONS = 3;
 /** The pipeline in this process (`buildPipeline`, as `starstream run` wires it), stopped when `t` ends. */
 async function startInProcess(t: TestContext, setup: TestTopics): Promise<void> {
   const pipeline = await buildPipeline(setup.config, { logger: silentLogger() });
-  t.after(async () => {
+  onCleanup(t, async () => {
     await pipeline.runner.stop();
     await pipeline.log.close();
     await pipeline.engine.store.close();
@@ -217,7 +218,7 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       encodeInteractions(setup, generateStream({ users: 300, items: 1_500, events: total, seed: 23 })),
       { ratePerSec: 600, chunk: 100 },
     );
-    t.after(() => producer.stop());
+    onCleanup(t, () => producer.stop());
     await Promise.race([
       eventually(() => collector.outputRecords >= 600, 60_000, 100),
       failOnExit(first),

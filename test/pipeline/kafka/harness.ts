@@ -26,6 +26,33 @@ import { uniqueName } from '../../helpers.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+const cleanups = new WeakMap<TestContext, (() => unknown)[]>();
+
+/**
+ * Registers `fn` to run when `t` ends, in reverse order of registration (like `defer`): what was created
+ * last goes first, so children stop before the topics go and a test's own broker stops after everything
+ * that talks to it. (node:test runs `t.after` hooks in registration order.)
+ */
+export function onCleanup(t: TestContext, fn: () => unknown): void {
+  let list = cleanups.get(t);
+  if (!list) {
+    const fns: (() => unknown)[] = [];
+    cleanups.set(t, (list = fns));
+    t.after(async () => {
+      const errors: unknown[] = [];
+      for (const cleanup of fns.reverse()) {
+        try {
+          await cleanup();
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      if (errors.length) throw new AggregateError(errors, 'test cleanup failed');
+    });
+  }
+  list.push(fn);
+}
+
 let ownBroker: Promise<LocalBroker> | null = null;
 
 /**
@@ -107,7 +134,7 @@ export async function createTestTopics(t: TestContext, env: Readonly<Record<stri
   const config = loadConfig({ env });
   const topics = topicNames(config);
   const brokerList = [...config.eventLog.kafka.brokers];
-  t.after(() => deleteTopics(brokerList, Object.values(topics)));
+  onCleanup(t, () => deleteTopics(brokerList, Object.values(topics)));
   await topicsCreate(config, silentLogger());
   return { config, env, topics, brokerList, codecs: createCodecs(), framing: createFraming(config.eventLog) };
 }
@@ -130,7 +157,7 @@ async function deleteTopics(brokerList: string[], topics: string[]): Promise<voi
 /** A Kafka event log for the test's own producing, closed when the test ends. */
 export function testEventLog(t: TestContext, setup: TestTopics): EventLog {
   const log = createKafkaEventLog(setup.config.eventLog, silentLogger());
-  t.after(() => log.close());
+  onCleanup(t, () => log.close());
   return log;
 }
 
@@ -226,6 +253,8 @@ export function producePaced(log: EventLog, records: Iterable<OutgoingRecord>, o
       await producer.close();
     }
   })();
+  // Awaited by the tests that care; a test that fails first must not also leave an unhandled rejection.
+  done.catch(() => undefined);
   return {
     get sent() {
       return sent;
@@ -298,7 +327,7 @@ export function spawnPipeline(t: TestContext, name: string, env: Readonly<Record
       resolve((exitStatus = { code: null, signal: null }));
     });
   });
-  t.after(async () => {
+  onCleanup(t, async () => {
     if (exitStatus === null) {
       child.kill('SIGKILL');
       await exited;

@@ -22,6 +22,7 @@ import {
   createTestTopics,
   encodeInteractions,
   failOnExit,
+  onCleanup,
   groupAssignment,
   pipelineEnv,
   producePaced,
@@ -90,7 +91,7 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
       ratePerSec: 2_500,
       chunk: 250,
     });
-    t.after(() => producer.stop());
+    onCleanup(t, () => producer.stop());
 
     // Both make progress on their own partitions (commits follow acknowledged outputs), under the same split.
     const progressed = (committed: ReadonlyMap<number, bigint>, partitions: readonly number[]): boolean =>
@@ -144,7 +145,7 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
 
   it(`recovers by itself when the broker is stopped and restarted mid-stream (${EVENTS} events)`, async (t) => {
     const broker = await startBroker();
-    t.after(() => broker.stop());
+    onCleanup(t, () => broker.stop());
     const env = pipelineEnv({ brokers: broker.brokers, partitions: PARTITIONS, maxBatchRecords: MAX_BATCH });
     const setup = await createTestTopics(t, env);
     const { brokerList, topics } = setup;
