@@ -10,13 +10,14 @@
 # its pure-Python dependencies, and generates tiny no-op stand-ins for the CUDA libraries
 # (scripts/cuda_stubs.py) so that `import torch` loads; torch.cuda.is_available() is then False and
 # everything runs on the CPU. Wheels are downloaded once into a wheelhouse, $STAR_WHEELS (default:
-# <repo>/.cache/pip/wheels, git-ignored), and installed from there, so CI and later runs reuse them.
+# ~/.cache/starstream/wheels, outside the checkout), and installed from there, so CI runs on fresh clones
+# and later runs reuse them.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 mode="${1:-cpu}"
 python="${PYTHON:-python3}"
-wheels="${STAR_WHEELS:-$root/.cache/pip/wheels}"
+wheels="${STAR_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/starstream/wheels}"
 mkdir -p "$wheels"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 torch_spec="${TORCH_SPEC:-torch==2.15.0}"
