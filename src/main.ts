@@ -24,6 +24,8 @@ import { UserRateLimiter } from './stages/publish/index.ts';
 import type { ItemMerger } from './stages/state/store-view.ts';
 import { createBaselineScorer } from './star/baseline/scorer.ts';
 import type { Scorer } from './star/port.ts';
+import { openScorerHandle } from './star/registry/open.ts';
+import type { ScorerHandle } from './star/registry/registry.ts';
 import { createEmbeddedStore } from './store/embedded/index.ts';
 import { applyItemDelta, cloneItem, type MutableItemProfile } from './store/item-merge.ts';
 import type { VectorStore } from './store/port.ts';
@@ -133,6 +135,8 @@ export interface Pipeline {
   readonly metrics: PipelineMetrics;
   readonly topics: Readonly<Record<TopicRole, string>>;
   readonly framing: Framing;
+  /** The serving scorer (STAR from the registry, or the baseline); close it after the runner stops. */
+  readonly scorers: ScorerHandle;
 }
 
 export interface PipelineWiring {
@@ -155,11 +159,13 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
   const log = wiring.log ?? createEventLog(config, wiring.logger);
   const topics = topicNames(config);
   const framing = createFraming(config.eventLog);
-  const baseline = createBaselineScorer();
-  metrics.setModel(baseline.modelVersion, 'cpu');
+  const scorers = await openScorerHandle(config, engine.templates, wiring.logger.child({ component: 'star' }), {
+    onSwapped: (version, provider) => metrics.setModel(version, provider),
+  });
+  metrics.setModel(scorers.version, scorers.executionProvider ?? 'cpu');
   const processor = buildProcessor(engine, {
     instruments,
-    scorer: () => baseline,
+    scorer: () => scorers.current(),
     decode: (record) => framing.decode(engine.codecs.interaction, record.value, record.headers),
   });
   const runner = new PipelineRunner({
@@ -175,7 +181,7 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     maxBatchRecords: config.pipeline.maxBatchRecords,
     fromBeginning: wiring.fromBeginning ?? true,
   });
-  return { engine, log, processor, runner, metrics, topics, framing };
+  return { engine, log, processor, runner, metrics, topics, framing, scorers };
 }
 
 function fanOut(first: PipelineInstruments, second: Partial<PipelineInstruments>): PipelineInstruments {

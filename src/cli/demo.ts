@@ -116,6 +116,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   const drainDeadline = Date.now() + 10_000;
   while (Date.now() < drainDeadline && (await sink.lag()).some((p) => p.lag > 0)) await new Promise((r) => setTimeout(r, 20));
   const counts = await pipeline.engine.store.counts();
+  await pipeline.scorers.close();
   await sink.stop();
   await sinking;
   await new Promise<void>((resolve) => file.end(resolve));

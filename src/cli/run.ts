@@ -58,6 +58,7 @@ export async function run(config: Config, logger: Logger): Promise<number> {
   const code = (await Promise.race([stopped, failed.then((c) => c ?? stopped)])) ?? 0;
   clearInterval(gauges);
   await runner.stop().catch(() => undefined);
+  await pipeline.scorers.close();
   await pipeline.log.close();
   await engine.store.close();
   await server.close();
