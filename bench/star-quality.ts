@@ -22,7 +22,7 @@ import { loadVerifiedModel } from '../src/star/registry/registry.ts';
  * directory given, scored through the serving path: render, tokenize, onnxruntime). Equal scores keep the
  * case's (seeded random) candidate order.
  *
- * `node --import tsx bench/star-quality.ts <cases.jsonl> [modelDir] [outDir]` writes `star-quality.md`,
+ * `node --import tsx bench/star-quality.ts <cases.jsonl> [modelDir[,modelDir…]] [outDir]` writes `star-quality.md`,
  * `star-quality.json` and `star-quality.svg` to `outDir` (default `bench/results`).
  */
 
@@ -38,7 +38,8 @@ export interface QualityRow {
 }
 
 export interface QualityOptions {
-  readonly modelDir?: string;
+  /** STAR model directories, each reported as its own row. */
+  readonly modelDirs?: readonly string[];
   readonly split?: 'train' | 'test';
   /** Lists per `score()` call for STAR. @default 64 */
   readonly batchLists?: number;
@@ -60,10 +61,9 @@ export async function starQuality(casesFile: string, options: QualityOptions = {
     { name: 'embeddings', scorer: embeddingScorer() },
     { name: 'baseline ranker', scorer: createBaselineScorer() },
   ];
-  if (options.modelDir) {
-    const spec = loadPromptSpec();
-    const { scorer } = await loadVerifiedModel(options.modelDir, {
-      spec,
+  for (const dir of options.modelDirs ?? []) {
+    const { scorer } = await loadVerifiedModel(dir, {
+      spec: loadPromptSpec(),
       cstTemplateVersion: loadCstTemplates().version,
       parityTolerance: 1e-3,
     });
@@ -162,10 +162,10 @@ function escapeXml(s: string): string {
 async function main(): Promise<void> {
   const [casesFile, modelDir, outDir = join(process.cwd(), 'bench', 'results')] = process.argv.slice(2);
   if (!casesFile) {
-    process.stderr.write('usage: star-quality.ts <cases.jsonl> [modelDir] [outDir]\n');
+    process.stderr.write('usage: star-quality.ts <cases.jsonl> [modelDir[,modelDir…]] [outDir]\n');
     process.exit(2);
   }
-  const rows = await starQuality(casesFile, modelDir ? { modelDir } : {});
+  const rows = await starQuality(casesFile, { modelDirs: modelDir ? modelDir.split(',').filter(Boolean) : [] });
   const table = qualityTable(rows);
   process.stdout.write(table);
   await mkdir(outDir, { recursive: true });

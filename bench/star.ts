@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -142,8 +143,13 @@ export function starBenchTable(rows: readonly BenchStarRow[]): string {
   );
 }
 
+/** `node --import tsx bench/star.ts [modelDir] [cases.jsonl] [outDir]`: prints the table and saves it as star-bench.{md,json}. */
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const [modelDir = join('test', 'fixtures', 'star-tiny'), casesFile] = process.argv.slice(2);
+  const [modelDir = join('test', 'fixtures', 'star-tiny'), casesFile, outDir = join('bench', 'results')] = process.argv.slice(2);
   const rows = await benchStar(modelDir, casesFile ? { casesFile } : {});
-  process.stdout.write(starBenchTable(rows));
+  const table = starBenchTable(rows);
+  process.stdout.write(table);
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, 'star-bench.md'), table);
+  await writeFile(join(outDir, 'star-bench.json'), `${JSON.stringify(rows, null, 2)}\n`);
 }

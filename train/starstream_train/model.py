@@ -24,6 +24,14 @@ class ModelConfig:
     heads: int = 4
     ff: int = 128
     dropout: float = 0.1
+    #: a bag-of-tokens channel next to the transformer: mean embeddings of the candidate line's tokens and of
+    #: the history lines' tokens, their dot product and a candidate bias. It gives the compact model a direct
+    #: item-to-history affinity (titles act as item identities), which one small attention layer learns slowly.
+    bag: int = 0
+
+
+# Ids fixed by the canonical tokenizer (tokenizer.SPECIAL_TOKENS order).
+CAND_ID, EV_ID, USER_ID, HIST_ID, SEP_ID = 4, 5, 6, 7, 3
 
 
 class Block(nn.Module):
@@ -66,6 +74,10 @@ class StarModel(nn.Module):
         self.feat = nn.Sequential(nn.Linear(w, d), nn.GELU(), nn.Linear(d, d), nn.GELU())
         self.feat_linear = nn.Linear(w, 1)
         self.head = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, 1))
+        if cfg.bag:
+            self.bag_cand = nn.Embedding(cfg.vocab_size, cfg.bag)
+            self.bag_hist = nn.Embedding(cfg.vocab_size, cfg.bag)
+            self.bag_bias = nn.Linear(cfg.bag, 1)
         self.apply(self._init)
 
     @staticmethod
@@ -88,4 +100,16 @@ class StarModel(nn.Module):
         text = x[:, 0] + mean
         f = (features - self.feat_mean) / self.feat_std
         score = self.head(torch.cat([text, self.feat(f)], dim=-1)).squeeze(-1) + self.feat_linear(f).squeeze(-1)
+        if self.cfg.bag:
+            score = score + self._bag(input_ids, attention_mask)
         return score
+
+    def _bag(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        live = mask > 0
+        after_marker = torch.cumsum(((ids == EV_ID) | (ids == USER_ID) | (ids == HIST_ID)).long(), dim=1) > 0
+        cand = live & ~after_marker & (ids > CAND_ID)
+        hist = live & (torch.cumsum((ids == HIST_ID).long(), dim=1) > 0) & (ids != HIST_ID) & (ids != SEP_ID)
+        cf, hf = cand.to(torch.float32).unsqueeze(-1), hist.to(torch.float32).unsqueeze(-1)
+        c = (self.bag_cand(ids) * cf).sum(1) / cf.sum(1).clamp(min=1.0)
+        h = (self.bag_hist(ids) * hf).sum(1) / hf.sum(1).clamp(min=1.0)
+        return (c * h).sum(-1) + self.bag_bias(c).squeeze(-1)

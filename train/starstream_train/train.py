@@ -31,6 +31,8 @@ class TrainConfig:
     heads: int = 4
     ff: int = 128
     dropout: float = 0.1
+    #: width of the bag-of-tokens channel (model.ModelConfig.bag); 0 = off
+    bag: int = 0
     epochs: int = 3
     batch_lists: int = 32
     #: candidates per training list: the true item and this many minus one of its negatives (resampled per
@@ -152,7 +154,11 @@ def train(
     lengths = train_data.lengths
     log(f"encoded: mean {lengths.mean():.1f} tokens per candidate, {100 * (lengths >= cfg.max_length).mean():.1f}% at max_length {cfg.max_length} ({time.time() - started:.1f}s)")
 
-    mcfg = ModelConfig(tokenizer.get_vocab_size(), cfg.max_length, spec.feature_width, cfg.dim, cfg.layers, cfg.heads, cfg.ff, cfg.dropout)
+    from .tokenizer import SPECIAL_TOKENS
+
+    if [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
+        raise ValueError("the tokenizer's special tokens must have ids 0..7 in SPECIAL_TOKENS order (train_tokenizer does that)")
+    mcfg = ModelConfig(tokenizer.get_vocab_size(), cfg.max_length, spec.feature_width, cfg.dim, cfg.layers, cfg.heads, cfg.ff, cfg.dropout, cfg.bag)
     model = StarModel(mcfg).to(cfg.device)
     flat = torch.from_numpy(train_data.features.reshape(-1, spec.feature_width))
     model.feat_mean.copy_(flat.mean(0))

@@ -66,7 +66,11 @@ export interface SeenDeadLetter {
 
 export interface CollectorOptions {
   readonly brokers: readonly string[];
-  readonly topics: { readonly interactions: string; readonly recommendations: string; readonly deadLetters: string };
+  readonly topics: {
+    readonly interactions: string;
+    readonly recommendations: string;
+    readonly deadLetters: string;
+  };
   readonly codecs: Codecs;
   readonly framing: Framing;
   /** Keep input bytes and decode recommendation bodies and DLQ envelopes (small runs that inspect them). */
@@ -100,6 +104,8 @@ export interface WaitLimits {
   readonly stallMs?: number;
   /** Extra text for the failure message (child process logs). */
   readonly diagnostics?: () => string;
+  /** Says why waiting on is pointless (a pipeline process died); fails the wait at once with that. */
+  readonly failed?: () => string | null;
 }
 
 /**
@@ -143,7 +149,12 @@ class KafkaCollector implements Collector {
       maxWaitTimeInMs: 100,
       // Never restarted once stopping: kafkajs would otherwise reconnect after disconnect() and keep the
       // process alive.
-      retry: { retries: 15, initialRetryTime: 200, maxRetryTime: 3_000, restartOnFailure: async () => this.stopping === null },
+      retry: {
+        retries: 15,
+        initialRetryTime: 200,
+        maxRetryTime: 3_000,
+        restartOnFailure: async () => this.stopping === null,
+      },
     });
     this.admin = this.kafka.admin();
   }
@@ -197,7 +208,13 @@ class KafkaCollector implements Collector {
     }
   }
 
-  private async takeInput(partition: number, offset: string, key: Buffer | null, value: Buffer, headers: Headers): Promise<void> {
+  private async takeInput(
+    partition: number,
+    offset: string,
+    key: Buffer | null,
+    value: Buffer,
+    headers: Headers,
+  ): Promise<void> {
     let eventId: string | null = null;
     let userId: string | null = null;
     try {
@@ -217,21 +234,35 @@ class KafkaCollector implements Collector {
     });
   }
 
-  private async takeRecommendation(partition: number, offset: string, key: Buffer | null, value: Buffer, headers: Headers): Promise<void> {
+  private async takeRecommendation(
+    partition: number,
+    offset: string,
+    key: Buffer | null,
+    value: Buffer,
+    headers: Headers,
+  ): Promise<void> {
     const eventId = headers[EVENT_ID_HEADER]?.toString() ?? '(no event id header)';
     const seen: SeenRecommendation = {
       eventId,
       key: key?.toString() ?? null,
       partition,
       offset,
-      ...(this.options.keepRecords ? { body: { ...(await this.decode(this.options.codecs.recommendation, value, headers)) } } : {}),
+      ...(this.options.keepRecords
+        ? { body: { ...(await this.decode(this.options.codecs.recommendation, value, headers)) } }
+        : {}),
     };
     const list = this.recommendations.get(eventId);
     if (list) list.push(seen);
     else this.recommendations.set(eventId, [seen]);
   }
 
-  private async takeDeadLetter(partition: number, offset: string, key: Buffer | null, value: Buffer, headers: Headers): Promise<void> {
+  private async takeDeadLetter(
+    partition: number,
+    offset: string,
+    key: Buffer | null,
+    value: Buffer,
+    headers: Headers,
+  ): Promise<void> {
     const text: Record<string, string> = {};
     for (const [name, v] of Object.entries(headers)) text[name] = v.toString();
     const seen: SeenDeadLetter = {
@@ -246,7 +277,9 @@ class KafkaCollector implements Collector {
       headers: text,
       partition,
       offset,
-      ...(this.options.keepRecords ? { envelope: { ...(await this.decode(this.options.codecs.deadLetter, value, headers)) } } : {}),
+      ...(this.options.keepRecords
+        ? { envelope: { ...(await this.decode(this.options.codecs.deadLetter, value, headers)) } }
+        : {}),
     };
     if (seen.source.topic !== this.options.topics.interactions) {
       this.otherDeadLetters.push(seen);
@@ -274,14 +307,18 @@ class KafkaCollector implements Collector {
 
   async waitForAccounting(expectedInputs: number, limits: WaitLimits): Promise<Accounting> {
     const deadline = Date.now() + limits.timeoutMs;
-    let last = account(this);
+    let last: Accounting;
     for (;;) {
       last = account(this);
       if (last.inputs >= expectedInputs && last.missing.length === 0) return last;
+      const failure = limits.failed?.();
+      if (failure) throw new Error(`${failure}\naccounting so far: ${describeAccounting(last)}`);
       const now = Date.now();
       const stalled = limits.stallMs !== undefined && now - this.lastOutputAt > limits.stallMs;
       if (now > deadline || stalled) {
-        const why = stalled ? `no output for ${limits.stallMs} ms` : `not accounted within ${limits.timeoutMs} ms`;
+        const why = stalled
+          ? `no output for ${limits.stallMs} ms`
+          : `not accounted within ${limits.timeoutMs} ms`;
         throw new Error(
           `${why}: ${expectedInputs} inputs expected; ${describeAccounting(last)}` +
             (limits.diagnostics ? `\n${limits.diagnostics()}` : ''),
@@ -346,7 +383,9 @@ export interface Accounting {
  * same event id sits at several offsets (a producer retry that the broker had appended), its
  * recommendations are shared out among them in offset order before any counts as a duplicate.
  */
-export function account(collector: Pick<Collector, 'inputs' | 'recommendations' | 'deadLetters'>): Accounting {
+export function account(
+  collector: Pick<Collector, 'inputs' | 'recommendations' | 'deadLetters'>,
+): Accounting {
   const byEventId = new Map<string, InputRecord[]>();
   const ordered = [...collector.inputs.values()].sort(
     (a, b) => a.partition - b.partition || compareOffsets(a.offset, b.offset),
@@ -379,12 +418,18 @@ export function account(collector: Pick<Collector, 'inputs' | 'recommendations' 
     if (recs + letters === 0) missing.push(input);
     if (recs > 0 && letters > 0) both.push(input);
     if (recs + letters > 1) {
-      duplicates.push({ partition: input.partition, offset: input.offset, eventId: input.eventId, answers: recs + letters });
+      duplicates.push({
+        partition: input.partition,
+        offset: input.offset,
+        eventId: input.eventId,
+        answers: recs + letters,
+      });
       extraAnswers += recs + letters - 1;
     }
   }
   let strayRecommendations = 0;
-  for (const [eventId, list] of collector.recommendations) if (!byEventId.has(eventId)) strayRecommendations += list.length;
+  for (const [eventId, list] of collector.recommendations)
+    if (!byEventId.has(eventId)) strayRecommendations += list.length;
   let strayDeadLetters = 0;
   for (const [at, list] of collector.deadLetters) {
     if (!collector.inputs.has(at)) strayDeadLetters += list.length;
@@ -413,7 +458,12 @@ export function compareOffsets(a: string, b: string): number {
 /** One line for logs and assertion messages. */
 export function describeAccounting(a: Accounting): string {
   const sample = (list: readonly { partition: number; offset: string }[]): string =>
-    list.length ? ` e.g. ${list.slice(0, 5).map((r) => position(r.partition, r.offset)).join(', ')}` : '';
+    list.length
+      ? ` e.g. ${list
+          .slice(0, 5)
+          .map((r) => position(r.partition, r.offset))
+          .join(', ')}`
+      : '';
   return (
     `${a.inputs} inputs: ${a.recommended} recommended, ${a.deadLettered} dead-lettered ${JSON.stringify(a.deadLetterCodes)}, ` +
     `${a.missing.length} missing${sample(a.missing)}, ${a.both.length} answered both ways${sample(a.both)}, ` +

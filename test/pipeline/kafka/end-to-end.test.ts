@@ -18,7 +18,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it, type TestContext } from 'node:test';
-import { NO_MALFORMED, produceInteractions } from '../../../src/cli/produce.ts';
+import { produceInteractions } from '../../../src/cli/produce.ts';
 import type { Interaction } from '../../../src/domain/events.ts';
 import { generateStream } from '../../../src/data/synthetic.ts';
 import { SCHEMA_HEADER } from '../../../src/eventlog/codec/framing.ts';
@@ -26,20 +26,27 @@ import type { OutgoingRecord } from '../../../src/eventlog/port.ts';
 import { silentLogger } from '../../../src/logging/logger.ts';
 import { buildPipeline } from '../../../src/main.ts';
 import { DLQ_HEADERS, EVENT_ID_HEADER } from '../../../src/pipeline/outputs.ts';
-import { eventually } from '../../helpers.ts';
-import { account, compareOffsets, describeAccounting, position, startCollector, type Collector } from './accounting.ts';
+import {
+  account,
+  compareOffsets,
+  describeAccounting,
+  position,
+  startCollector,
+  type Collector,
+} from './accounting.ts';
 import {
   brokers,
   committedOffsets,
   createTestTopics,
   encodeInteractions,
-  failOnExit,
+  anyExited,
   onCleanup,
   pipelineEnv,
   producePaced,
   spawnPipeline,
   stopOwnBroker,
   testEventLog,
+  waitUntil,
   type TestTopics,
 } from './harness.ts';
 
@@ -83,7 +90,11 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     const valid = good[200]!;
     const nan: Interaction = { ...victim, eventId: 'bad-nan', value: Number.NaN };
     const bad: OutgoingRecord[] = [
-      { topic: interactionTopic, key: victim.userId, value: Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]) },
+      {
+        topic: interactionTopic,
+        key: victim.userId,
+        value: Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]),
+      },
       {
         topic: interactionTopic,
         key: victim.userId,
@@ -126,19 +137,25 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       assert.equal(rec.eventId, input.eventId, `header ${EVENT_ID_HEADER}`);
       assert.equal(rec.body.eventId, input.eventId);
       assert.ok(rec.body.items.length <= setup.config.ranking.topK);
-      for (const item of rec.body.items) assert.ok(Number.isFinite(item.score) && item.itemId.startsWith('i'));
+      for (const item of rec.body.items)
+        assert.ok(Number.isFinite(item.score) && item.itemId.startsWith('i'));
       if (warm.has(input.eventId) && rec.body.items.length > 0) withItems++;
       const seenOn = partitionOfUser.get(rec.key!) ?? rec.partition;
       assert.equal(rec.partition, seenOn, `recommendations of ${rec.key} on several partitions`);
       partitionOfUser.set(rec.key!, rec.partition);
     }
-    assert.ok(withItems >= warm.size * 0.95, `only ${withItems}/${warm.size} recommendations on a warm store list items`);
+    assert.ok(
+      withItems >= warm.size * 0.95,
+      `only ${withItems}/${warm.size} recommendations on a warm store list items`,
+    );
 
     // Dead letters: original key and bytes inside the envelope, reason/code/source in headers and body.
     const inputs = [...collector.inputs.values()];
     const codes: string[] = [];
     for (const [i, record] of bad.entries()) {
-      const input = inputs.find((r) => r.key === victim.userId && r.value?.equals(record.value) && (i !== 1 || r.eventId === null));
+      const input = inputs.find(
+        (r) => r.key === victim.userId && r.value?.equals(record.value) && (i !== 1 || r.eventId === null),
+      );
       assert.ok(input, `bad record ${i} not found on the input topic`);
       const letters = collector.deadLetters.get(position(input.partition, input.offset));
       assert.equal(letters?.length, 1, `bad record ${i}: ${letters?.length ?? 0} dead letters`);
@@ -147,7 +164,11 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       codes.push(letter.code);
       assert.equal(letter.code, expectedCodes[i]);
       assert.ok(letter.reason.length > 0);
-      assert.deepEqual(letter.source, { topic: interactionTopic, partition: input.partition, offset: input.offset });
+      assert.deepEqual(letter.source, {
+        topic: interactionTopic,
+        partition: input.partition,
+        offset: input.offset,
+      });
       assert.equal(letter.headers[DLQ_HEADERS.topic], interactionTopic);
       assert.equal(letter.key?.toString(), victim.userId);
       assert.ok(envelope.payload.equals(record.value), `bad record ${i}: payload is not the original bytes`);
@@ -159,9 +180,15 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       assert.equal(envelope.sourceOffset, input.offset);
       // The stream flowed on: a later record of the same partition was recommended for.
       const later = inputs.find(
-        (r) => r.partition === input.partition && compareOffsets(r.offset, input.offset) > 0 && r.eventId?.startsWith('e'),
+        (r) =>
+          r.partition === input.partition &&
+          compareOffsets(r.offset, input.offset) > 0 &&
+          r.eventId?.startsWith('e'),
       );
-      assert.ok(later && collector.recommendations.has(later.eventId!), `nothing processed after bad record ${i}`);
+      assert.ok(
+        later && collector.recommendations.has(later.eventId!),
+        `nothing processed after bad record ${i}`,
+      );
     }
     assert.deepEqual(codes, expectedCodes);
   });
@@ -192,7 +219,10 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     assert.equal(result.strayRecommendations + result.strayDeadLetters, 0, describeAccounting(result));
     assert.equal(result.deadLettered, expectedBad);
     assert.equal(result.recommended, total - expectedBad);
-    assert.deepEqual(result.deadLetterCodes, { UNDECODABLE: Math.floor(total / 97), NON_FINITE_VALUE: Math.floor(total / 101) });
+    assert.deepEqual(result.deadLetterCodes, {
+      UNDECODABLE: Math.floor(total / 97),
+      NON_FINITE_VALUE: Math.floor(total / 101),
+    });
     assert.equal(collector.outputRecords, total, 'one output record per input record');
   });
 
@@ -216,19 +246,22 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     const producer = producePaced(
       log,
       encodeInteractions(setup, generateStream({ users: 300, items: 1_500, events: total, seed: 23 })),
-      { ratePerSec: 600, chunk: 100 },
+      { ratePerSec: 1_000, chunk: 100 },
     );
     onCleanup(t, () => producer.stop());
-    await Promise.race([
-      eventually(() => collector.outputRecords >= 600, 60_000, 100),
-      failOnExit(first),
-    ]);
+    await waitUntil(() => collector.outputRecords >= 600, {
+      timeoutMs: 60_000,
+      failed: anyExited(first),
+      what: 'the first outputs of starstream run #1',
+    });
     const sentAtSignal = producer.sent;
     const signalledAt = Date.now();
     first.signal('SIGTERM');
     const status = await first.exited;
     const exitMs = Date.now() - signalledAt;
-    t.diagnostic(`SIGTERM with ${sentAtSignal}/${total} sent, ${collector.outputRecords} outputs seen: exit ${JSON.stringify(status)} after ${exitMs} ms`);
+    t.diagnostic(
+      `SIGTERM with ${sentAtSignal}/${total} sent, ${collector.outputRecords} outputs seen: exit ${JSON.stringify(status)} after ${exitMs} ms`,
+    );
     assert.deepEqual(status, { code: 0, signal: null }, first.output());
     // The runner's drain is bounded by the deadline (exit 1 otherwise); closing clients and the process exit come
     // after it, hence a little slack.
@@ -238,7 +271,7 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     // What the drained instance committed: everything below the committed offset was answered, and almost
     // nothing above it (only a batch whose outputs were acknowledged but whose commit did not make it).
     const committed = await committedOffsets(setup.brokerList, groupId, setup.topics.interactions);
-    await eventually(() => collector.caughtUp(), 30_000, 200);
+    await waitUntil(() => collector.caughtUp(), { timeoutMs: 30_000, what: 'the collector to catch up' });
     const unanswered = new Set(account(collector).missing);
     const beyondCommit = new Map<number, number>();
     for (const input of collector.inputs.values()) {
@@ -250,20 +283,28 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
         beyondCommit.set(input.partition, (beyondCommit.get(input.partition) ?? 0) + 1);
       }
     }
-    t.diagnostic(`committed ${JSON.stringify(Object.fromEntries([...committed].map(([p, o]) => [p, String(o)])))}, answered beyond the commit ${JSON.stringify(Object.fromEntries(beyondCommit))}`);
-    assert.ok([...committed.values()].some((o) => o > 0n), 'the first instance committed nothing');
+    t.diagnostic(
+      `committed ${JSON.stringify(Object.fromEntries([...committed].map(([p, o]) => [p, String(o)])))}, answered beyond the commit ${JSON.stringify(Object.fromEntries(beyondCommit))}`,
+    );
+    assert.ok(
+      [...committed.values()].some((o) => o > 0n),
+      'the first instance committed nothing',
+    );
     for (const [partition, count] of beyondCommit) {
-      assert.ok(count <= maxBatchRecords, `partition ${partition}: ${count} records answered beyond the commit`);
+      assert.ok(
+        count <= maxBatchRecords,
+        `partition ${partition}: ${count} records answered beyond the commit`,
+      );
     }
 
     const second = spawnPipeline(t, 'starstream run #2', env);
-    const result = await Promise.race([
-      (async () => {
-        await producer.done;
-        return collector.waitForAccounting(total, { timeoutMs: 120_000, stallMs: 45_000, diagnostics: () => second.output() });
-      })(),
-      failOnExit(second),
-    ]);
+    assert.equal(await producer.done, total);
+    const result = await collector.waitForAccounting(total, {
+      timeoutMs: 120_000,
+      stallMs: 45_000,
+      diagnostics: () => second.output(),
+      failed: anyExited(second),
+    });
     t.diagnostic(describeAccounting(result));
     assert.equal(result.missing.length, 0);
     assert.equal(result.both.length, 0);
@@ -274,7 +315,10 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     );
     // The restart reprocessed only what was beyond the commit.
     for (const d of result.duplicates) {
-      assert.ok(BigInt(d.offset) >= (committed.get(d.partition) ?? -1n), `duplicate below the commit at ${position(d.partition, d.offset)}`);
+      assert.ok(
+        BigInt(d.offset) >= (committed.get(d.partition) ?? -1n),
+        `duplicate below the commit at ${position(d.partition, d.offset)}`,
+      );
     }
     second.signal('SIGTERM');
     assert.deepEqual(await second.exited, { code: 0, signal: null }, second.output());

@@ -14,7 +14,12 @@ import type { LocalBroker, LocalBrokerOptions } from '../../../scripts/kafka/bro
 import { topicsCreate } from '../../../src/cli/topics.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 import type { Config } from '../../../src/config/schema.ts';
-import { createFraming, SCHEMA_HEADER, schemaHeaderValue, type Framing } from '../../../src/eventlog/codec/framing.ts';
+import {
+  createFraming,
+  SCHEMA_HEADER,
+  schemaHeaderValue,
+  type Framing,
+} from '../../../src/eventlog/codec/framing.ts';
 import { createCodecs, type Codecs } from '../../../src/eventlog/codec/avro.ts';
 import { createKafkaEventLog } from '../../../src/eventlog/kafka/log.ts';
 import type { EventLog, OutgoingRecord } from '../../../src/eventlog/port.ts';
@@ -130,7 +135,10 @@ export interface TestTopics {
  * Creates every starstream topic of `env` (`starstream topics create`) and registers their deletion on `t`
  * before anything else can fail.
  */
-export async function createTestTopics(t: TestContext, env: Readonly<Record<string, string>>): Promise<TestTopics> {
+export async function createTestTopics(
+  t: TestContext,
+  env: Readonly<Record<string, string>>,
+): Promise<TestTopics> {
   const config = loadConfig({ env });
   const topics = topicNames(config);
   const brokerList = [...config.eventLog.kafka.brokers];
@@ -140,7 +148,11 @@ export async function createTestTopics(t: TestContext, env: Readonly<Record<stri
 }
 
 async function deleteTopics(brokerList: string[], topics: string[]): Promise<void> {
-  const admin = new kafkajs.Kafka({ brokers: brokerList, logLevel: kafkajs.logLevel.NOTHING, retry: { retries: 2 } }).admin();
+  const admin = new kafkajs.Kafka({
+    brokers: brokerList,
+    logLevel: kafkajs.logLevel.NOTHING,
+    retry: { retries: 2 },
+  }).admin();
   try {
     await admin.connect();
     const existing = new Set(await admin.listTopics());
@@ -162,7 +174,11 @@ export function testEventLog(t: TestContext, setup: TestTopics): EventLog {
 }
 
 /** Committed offsets of `groupId` on `topic`, by partition (-1 where nothing is committed). */
-export async function committedOffsets(brokerList: string[], groupId: string, topic: string): Promise<Map<number, bigint>> {
+export async function committedOffsets(
+  brokerList: string[],
+  groupId: string,
+  topic: string,
+): Promise<Map<number, bigint>> {
   const admin = new kafkajs.Kafka({ brokers: brokerList, logLevel: kafkajs.logLevel.NOTHING }).admin();
   await admin.connect();
   try {
@@ -222,7 +238,11 @@ export interface PacedOptions {
  * Sends `records` at a fixed rate in chunks, in the background. Pacing is by schedule (chunk i is due at
  * i × chunk / rate), so a slow send is caught up rather than lowering the rate.
  */
-export function producePaced(log: EventLog, records: Iterable<OutgoingRecord>, options: PacedOptions): PacedProducer {
+export function producePaced(
+  log: EventLog,
+  records: Iterable<OutgoingRecord>,
+  options: PacedOptions,
+): PacedProducer {
   const producer = log.producer();
   let sent = 0;
   let stopped = false;
@@ -268,12 +288,29 @@ export function producePaced(log: EventLog, records: Iterable<OutgoingRecord>, o
  * Encodes interactions lazily, as the interactions topic expects them (key = user, the schema header of the
  * registry-free framing, which never waits, so this can be a plain generator).
  */
-export function* encodeInteractions(setup: TestTopics, events: Iterable<Interaction>): Generator<OutgoingRecord> {
+export function* encodeInteractions(
+  setup: TestTopics,
+  events: Iterable<Interaction>,
+): Generator<OutgoingRecord> {
   if (setup.framing.kind !== 'header') throw new Error('encodeInteractions needs the registry-free framing');
   const codec = setup.codecs.interaction;
   const header = Buffer.from(schemaHeaderValue(codec));
   for (const event of events) {
-    yield { topic: setup.topics.interactions, key: event.userId, value: codec.encode(event), headers: { [SCHEMA_HEADER]: header } };
+    yield {
+      topic: setup.topics.interactions,
+      key: event.userId,
+      value: codec.encode(event),
+      headers: { [SCHEMA_HEADER]: header },
+    };
+  }
+}
+
+/** Replaces the value of every `every`-th record (1-based) with bytes that are no interaction: DLQ material. */
+export function* withGarbage(records: Iterable<OutgoingRecord>, every: number): Generator<OutgoingRecord> {
+  let n = 0;
+  for (const record of records) {
+    n++;
+    yield n % every === 0 ? { ...record, value: Buffer.from([0xde, 0xad, 0xbe, 0xef, n & 0xff]) } : record;
   }
 }
 
@@ -294,13 +331,17 @@ export interface PipelineProcess {
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
 }
 
-const OUTPUT_LINES_KEPT = 60;
+const OUTPUT_LINES_KEPT = 40;
 
 /**
  * Starts `node --import tsx src/cli/index.ts run` with `env` on top of this process's environment; SIGKILLs it
  * when the test ends if it is still running.
  */
-export function spawnPipeline(t: TestContext, name: string, env: Readonly<Record<string, string>>): PipelineProcess {
+export function spawnPipeline(
+  t: TestContext,
+  name: string,
+  env: Readonly<Record<string, string>>,
+): PipelineProcess {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   // The test runner marks its own children; the pipeline is not a test file.
   delete childEnv.NODE_TEST_CONTEXT;
@@ -309,12 +350,18 @@ export function spawnPipeline(t: TestContext, name: string, env: Readonly<Record
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Two tails: everything, and starstream's own lines, which kafkajs's connection chatter would push out.
   const lines: string[] = [];
+  const own: string[] = [];
+  const keep = (tail: string[], line: string): void => {
+    tail.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
+    if (tail.length > OUTPUT_LINES_KEPT) tail.shift();
+  };
   const remember = (chunk: Buffer): void => {
     for (const line of chunk.toString().split('\n')) {
       if (!line) continue;
-      lines.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
-      if (lines.length > OUTPUT_LINES_KEPT) lines.shift();
+      keep(lines, line);
+      if (!line.includes('"component":"kafkajs"')) keep(own, line);
     }
   };
   child.stdout?.on('data', remember);
@@ -341,14 +388,54 @@ export function spawnPipeline(t: TestContext, name: string, env: Readonly<Record
     get exitStatus() {
       return exitStatus;
     },
-    output: () => lines.join('\n'),
+    output: () => `${own.join('\n')}\n--- last lines, kafkajs included:\n${lines.slice(-20).join('\n')}`,
     signal: (signal) => void child.kill(signal),
   };
 }
 
-/** Rejects as soon as a child that should keep running exits, so a crash fails the test at once, with its logs. */
-export function failOnExit(child: PipelineProcess): Promise<never> {
-  return child.exited.then((status) => {
-    throw new Error(`${child.name} exited unexpectedly (${JSON.stringify(status)}):\n${child.output()}`);
-  });
+/** For waits that are pointless once a child died: its exit status and last log lines, or null while all run. */
+export function anyExited(...children: readonly PipelineProcess[]): () => string | null {
+  return () => {
+    const dead = children.find((c) => c.exitStatus !== null);
+    return dead
+      ? `${dead.name} exited unexpectedly (${JSON.stringify(dead.exitStatus)}):\n${dead.output()}`
+      : null;
+  };
+}
+
+export interface WaitOptions {
+  readonly timeoutMs: number;
+  readonly intervalMs?: number;
+  /** Says why waiting on is pointless (a child died); checked before every poll. */
+  readonly failed?: () => string | null;
+  /** What is awaited, for the timeout message. */
+  readonly what: string;
+}
+
+/**
+ * Polls `check` until it returns a truthy value; rejects at the deadline or as soon as `failed` reports
+ * something. Unlike racing a poller against a failure, it leaves no loop running after it settles.
+ */
+export async function waitUntil<T>(
+  check: () => T | Promise<T>,
+  options: WaitOptions,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + options.timeoutMs;
+  let last: unknown;
+  for (;;) {
+    const failure = options.failed?.();
+    if (failure) throw new Error(`while waiting for ${options.what}: ${failure}`);
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${options.what}: not within ${options.timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
+  }
 }

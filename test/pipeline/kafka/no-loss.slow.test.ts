@@ -14,14 +14,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { generateStream } from '../../../src/data/synthetic.ts';
-import { eventually } from '../../helpers.ts';
 import { describeAccounting, duplicateRanges, startCollector, type Accounting } from './accounting.ts';
 import {
   brokers,
   committedOffsets,
   createTestTopics,
   encodeInteractions,
-  failOnExit,
+  anyExited,
   onCleanup,
   groupAssignment,
   pipelineEnv,
@@ -30,6 +29,8 @@ import {
   startBroker,
   stopOwnBroker,
   testEventLog,
+  waitUntil,
+  withGarbage,
   type PipelineProcess,
 } from './harness.ts';
 
@@ -39,6 +40,9 @@ const EVENTS = Number(process.env.NO_LOSS_EVENTS ?? 100_000);
 const PARTITIONS = 6;
 const MAX_BATCH = 200;
 const WORLD = { users: 5_000, items: 5_000, events: EVENTS };
+/** Every GARBAGE_EVERY-th input is bytes that are no interaction, so the DLQ is part of the accounting. */
+const GARBAGE_EVERY = 1_000;
+const GARBAGE = Math.floor(EVENTS / GARBAGE_EVERY);
 
 /** Stops a child gracefully at the end and expects a clean exit. */
 async function terminate(child: PipelineProcess): Promise<void> {
@@ -51,12 +55,20 @@ function committedToText(offsets: ReadonlyMap<number, bigint>): string {
 }
 
 /** Duplicates only right behind `from` (the commits at the failure), at most `window` offsets per partition. */
-function assertDuplicatesNear(result: Accounting, from: ReadonlyMap<number, bigint>, partitions: readonly number[], window: number): void {
+function assertDuplicatesNear(
+  result: Accounting,
+  from: ReadonlyMap<number, bigint>,
+  partitions: readonly number[],
+  window: number,
+): void {
   for (const [partition, range] of duplicateRanges(result)) {
     const base = from.get(partition) ?? 0n;
     const where = `partition ${partition}: duplicates at ${range.first}..${range.last} (${range.count}), commit at the failure ${base}`;
     assert.ok(partitions.includes(partition), `${where}: not a partition the failure touched`);
-    assert.ok(range.first >= base && range.last < base + BigInt(window), `${where}: not right behind the commit`);
+    assert.ok(
+      range.first >= base && range.last < base + BigInt(window),
+      `${where}: not right behind the commit`,
+    );
   }
 }
 
@@ -66,44 +78,67 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
     const setup = await createTestTopics(t, env);
     const { brokerList, topics } = setup;
     const groupId = setup.config.pipeline.groupId;
-    const collector = await startCollector(t, { brokers: brokerList, topics, codecs: setup.codecs, framing: setup.framing });
+    const collector = await startCollector(t, {
+      brokers: brokerList,
+      topics,
+      codecs: setup.codecs,
+      framing: setup.framing,
+    });
     const clientId = setup.config.eventLog.kafka.clientId;
-    const a = spawnPipeline(t, 'instance a', { ...env, STARSTREAM_EVENT_LOG__KAFKA__CLIENT_ID: `${clientId}-a` });
-    const b = spawnPipeline(t, 'instance b', { ...env, STARSTREAM_EVENT_LOG__KAFKA__CLIENT_ID: `${clientId}-b` });
+    const a = spawnPipeline(t, 'instance a', {
+      ...env,
+      STARSTREAM_EVENT_LOG__KAFKA__CLIENT_ID: `${clientId}-a`,
+    });
+    const b = spawnPipeline(t, 'instance b', {
+      ...env,
+      STARSTREAM_EVENT_LOG__KAFKA__CLIENT_ID: `${clientId}-b`,
+    });
     const logs = (): string => `--- a:\n${a.output()}\n--- b:\n${b.output()}`;
 
     // Both instances in the group, each with half of the partitions.
-    const split = await Promise.race([
-      eventually(async () => {
+    const bothAlive = anyExited(a, b);
+    const split = await waitUntil(
+      async () => {
         const owners = await groupAssignment(brokerList, groupId, topics.interactions);
-        return owners?.size === 2 && [...owners.values()].every((p) => p.length === PARTITIONS / 2) ? owners : null;
-      }, 120_000, 500),
-      failOnExit(a),
-      failOnExit(b),
-    ]);
-    const ofA = split?.get(`${clientId}-a`) ?? [];
-    const ofB = split?.get(`${clientId}-b`) ?? [];
+        return owners?.size === 2 && [...owners.values()].every((p) => p.length === PARTITIONS / 2)
+          ? owners
+          : null;
+      },
+      {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        failed: bothAlive,
+        what: 'both instances to share the partitions',
+      },
+    );
+    const ofA = split.get(`${clientId}-a`) ?? [];
+    const ofB = split.get(`${clientId}-b`) ?? [];
     assert.equal(ofA.length + ofB.length, PARTITIONS, 'both instances hold partitions');
     t.diagnostic(`assignment: a ${JSON.stringify(ofA)}, b ${JSON.stringify(ofB)}`);
 
     const log = testEventLog(t, setup);
-    const producer = producePaced(log, encodeInteractions(setup, generateStream({ ...WORLD, seed: 31 })), {
-      ratePerSec: 2_500,
-      chunk: 250,
-    });
+    const producer = producePaced(
+      log,
+      withGarbage(encodeInteractions(setup, generateStream({ ...WORLD, seed: 31 })), GARBAGE_EVERY),
+      {
+        ratePerSec: 2_500,
+        chunk: 250,
+      },
+    );
     onCleanup(t, () => producer.stop());
 
     // Both make progress on their own partitions (commits follow acknowledged outputs), under the same split.
     const progressed = (committed: ReadonlyMap<number, bigint>, partitions: readonly number[]): boolean =>
       partitions.some((p) => (committed.get(p) ?? -1n) > 0n);
-    await Promise.race([
-      eventually(async () => {
+    await waitUntil(
+      async () => {
         const committed = await committedOffsets(brokerList, groupId, topics.interactions);
-        return progressed(committed, ofA) && progressed(committed, ofB) && collector.outputRecords >= EVENTS / 5;
-      }, 300_000, 500),
-      failOnExit(a),
-      failOnExit(b),
-    ]);
+        return (
+          progressed(committed, ofA) && progressed(committed, ofB) && collector.outputRecords >= EVENTS / 5
+        );
+      },
+      { timeoutMs: 300_000, intervalMs: 500, failed: bothAlive, what: 'progress of both instances' },
+    );
     const stillSplit = await groupAssignment(brokerList, groupId, topics.interactions);
     assert.deepEqual(stillSplit?.get(`${clientId}-a`), ofA, 'the split changed while checking progress');
 
@@ -113,33 +148,42 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
     a.signal('SIGKILL');
     await a.exited;
     const atKill = await committedOffsets(brokerList, groupId, topics.interactions);
-    t.diagnostic(`SIGKILL a after ${killedAt} outputs, ${producer.sent}/${EVENTS} sent; commits ${committedToText(atKill)}`);
+    t.diagnostic(
+      `SIGKILL a after ${killedAt} outputs, ${producer.sent}/${EVENTS} sent; commits ${committedToText(atKill)}`,
+    );
     assert.ok(killedAt < EVENTS, 'the stream was over before the kill');
 
-    const taken = await Promise.race([
-      eventually(async () => {
+    await waitUntil(
+      async () => {
         const owners = await groupAssignment(brokerList, groupId, topics.interactions);
         return owners?.size === 1 && owners.get(`${clientId}-b`)?.length === PARTITIONS;
-      }, 120_000, 500),
-      failOnExit(b),
-    ]);
-    assert.ok(taken);
+      },
+      { timeoutMs: 120_000, intervalMs: 500, failed: anyExited(b), what: 'b to take over every partition' },
+    );
 
-    const result = await Promise.race([
-      (async () => {
-        await producer.done;
-        return collector.waitForAccounting(EVENTS, { timeoutMs: 900_000, stallMs: 120_000, diagnostics: logs });
-      })(),
-      failOnExit(b),
-    ]);
+    assert.equal(await producer.done, EVENTS);
+    const result = await collector.waitForAccounting(EVENTS, {
+      timeoutMs: 900_000,
+      stallMs: 120_000,
+      diagnostics: logs,
+      failed: anyExited(b),
+    });
     t.diagnostic(describeAccounting(result));
     assert.equal(result.inputs, EVENTS);
+    assert.equal(result.deadLettered, GARBAGE, describeAccounting(result));
+    assert.equal(result.recommended, EVENTS - GARBAGE, describeAccounting(result));
+    assert.deepEqual(Object.keys(result.deadLetterCodes), ['UNDECODABLE']);
     assert.equal(result.missing.length, 0);
     assert.equal(result.both.length, 0, describeAccounting(result));
     assert.equal(result.strayRecommendations + result.strayDeadLetters, 0, describeAccounting(result));
-    assert.ok(result.extraAnswers <= MAX_BATCH * ofA.length, `${result.extraAnswers} duplicates: ${describeAccounting(result)}`);
+    assert.ok(
+      result.extraAnswers <= MAX_BATCH * ofA.length,
+      `${result.extraAnswers} duplicates: ${describeAccounting(result)}`,
+    );
     assertDuplicatesNear(result, atKill, ofA, MAX_BATCH);
-    t.diagnostic(`duplicates: ${result.extraAnswers} (bound ${MAX_BATCH * ofA.length}), ranges ${JSON.stringify([...duplicateRanges(result)].map(([p, r]) => [p, String(r.first), String(r.last), r.count]))}`);
+    t.diagnostic(
+      `duplicates: ${result.extraAnswers} (bound ${MAX_BATCH * ofA.length}), ranges ${JSON.stringify([...duplicateRanges(result)].map(([p, r]) => [p, String(r.first), String(r.last), r.count]))}`,
+    );
     await terminate(b);
   });
 
@@ -150,20 +194,33 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
     const setup = await createTestTopics(t, env);
     const { brokerList, topics } = setup;
     const groupId = setup.config.pipeline.groupId;
-    const collector = await startCollector(t, { brokers: brokerList, topics, codecs: setup.codecs, framing: setup.framing });
+    const collector = await startCollector(t, {
+      brokers: brokerList,
+      topics,
+      codecs: setup.codecs,
+      framing: setup.framing,
+    });
 
     // The input is all on the broker before the restart: a producer retrying across it could append a record
     // twice, and this test is about the pipeline, not the producer in front of it.
     const log = testEventLog(t, setup);
-    const producer = producePaced(log, encodeInteractions(setup, generateStream({ ...WORLD, seed: 32 })), {
-      ratePerSec: 0,
-      chunk: 1_000,
-    });
+    const producer = producePaced(
+      log,
+      withGarbage(encodeInteractions(setup, generateStream({ ...WORLD, seed: 32 })), GARBAGE_EVERY),
+      {
+        ratePerSec: 0,
+        chunk: 1_000,
+      },
+    );
     assert.equal(await producer.done, EVENTS);
     await log.close();
 
     const child = spawnPipeline(t, 'pipeline', env);
-    await Promise.race([eventually(() => collector.outputRecords >= EVENTS / 4, 600_000, 200), failOnExit(child)]);
+    await waitUntil(() => collector.outputRecords >= EVENTS / 4, {
+      timeoutMs: 600_000,
+      failed: anyExited(child),
+      what: 'a quarter of the outputs',
+    });
     const before = await committedOffsets(brokerList, groupId, topics.interactions);
     const outputsBefore = collector.outputRecords;
     const restartStarted = Date.now();
@@ -173,23 +230,37 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
     );
 
     // Recovery: new outputs arrive without anyone touching the pipeline, and it is still the same process.
-    await Promise.race([eventually(() => collector.outputRecords > outputsBefore + MAX_BATCH, 300_000, 200), failOnExit(child)]);
+    await waitUntil(() => collector.outputRecords > outputsBefore + MAX_BATCH, {
+      timeoutMs: 300_000,
+      failed: anyExited(child),
+      what: 'new outputs after the broker restart',
+    });
     t.diagnostic(`first outputs after the restart ${Date.now() - restartStarted} ms after it began`);
 
-    const result = await Promise.race([
-      collector.waitForAccounting(EVENTS, { timeoutMs: 900_000, stallMs: 120_000, diagnostics: () => child.output() }),
-      failOnExit(child),
-    ]);
+    const result = await collector.waitForAccounting(EVENTS, {
+      timeoutMs: 900_000,
+      stallMs: 120_000,
+      diagnostics: () => child.output(),
+      failed: anyExited(child),
+    });
     t.diagnostic(describeAccounting(result));
     assert.equal(result.inputs, EVENTS);
+    assert.equal(result.deadLettered, GARBAGE, describeAccounting(result));
+    assert.equal(result.recommended, EVENTS - GARBAGE, describeAccounting(result));
+    assert.deepEqual(Object.keys(result.deadLetterCodes), ['UNDECODABLE']);
     assert.equal(result.missing.length, 0);
     assert.equal(result.both.length, 0, describeAccounting(result));
     assert.equal(result.strayRecommendations + result.strayDeadLetters, 0, describeAccounting(result));
-    assert.ok(result.extraAnswers <= MAX_BATCH * PARTITIONS, `${result.extraAnswers} duplicates: ${describeAccounting(result)}`);
+    assert.ok(
+      result.extraAnswers <= MAX_BATCH * PARTITIONS,
+      `${result.extraAnswers} duplicates: ${describeAccounting(result)}`,
+    );
     // The commits read just before the restart may trail the real ones by what was processed while the broker
     // shut down: a window of a few batches per partition.
     assertDuplicatesNear(result, before, [...Array(PARTITIONS).keys()], MAX_BATCH * 4);
-    t.diagnostic(`duplicates: ${result.extraAnswers}, ranges ${JSON.stringify([...duplicateRanges(result)].map(([p, r]) => [p, String(r.first), String(r.last), r.count]))}`);
+    t.diagnostic(
+      `duplicates: ${result.extraAnswers}, ranges ${JSON.stringify([...duplicateRanges(result)].map(([p, r]) => [p, String(r.first), String(r.last), r.count]))}`,
+    );
     await terminate(child);
   });
 });
