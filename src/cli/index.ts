@@ -20,6 +20,10 @@ commands:
                          produce a data set into the interactions topic (Kafka), or run it in-process (embedded)
   eval [--dataset ml-100k] [--out DIR]
                          streaming protocol: hit rate and NDCG@10 of popularity, item-CF, embeddings, baseline
+  cases export [--dataset ml-100k] [--out FILE.jsonl] [--seed N]
+                         replay a data set and write labelled 20-candidate cases for train/
+  train --cases FILE --out DIR [--preset tiny|cpu|gpu]
+                         train a STAR model with the Python trainer (bash train/install.sh first)
   topics create          create every starstream topic (idempotent)
   store init             create or check the vector store's collections
   config docs|check      print the configuration reference, or validate the config and print it
@@ -40,6 +44,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       seed: { type: 'string' },
       out: { type: 'string' },
       dataset: { type: 'string' },
+      cases: { type: 'string' },
+      preset: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,6 +86,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'eval': {
       const { evalCommand } = await import('./eval.ts');
       return evalCommand(config, logger, { dataset: values.dataset ?? 'ml-100k', out: values.out ?? 'bench/results' });
+    }
+    case 'cases': {
+      if (sub !== 'export') throw new UsageError('cases: the subcommand is "export"');
+      const { casesExport } = await import('./cases.ts');
+      const report = await casesExport(config, {
+        dataset: values.dataset ?? 'ml-100k',
+        out: values.out ?? 'out/cases.jsonl',
+        seed: num(values.seed, 1),
+      });
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return 0;
+    }
+    case 'train': {
+      if (!values.cases || !values.out) throw new UsageError('train needs --cases FILE and --out DIR');
+      const { train } = await import('./train.ts');
+      return train({ cases: values.cases, out: values.out, preset: values.preset ?? 'cpu' });
     }
     case 'topics': {
       if (sub !== 'create') throw new UsageError('topics: the subcommand is "create"');

@@ -165,3 +165,25 @@ describe('STAR model registry', () => {
     );
   });
 });
+
+describe('openScorerHandle (config.ranking)', () => {
+  it('serves the baseline without a STAR model, the registry with one', async () => {
+    const { openScorerHandle } = await import('../../src/star/registry/open.ts');
+    const { loadConfig } = await import('../../src/config/load.ts');
+    const { loadCstTemplates } = await import('../../src/stages/evidence/templates.ts');
+    const { silentLogger } = await import('../../src/logging/logger.ts');
+    const templates = loadCstTemplates();
+    const baseline = await openScorerHandle(loadConfig({ overrides: { ranking: { scorer: 'star' } } }), templates, silentLogger());
+    assert.equal(baseline.current().readsSentences, false);
+    assert.equal(baseline.executionProvider, null);
+    await baseline.close();
+    const star = await openScorerHandle(
+      loadConfig({ overrides: { ranking: { scorer: 'star', modelDir: FIXTURE_MODEL, registryPollMs: 0 } } }),
+      templates,
+      silentLogger(),
+    );
+    assert.equal(star.version, 'star-tiny-1');
+    assert.equal(star.executionProvider, 'cpu');
+    await star.close();
+  });
+});
