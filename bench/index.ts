@@ -26,7 +26,14 @@ for (const suite of suites.length ? suites : ['pipeline']) {
       await runKafkaBench(scale);
       break;
     }
+    case 'star': {
+      // Model: STAR_MODEL_DIR, else the committed tiny fixture (fast, but not the ml-100k model's figures).
+      const { benchStar, starBenchTable } = await import('./star.ts');
+      const modelDir = process.env.STAR_MODEL_DIR ?? 'test/fixtures/star-tiny';
+      process.stdout.write(starBenchTable(await benchStar(modelDir)));
+      break;
+    }
     default:
-      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka)`);
+      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka, star)`);
   }
 }
