@@ -36,7 +36,11 @@ export class KafkaEventProducer implements EventProducer {
     if (records.length === 0) return;
     try {
       await this.connect();
-      await this.producer.sendBatch({ topicMessages: toTopicMessages(records), acks: -1 });
+      // Slices in order, one request each: a whole consumed batch of outputs can exceed the broker's request
+      // limit (message.max.bytes, 1 MiB by default), and a refused request would be redelivered forever.
+      for (const slice of bySize(records, MAX_REQUEST_BYTES)) {
+        await this.producer.sendBatch({ topicMessages: toTopicMessages(slice), acks: -1 });
+      }
     } catch (err) {
       throw classifyKafkaError(err);
     }
@@ -50,6 +54,34 @@ export class KafkaEventProducer implements EventProducer {
     }
     return this.connected;
   }
+}
+
+/** Bytes of records per produce request; half the broker's default limit leaves room for framing. */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
+/** Consecutive slices of `records` of at most `maxBytes` each (a single larger record gets a slice of its own). */
+export function bySize(records: readonly OutgoingRecord[], maxBytes: number): OutgoingRecord[][] {
+  const slices: OutgoingRecord[][] = [];
+  let current: OutgoingRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const size = recordBytes(record);
+    if (current.length > 0 && bytes + size > maxBytes) {
+      slices.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(record);
+    bytes += size;
+  }
+  if (current.length > 0) slices.push(current);
+  return slices;
+}
+
+function recordBytes(record: OutgoingRecord): number {
+  let size = record.value.length + (record.key ? Buffer.byteLength(record.key) : 0) + 64;
+  for (const [name, value] of Object.entries(record.headers ?? {})) size += name.length + Buffer.byteLength(value);
+  return size;
 }
 
 /** Groups by topic, keeping the callers' order inside each topic (and so per key). */
