@@ -76,7 +76,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'run': {
       const { run } = await import('./run.ts');
-      return run(config, logger);
+      // Exits here rather than waiting for the event loop: past the shutdown deadline, sockets may still be open.
+      process.exit(await run(config, logger));
     }
     case 'replay': {
       const { replay } = await import('./replay.ts');

@@ -10,7 +10,7 @@ const GAUGE_REFRESH_MS = 5_000;
 /**
  * `starstream run`: the pipeline on the configured event log and store until SIGTERM or SIGINT, then a
  * graceful shutdown within `shutdownDeadlineMs` (exit 0), or exit 1 if the deadline passes or a consumer
- * fails fatally.
+ * fails fatally. The caller exits the process with the code: past the deadline, work may still be pending.
  */
 export async function run(config: Config, logger: Logger): Promise<number> {
   const registry = new Registry();
@@ -27,16 +27,23 @@ export async function run(config: Config, logger: Logger): Promise<number> {
   });
   logger.info({ url: server.url, eventLog: config.eventLog.kind, store: config.store.kind }, 'starstream running');
   await runner.start();
+  // The refresh in flight is awaited before closing, so a lag query never races the admin client's shutdown.
+  let refreshing: Promise<unknown> = Promise.resolve();
   const gauges = setInterval(() => {
-    void runner.lag().catch(() => undefined);
-    void engine.store.counts().then((c) => metrics.setStoreSize(c.users, c.items), () => undefined);
+    refreshing = Promise.allSettled([
+      runner.lag(),
+      engine.store.counts().then((c) => metrics.setStoreSize(c.users, c.items)),
+    ]);
   }, GAUGE_REFRESH_MS);
 
+  let deadlinePassed = false;
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: string): void => {
+      clearInterval(gauges);
       logger.info({ signal, deadlineMs: config.shutdownDeadlineMs }, 'shutting down');
       const deadline = setTimeout(() => {
         logger.error({ deadlineMs: config.shutdownDeadlineMs }, 'shutdown deadline passed');
+        deadlinePassed = true;
         resolve(1);
       }, config.shutdownDeadlineMs);
       deadline.unref();
@@ -53,15 +60,41 @@ export async function run(config: Config, logger: Logger): Promise<number> {
   });
   const failed = runner.done().then(
     () => null,
-    () => 1,
+    (err: unknown) => {
+      logger.error({ err: errorMessage(err) }, 'consumer failed');
+      return 1;
+    },
   );
-  const code = (await Promise.race([stopped, failed.then((c) => c ?? stopped)])) ?? 0;
+  let code = (await Promise.race([stopped, failed.then((c) => c ?? stopped)])) ?? 0;
   clearInterval(gauges);
-  await runner.stop().catch(() => undefined);
-  await pipeline.scorers.close();
-  await pipeline.log.close();
-  await engine.store.close();
-  await server.close();
+  // Past the deadline the batch in flight is abandoned uncommitted (it is redelivered); closing would wait on it.
+  if (deadlinePassed) return 1;
+  await refreshing;
+  code = await closeAll(logger, code, [
+    ['runner', () => runner.stop()],
+    ['scorers', () => pipeline.scorers.close()],
+    ['event log', () => pipeline.log.close()],
+    ['store', () => engine.store.close()],
+    ['ops server', () => server.close()],
+  ]);
   logger.info({ code, processed: runner.processedRecords }, 'stopped');
   return code;
+}
+
+/** Closes in the given order; a failing step is logged and turns the exit code to 1, the rest still close. */
+async function closeAll(
+  logger: Logger,
+  code: number,
+  steps: ReadonlyArray<readonly [string, () => Promise<unknown>]>,
+): Promise<number> {
+  let result = code;
+  for (const [what, close] of steps) {
+    try {
+      await close();
+    } catch (err) {
+      logger.error({ err: errorMessage(err), what }, 'close failed');
+      result = 1;
+    }
+  }
+  return result;
 }

@@ -301,8 +301,12 @@ describe('classifyKafkaError', () => {
     });
     const exhausted = new k.KafkaJSNumberOfRetriesExceeded!(refused, { retryCount: 5, retryTime: 100 });
     const sasl = new k.KafkaJSSASLAuthenticationError!('SASL PLAIN authentication failed');
+    // What a consumer's run loop throws when a broker stayed down through every retry: still worth waiting for.
+    const wrappedRefused = new k.KafkaJSNonRetriableError!(exhausted, { cause: refused });
+    const wrappedSasl = new k.KafkaJSNonRetriableError!(sasl, { cause: sasl });
+    const bare = new k.KafkaJSNonRetriableError!('Invalid topic');
     assert.deepEqual(
-      [refused, tls, exhausted, sasl, new Error('boom')].map((e) => {
+      [refused, tls, exhausted, sasl, new Error('boom'), wrappedRefused, wrappedSasl, bare].map((e) => {
         const c = classifyKafkaError(e);
         return [c.family, c.code];
       }),
@@ -312,6 +316,9 @@ describe('classifyKafkaError', () => {
         ['transient', 'KAFKA_CONNECTION'],
         ['fatal', 'KAFKA_AUTH'],
         ['fatal', 'KAFKA_UNEXPECTED'],
+        ['transient', 'KAFKA_CONNECTION'],
+        ['fatal', 'KAFKA_AUTH'],
+        ['fatal', 'KAFKA_ERROR'],
       ],
     );
     const already = new TransientError('X', 'already classified');

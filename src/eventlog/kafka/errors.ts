@@ -85,8 +85,10 @@ export function classifyKafkaError(err: unknown): StarstreamError {
   const name = typeof e.name === 'string' ? e.name : '';
   const message = typeof e.message === 'string' ? e.message : String(err);
 
-  if (name === 'KafkaJSNumberOfRetriesExceeded') {
-    // The client gave up, but what it gave up on keeps its nature: a broker that was down may be back later.
+  // The client gave up (or wrapped what it gave up on as non-retriable), but the cause keeps its nature: a
+  // broker that stayed down through the client's retries may be back later, so that is still transient.
+  const wrapsCause = name === 'KafkaJSNonRetriableError' && (e.cause ?? e.originalError) !== undefined;
+  if (name === 'KafkaJSNumberOfRetriesExceeded' || wrapsCause) {
     const inner = classifyKafkaError(e.cause ?? e.originalError);
     const Family =
       inner.family === 'transient'

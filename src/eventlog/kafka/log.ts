@@ -107,6 +107,8 @@ class KafkaEventLog implements EventLog {
   }
 
   private admin(): Promise<kafkajs.Admin> {
+    // A lag refresh racing shutdown must not reconnect an admin that close() already let go of.
+    if (this.closing) return Promise.reject(new FatalError('EVENT_LOG_CLOSED', 'the Kafka event log is closed'));
     if (!this.adminClient) {
       const admin = this.kafka.admin({ retry: { retries: this.settings.retry.retries } });
       const connected = admin.connect().then(() => admin);

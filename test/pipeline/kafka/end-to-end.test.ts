@@ -44,6 +44,7 @@ import {
   pipelineEnv,
   producePaced,
   spawnPipeline,
+  stopGracefully,
   stopOwnBroker,
   testEventLog,
   waitUntil,
@@ -228,36 +229,33 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
 
   // A full batch of big recommendations is more than the broker's message.max.bytes (1 MiB) in one request;
   // the adapter must send it in size-bounded slices, or the refused batch would be redelivered forever.
-  it(
-    "processes a backlog in full batches whose outputs exceed the broker's 1 MiB request limit",
-    async (t) => {
-      const env = pipelineEnv({
-        brokers: await brokers(),
-        partitions: 1,
-        maxBatchRecords: 500,
-        // 50 items with their evidence make a recommendation of several KiB: 500 of them are well over 1 MiB.
-        extra: { STARSTREAM_RANKING__TOP_K: '50' },
-      });
-      const setup = await createTestTopics(t, env);
-      const collector = await collect(t, setup, false);
-      const total = 1_200;
-      const log = testEventLog(t, setup);
-      // The backlog is there before the pipeline starts, so its first fetch hands over full batches.
-      await produceInteractions(
-        log,
-        setup.topics.interactions,
-        generateStream({ users: 300, items: 1_500, events: total, seed: 24 }),
-        setup.codecs,
-        setup.framing,
-        NO_MALFORMED,
-      );
-      await startInProcess(t, setup);
-      const result = await collector.waitForAccounting(total, { timeoutMs: 60_000, stallMs: 20_000 });
-      t.diagnostic(describeAccounting(result));
-      assert.equal(result.recommended, total);
-      assert.equal(result.duplicates.length, 0);
-    },
-  );
+  it("processes a backlog in full batches whose outputs exceed the broker's 1 MiB request limit", async (t) => {
+    const env = pipelineEnv({
+      brokers: await brokers(),
+      partitions: 1,
+      maxBatchRecords: 500,
+      // 50 items with their evidence make a recommendation of several KiB: 500 of them are well over 1 MiB.
+      extra: { STARSTREAM_RANKING__TOP_K: '50' },
+    });
+    const setup = await createTestTopics(t, env);
+    const collector = await collect(t, setup, false);
+    const total = 1_200;
+    const log = testEventLog(t, setup);
+    // The backlog is there before the pipeline starts, so its first fetch hands over full batches.
+    await produceInteractions(
+      log,
+      setup.topics.interactions,
+      generateStream({ users: 300, items: 1_500, events: total, seed: 24 }),
+      setup.codecs,
+      setup.framing,
+      NO_MALFORMED,
+    );
+    await startInProcess(t, setup);
+    const result = await collector.waitForAccounting(total, { timeoutMs: 60_000, stallMs: 20_000 });
+    t.diagnostic(describeAccounting(result));
+    assert.equal(result.recommended, total);
+    assert.equal(result.duplicates.length, 0);
+  });
 
   it('starstream run drains, commits and exits 0 on SIGTERM under load; a restart reprocesses at most the batches in flight', async (t) => {
     const maxBatchRecords = 100;
@@ -288,10 +286,7 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       what: 'the first outputs of starstream run #1',
     });
     const sentAtSignal = producer.sent;
-    const signalledAt = Date.now();
-    first.signal('SIGTERM');
-    const status = await first.exited;
-    const exitMs = Date.now() - signalledAt;
+    const { status, ms: exitMs } = await stopGracefully(first, deadlineMs + 30_000);
     t.diagnostic(
       `SIGTERM with ${sentAtSignal}/${total} sent, ${collector.outputRecords} outputs seen: exit ${JSON.stringify(status)} after ${exitMs} ms`,
     );
@@ -353,7 +348,11 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
         `duplicate below the commit at ${position(d.partition, d.offset)}`,
       );
     }
-    second.signal('SIGTERM');
-    assert.deepEqual(await second.exited, { code: 0, signal: null }, second.output());
+    const stopped = await stopGracefully(second, deadlineMs + 30_000);
+    assert.deepEqual(
+      stopped.status,
+      { code: 0, signal: null },
+      `after ${stopped.ms} ms:\n${second.output()}`,
+    );
   });
 });

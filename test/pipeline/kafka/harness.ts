@@ -393,6 +393,24 @@ export function spawnPipeline(
   };
 }
 
+/**
+ * Sends SIGTERM and waits at most `withinMs` for the exit. Resolves with the exit status (null when the child
+ * is still running then: the test's cleanup SIGKILLs it) and how long it took.
+ */
+export async function stopGracefully(
+  child: PipelineProcess,
+  withinMs: number,
+): Promise<{ readonly status: ExitStatus | null; readonly ms: number }> {
+  const started = Date.now();
+  child.signal('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const status = await Promise.race([
+    child.exited,
+    new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), withinMs))),
+  ]).finally(() => clearTimeout(timer));
+  return { status, ms: Date.now() - started };
+}
+
 /** For waits that are pointless once a child died: its exit status and last log lines, or null while all run. */
 export function anyExited(...children: readonly PipelineProcess[]): () => string | null {
   return () => {

@@ -26,6 +26,7 @@ import {
   pipelineEnv,
   producePaced,
   spawnPipeline,
+  stopGracefully,
   startBroker,
   stopOwnBroker,
   testEventLog,
@@ -44,10 +45,14 @@ const WORLD = { users: 5_000, items: 5_000, events: EVENTS };
 const GARBAGE_EVERY = 1_000;
 const GARBAGE = Math.floor(EVENTS / GARBAGE_EVERY);
 
-/** Stops a child gracefully at the end and expects a clean exit. */
+/** SIGTERM at the end: a clean exit within the shutdown deadline (20 s in `pipelineEnv`) and some slack. */
 async function terminate(child: PipelineProcess): Promise<void> {
-  child.signal('SIGTERM');
-  assert.deepEqual(await child.exited, { code: 0, signal: null }, child.output());
+  const { status, ms } = await stopGracefully(child, 50_000);
+  assert.deepEqual(
+    status,
+    { code: 0, signal: null },
+    `${child.name} after SIGTERM, ${ms} ms:\n${child.output()}`,
+  );
 }
 
 function committedToText(offsets: ReadonlyMap<number, bigint>): string {
@@ -187,14 +192,8 @@ describe('pipeline on Kafka loses nothing', { timeout: 1_200_000 }, () => {
     await terminate(b);
   });
 
-  // Today the pipeline exits 1 instead: kafkajs reports a connection that stayed down through its retries as
-  // KafkaJSNonRetriableError (cause: the connection error), which classifyKafkaError calls fatal. Marked todo
-  // until src/eventlog/kafka/errors.ts classifies that wrapper by its cause (see the issue note); remove `todo` then.
-  const brokerRestartTodo =
-    'src bug: KafkaJSNonRetriableError wrapping a connection error is classified fatal';
   it(
     `recovers by itself when the broker is stopped and restarted mid-stream (${EVENTS} events)`,
-    { todo: brokerRestartTodo },
     async (t) => {
       const broker = await startBroker();
       onCleanup(t, () => broker.stop());
