@@ -10,7 +10,6 @@
  *
  *   node --import tsx bench/kafka-latency.ts [rate] [seconds]   (KAFKA_BROKERS, or a local broker for the run)
  */
-import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import { produceItems } from '../src/cli/produce.ts';
 import { loadConfig } from '../src/config/load.ts';
@@ -20,6 +19,7 @@ import { topicSpecs } from '../src/eventlog/topics.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { buildPipeline } from '../src/main.ts';
 import { percentile } from '../src/util/stats.ts';
+import { runAsScript, withBrokers } from './report.ts';
 
 export interface KafkaLatencyOptions {
   /** Bootstrap servers, comma-separated. */
@@ -139,37 +139,14 @@ export async function benchKafkaLatency(options: KafkaLatencyOptions): Promise<K
   }
 }
 
-async function main(): Promise<void> {
-  const rate = Number(process.argv[2] ?? 100);
-  const seconds = Number(process.argv[3] ?? 20);
-  let brokers = process.env.KAFKA_BROKERS;
-  let stop = async (): Promise<void> => undefined;
-  if (!brokers) {
-    const { startLocalBroker } = await import('../scripts/kafka/broker.mjs');
-    const broker = await startLocalBroker({
-      quickJit: false,
-      heapMb: 1024,
-      log: (line) => console.error(line),
-    });
-    brokers = broker.brokers;
-    stop = () => broker.stop();
-  }
-  try {
-    console.log(
-      JSON.stringify({
-        bench: 'kafka-latency',
-        brokers,
-        ...(await benchKafkaLatency({ brokers, rate, seconds })),
-      }),
-    );
-  } finally {
-    await stop();
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, () =>
+  withBrokers(
+    async (brokers) => {
+      const rate = Number(process.argv[2] ?? 100);
+      const seconds = Number(process.argv[3] ?? 20);
+      const result = await benchKafkaLatency({ brokers, rate, seconds });
+      console.log(JSON.stringify({ bench: 'kafka-latency', brokers, ...result }));
+    },
+    { quickJit: false, heapMb: 1024 },
+  ),
+);

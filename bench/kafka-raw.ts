@@ -12,9 +12,9 @@
  *                                                      prints chunks of 500, then whole fetched batches)
  */
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import kafkajs from 'kafkajs';
 import { percentile } from '../src/util/stats.ts';
+import { runAsScript, withBrokers } from './report.ts';
 
 export interface RawKafkaResult {
   readonly eventsPerSec: number;
@@ -155,29 +155,12 @@ function round(ms: number): number {
   return Math.round(ms * 100) / 100;
 }
 
-async function main(): Promise<void> {
-  const events = Number(process.argv[2] ?? 100_000);
-  let brokers = process.env.KAFKA_BROKERS;
-  let stop = async (): Promise<void> => undefined;
-  if (!brokers) {
-    const { startLocalBroker } = await import('../scripts/kafka/broker.mjs');
-    const broker = await startLocalBroker({ log: (line) => console.error(line) });
-    brokers = broker.brokers;
-    stop = () => broker.stop();
-  }
-  try {
+runAsScript(import.meta.url, () =>
+  withBrokers(async (brokers) => {
+    const events = Number(process.argv[2] ?? 100_000);
     for (const maxBatchRecords of [500, 0]) {
       const result = await benchRawKafka({ brokers, events, maxBatchRecords });
       console.log(JSON.stringify({ bench: 'kafka-raw', brokers, events, maxBatchRecords, ...result }));
     }
-  } finally {
-    await stop();
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+  }),
+);

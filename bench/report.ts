@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -32,4 +33,28 @@ export function save(name: string, title: string, rows: readonly Row[], meta: Re
 
 export function machine(): string {
   return `node ${process.version}, ${process.platform}/${process.arch}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB`;
+}
+
+/** Runs `main` when the module at `moduleUrl` is the script node was started with: benchmarks double as scripts. */
+export function runAsScript(moduleUrl: string, main: () => Promise<void>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}
+
+/** Calls `use` with `KAFKA_BROKERS`, or with a local broker started for it and stopped after. */
+export async function withBrokers(
+  use: (brokers: string) => Promise<void>,
+  options: { readonly quickJit?: boolean; readonly heapMb?: number } = {},
+): Promise<void> {
+  if (process.env.KAFKA_BROKERS) return use(process.env.KAFKA_BROKERS);
+  const { startLocalBroker } = await import('../scripts/kafka/broker.mjs');
+  const broker = await startLocalBroker({ ...options, log: (line: string) => console.error(line) });
+  try {
+    await use(broker.brokers);
+  } finally {
+    await broker.stop();
+  }
 }

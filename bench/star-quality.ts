@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { pathToFileURL } from 'node:url';
 import type { CaseRecord } from '../src/cli/cases.ts';
 import { hitAt, ndcgAt } from '../src/eval/metrics.ts';
 import { cooccurrenceScorer, embeddingScorer, popularityScorer } from '../src/eval/systems.ts';
@@ -13,6 +12,7 @@ import type { Scorer } from '../src/star/port.ts';
 import { parseScoringCase } from '../src/star/prompt/case-schema.ts';
 import { loadPromptSpec } from '../src/star/prompt/spec.ts';
 import { loadVerifiedModel } from '../src/star/registry/registry.ts';
+import { runAsScript } from './report.ts';
 
 /**
  * Quality on the paper's protocol: every test case of a case file (`starstream cases export`) is a list of
@@ -178,9 +178,4 @@ async function main(): Promise<void> {
   await writeFile(join(outDir, 'star-quality.svg'), qualitySvg(rows, 'ml-100k, 20-candidate protocol, last 20% of time', refs));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, main);

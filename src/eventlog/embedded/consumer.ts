@@ -3,6 +3,7 @@ import { FatalError, errorCode, errorMessage } from '../../errors/index.ts';
 import { backoffDelayMs, type RetryPolicy } from '../../util/retry.ts';
 import type { BatchHandler, ConsumedBatch, ConsumerOptions, EventConsumer, PartitionLag } from '../port.ts';
 import type { Group, GroupMember, PartitionRef } from './group.ts';
+import { refuseRun } from '../run-guard.ts';
 import type { Topic } from './topic.ts';
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -43,12 +44,8 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
   ) {}
 
   run(handler: BatchHandler): Promise<void> {
-    if (this.state === 'stopped' || this.state === 'stopping') return Promise.resolve();
-    if (this.state === 'running') {
-      return Promise.reject(
-        new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.group.id}: run() called twice`),
-      );
-    }
+    const refused = refuseRun(this.state, this.group.id);
+    if (refused) return refused;
     this.state = 'running';
     this.group.join(this);
     this.done = this.loop(handler).finally(() => {

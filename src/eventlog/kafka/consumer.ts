@@ -15,6 +15,7 @@ import type {
 import type { KafkaSettings } from './config.ts';
 import { toConsumerConfig } from './config.ts';
 import { classifyKafkaError } from './errors.ts';
+import { refuseRun } from '../run-guard.ts';
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
 
@@ -71,12 +72,8 @@ export class KafkaEventConsumer implements EventConsumer {
   }
 
   run(handler: BatchHandler): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return Promise.resolve();
-    if (this.state === 'running') {
-      return Promise.reject(
-        new FatalError('CONSUMER_ALREADY_RUNNING', `group ${this.options.groupId}: run() called twice`),
-      );
-    }
+    const refused = refuseRun(this.state, this.options.groupId);
+    if (refused) return refused;
     this.state = 'running';
     const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     this.starting = this.start(handler).catch((err: unknown) => this.failed(classifyKafkaError(err)));

@@ -12,6 +12,7 @@
  * its event id, or by a dead letter naming its partition/offset, and by only one of the two; more than one
  * answer is a duplicate (allowed by at-least-once only around a failure, so counted and reported).
  */
+import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import kafkajs from 'kafkajs';
 import type { DeadLetterRecord as DeadLetterEnvelope } from '../../../src/eventlog/codec/avro.ts';
@@ -453,6 +454,29 @@ export function compareOffsets(a: string, b: string): number {
   const x = BigInt(a);
   const y = BigInt(b);
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** What a finished run must show: every input answered exactly one way, duplicates within a bound. */
+export interface AccountingExpectation {
+  readonly inputs?: number;
+  /** With `deadLetterCodes`: how many inputs were garbage, and the one DLQ reason they must carry. */
+  readonly deadLettered?: number;
+  readonly deadLetterCodes?: readonly string[];
+  readonly maxExtraAnswers: number;
+}
+
+export function assertAccountedFor(a: Accounting, expect: AccountingExpectation): void {
+  const why = describeAccounting(a);
+  if (expect.inputs !== undefined) assert.equal(a.inputs, expect.inputs, why);
+  if (expect.deadLettered !== undefined) {
+    assert.equal(a.deadLettered, expect.deadLettered, why);
+    assert.equal(a.recommended, a.inputs - expect.deadLettered, why);
+  }
+  if (expect.deadLetterCodes) assert.deepEqual(Object.keys(a.deadLetterCodes), expect.deadLetterCodes, why);
+  assert.equal(a.missing.length, 0, why);
+  assert.equal(a.both.length, 0, why);
+  assert.equal(a.strayRecommendations + a.strayDeadLetters, 0, why);
+  assert.ok(a.extraAnswers <= expect.maxExtraAnswers, `${a.extraAnswers} duplicates (bound ${expect.maxExtraAnswers}): ${why}`);
 }
 
 /** One line for logs and assertion messages. */
