@@ -93,7 +93,12 @@ def write_model_dir(
     metrics: dict[str, float],
     config: dict[str, Any],
     check_tolerance: float = 1e-4,
+    input_variant: str | None = None,
 ) -> dict[str, Any]:
+    """`input_variant` names a transform the model's cases went through before rendering (`no-evidence`: see
+    train.strip_evidence). The server renders every case in full, so such a model is written with prompt
+    template version `<version>+<variant>`, which the registry refuses (MODEL_TEMPLATE_MISMATCH) instead of
+    serving it on inputs it never saw; an offline evaluator that applies the same transform can score it."""
     out.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     cases = [r["case"] for r in parity_records]
@@ -115,7 +120,7 @@ def write_model_dir(
     manifest = {
         "name": name,
         "version": version,
-        "promptTemplateVersion": spec.version,
+        "promptTemplateVersion": spec.version if input_variant is None else f"{spec.version}+{input_variant}",
         "cstTemplateVersion": spec.cst_template_version,
         "inputNames": INPUT_NAMES,
         "outputName": OUTPUT_NAME,
@@ -127,6 +132,8 @@ def write_model_dir(
         "metrics": metrics,
         "config": config,
     }
+    if input_variant is not None:
+        manifest["inputVariant"] = input_variant
     if spec.cst_template_version != load_cst_version():
         raise ExportCheckError(f"prompt spec expects CST {spec.cst_template_version}, schemas/cst-templates.json is {load_cst_version()}")
     (out / "star.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

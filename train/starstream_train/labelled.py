@@ -1,0 +1,189 @@
+"""Reads labelled teacher trajectories and turns them into training lists.
+
+The data set is JSON lines of `LabelledTrajectory` (src/domain/teacher.ts), one per line:
+`{"case": TeacherCase, "trajectory": Trajectory, "outcome": CaseOutcome, "teacherRank": int | null}`, written
+by the teacher's dataset export (src/teacher/dataset/writer.ts) as rotating files beside a `manifest.json`
+(schema version, keep filter, counts, time range, and the final files with their split, `kept` or
+`rejected`). `read_labelled` takes one JSON-lines file, or a dataset directory: the files its manifest lists
+for the wanted splits (default: `kept`, the training data), or, without a manifest, every `*.jsonl` in it
+(parts still being written end in `.jsonl.open` and are never read). Records are written at least once, so
+a `case.caseId` seen before is skipped.
+
+How a labelled trajectory becomes a training list (`to_records`):
+
+- the list is the case's candidate list, as the pipeline retrieved and the teacher saw it, with the same CST
+  evidence (rendered by the prompt spec like any case);
+- the **teacher target** is the teacher's final ranking: candidate at rank r (1-based) gets the target score
+  -(r - 1), candidates the ranking leaves out share the score of the rank after its last one, ids in the
+  ranking that are not candidates are ignored; training turns the scores into a distribution with
+  softmax(score / teacher_temperature);
+- the **hard target** is the observed next item's index among the candidates. The case is sampled before the
+  outcome is known, so the observed item is often not a candidate (`outcome.studentRank` null) or the outcome
+  expired; such lists have no hard target (label -1) and, by default (`absent_outcome="teacher"`), are kept
+  with the teacher target only: a ranking of plausible items by a stronger model is still a listwise signal
+  about them. `absent_outcome="drop"` drops them. They never enter stage 2, whose reward needs the observed
+  item in the list, nor validation.
+- failed runs (status `failed` or an empty ranking) are skipped; `max_teacher_rank=k` keeps only
+  trajectories whose ranking put the observed item within the top k (the export's outcome filter may already
+  have done this; null `teacherRank` fails the filter).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+SCORING_CASE_KEYS = ("eventId", "atMs", "user", "candidates")
+
+
+class TrajectoryFileError(ValueError):
+    pass
+
+
+SCHEMA_VERSION = "labelled-trajectory-1"
+MANIFEST_FILE = "manifest.json"
+
+
+def read_manifest(path: Path | str) -> dict[str, Any] | None:
+    p = Path(path)
+    m = p / MANIFEST_FILE
+    if not p.is_dir() or not m.is_file():
+        return None
+    manifest = json.loads(m.read_text(encoding="utf-8"))
+    version = manifest.get("schemaVersion")
+    if version is not None and version != SCHEMA_VERSION:
+        raise TrajectoryFileError(f"{m}: schema {version}, this reader knows {SCHEMA_VERSION}")
+    return manifest
+
+
+def dataset_files(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> list[Path]:
+    p = Path(path)
+    if p.is_dir():
+        manifest = read_manifest(p)
+        if manifest is not None and isinstance(manifest.get("files"), list):
+            files = [p / f["path"] for f in manifest["files"] if f.get("split", "kept") in splits]
+            missing = [f for f in files if not f.is_file()]
+            if missing:
+                raise TrajectoryFileError(f"{p}: the manifest lists {missing[0].name}, which is not there")
+            return files
+        files = sorted(f for f in p.glob("*.jsonl") if f.is_file())
+        if not files:
+            raise TrajectoryFileError(f"{p}: no *.jsonl files")
+        return files
+    if not p.is_file():
+        raise TrajectoryFileError(f"{p}: no such file or directory")
+    return [p]
+
+
+def iter_labelled(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> Iterable[dict[str, Any]]:
+    seen: set[str] = set()
+    for f in dataset_files(path, splits):
+        with open(f, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise TrajectoryFileError(f"{f}:{n}: not JSON: {e}") from e
+                _check(item, f"{f}:{n}")
+                case_id = item["case"].get("caseId")
+                if case_id is not None:
+                    if case_id in seen:
+                        continue
+                    seen.add(case_id)
+                yield item
+
+
+def read_labelled(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> list[dict[str, Any]]:
+    """Every labelled trajectory of the data set (once per caseId), in the order of `case.atMs` (stable)."""
+    return sorted(iter_labelled(path, splits), key=lambda t: t["case"]["atMs"])
+
+
+def _check(item: Any, where: str) -> None:
+    if not isinstance(item, dict):
+        raise TrajectoryFileError(f"{where}: not an object")
+    for key in ("case", "trajectory", "outcome"):
+        if not isinstance(item.get(key), dict):
+            raise TrajectoryFileError(f"{where}: missing {key}")
+    case, traj, outcome = item["case"], item["trajectory"], item["outcome"]
+    for key in SCORING_CASE_KEYS:
+        if key not in case:
+            raise TrajectoryFileError(f"{where}: case lacks {key}")
+    if not isinstance(case["candidates"], list):
+        raise TrajectoryFileError(f"{where}: case.candidates is not a list")
+    if not isinstance(traj.get("ranking"), list):
+        raise TrajectoryFileError(f"{where}: trajectory.ranking is not a list")
+    if outcome.get("status") not in ("observed", "expired"):
+        raise TrajectoryFileError(f"{where}: outcome.status {outcome.get('status')!r}")
+    if outcome["status"] == "observed" and not isinstance(outcome.get("nextItemId"), str):
+        raise TrajectoryFileError(f"{where}: observed outcome without nextItemId")
+
+
+def scoring_case(case: dict[str, Any]) -> dict[str, Any]:
+    """The `ScoringCase` part of a `TeacherCase`: what the prompt spec renders and parity.jsonl holds."""
+    return {k: case[k] for k in SCORING_CASE_KEYS}
+
+
+def teacher_scores(candidates: list[dict[str, Any]], ranking: list[str]) -> list[float] | None:
+    """Rank-based target score per candidate (-(rank - 1)); None when the ranking names no candidate."""
+    index = {c["itemId"]: j for j, c in enumerate(candidates)}
+    ranked: list[int] = []
+    seen: set[int] = set()
+    for item in ranking:
+        j = index.get(item)
+        if j is not None and j not in seen:
+            ranked.append(j)
+            seen.add(j)
+    if not ranked:
+        return None
+    scores = [-float(len(ranked))] * len(candidates)
+    for r, j in enumerate(ranked):
+        scores[j] = -float(r)
+    return scores
+
+
+def observed_index(case: dict[str, Any], outcome: dict[str, Any]) -> int:
+    if outcome.get("status") != "observed":
+        return -1
+    for j, c in enumerate(case["candidates"]):
+        if c["itemId"] == outcome["nextItemId"]:
+            return j
+    return -1
+
+
+def to_records(
+    items: Iterable[dict[str, Any]],
+    *,
+    use_teacher: bool = True,
+    absent_outcome: str = "teacher",
+    max_teacher_rank: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Training lists (`data.encode_records` records, plus `source` and `caseId`) and counts of what was used."""
+    if absent_outcome not in ("teacher", "drop"):
+        raise ValueError(f"absent_outcome must be teacher or drop, not {absent_outcome!r}")
+    stats: Counter[str] = Counter()
+    out = []
+    for item in items:
+        case, traj, outcome = item["case"], item["trajectory"], item["outcome"]
+        stats["read"] += 1
+        if traj.get("status", "completed") != "completed" or not traj["ranking"] or not case["candidates"]:
+            stats["skipped_failed"] += 1
+            continue
+        rank = item.get("teacherRank")
+        if max_teacher_rank is not None and (rank is None or rank > max_teacher_rank):
+            stats["skipped_filter"] += 1
+            continue
+        label = observed_index(case, outcome)
+        teacher = teacher_scores(case["candidates"], traj["ranking"]) if use_teacher else None
+        if label < 0 and (teacher is None or absent_outcome == "drop"):
+            stats["skipped_no_target"] += 1
+            continue
+        stats["lists"] += 1
+        stats["with_outcome"] += label >= 0
+        stats["with_teacher"] += teacher is not None
+        stats["teacher_only"] += label < 0
+        out.append({"case": scoring_case(case), "label": label, "teacher": teacher, "source": "teacher",
+                    "caseId": case.get("caseId"), "split": "train"})
+    return out, dict(stats)
