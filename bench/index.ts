@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- <suite>…]`: runs benchmarks, prints tables, saves results under bench/results/.
- * Suites: pipeline (default), store, kafka, star. Options per suite are constants in each file; sizes can be
+ * Suites: pipeline (default), store, kafka, star, item-writes. Options per suite are constants in each file; sizes can be
  * scaled down for a quick look with BENCH_SCALE=0.1.
  */
 import { DEFAULT_PIPELINE_BENCH, benchPipeline } from './pipeline.ts';
@@ -33,7 +33,13 @@ for (const suite of suites.length ? suites : ['pipeline']) {
       process.stdout.write(starBenchTable(await benchStar(modelDir)));
       break;
     }
+    case 'item-writes': {
+      const { DEFAULT_ITEM_WRITES_BENCH, benchItemWrites } = await import('./item-writes.ts');
+      const d = DEFAULT_ITEM_WRITES_BENCH;
+      await benchItemWrites({ ...d, events: scaled(d.events), rankedEvents: scaled(d.rankedEvents) });
+      break;
+    }
     default:
-      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka, star)`);
+      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka, star, item-writes)`);
   }
 }

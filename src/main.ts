@@ -8,7 +8,10 @@ import { createFraming, type Framing } from './eventlog/codec/framing.ts';
 import { createEventLog } from './eventlog/create.ts';
 import type { EventLog } from './eventlog/port.ts';
 import { topicNames, type TopicRole } from './eventlog/topics.ts';
+import { OnlineHitRate } from './eval/online.ts';
+import { instrumentStore } from './ops/instrumented-store.ts';
 import { createPipelineMetrics, type PipelineMetrics } from './ops/metrics.ts';
+import { packageVersion } from './ops/version.ts';
 import { PipelineRunner } from './pipeline/runner.ts';
 import type { InteractionDecoder } from './stages/ingest/index.ts';
 import { createCodecs, type Codecs } from './eventlog/codec/avro.ts';
@@ -21,16 +24,24 @@ import type { CaseOptions } from './pipeline/recommend.ts';
 import { CollaborativeLearner, NegativeSampler } from './stages/embeddings/index.ts';
 import { loadCstTemplates, type CstTemplates } from './stages/evidence/templates.ts';
 import { UserRateLimiter } from './stages/publish/index.ts';
+import { CaseSampler, type SamplingOptions } from './stages/sampling/index.ts';
 import type { ItemMerger } from './stages/state/store-view.ts';
 import { createBaselineScorer } from './star/baseline/scorer.ts';
 import type { Scorer } from './star/port.ts';
 import { openScorerHandle } from './star/registry/open.ts';
-import type { ScorerHandle } from './star/registry/registry.ts';
+import { StarRegistry, type RefreshResult, type ScorerHandle } from './star/registry/registry.ts';
 import { createEmbeddedStore } from './store/embedded/index.ts';
-import { applyItemDelta, cloneItem, type MutableItemProfile } from './store/item-merge.ts';
+import { applyItemDelta, cloneItem, validateItemDelta, type MutableItemProfile } from './store/item-merge.ts';
+import { DEFAULT_DEDUPE_WINDOW, ItemDeltaWriter } from './stages/item-deltas/index.ts';
 import type { VectorStore } from './store/port.ts';
 import { createQdrantStore } from './store/qdrant/index.ts';
 import type { OnRequest } from './store/qdrant/adapter.ts';
+import { createTeacherMetrics, type TeacherMetrics } from './ops/teacher-metrics.ts';
+import { deadLetterRecord } from './pipeline/outputs.ts';
+import { createLanguageModel } from './teacher/llm/create.ts';
+import type { LanguageModel } from './teacher/llm/port.ts';
+import { runTeacher } from './teacher/run.ts';
+import { TeacherWorker } from './teacher/worker.ts';
 
 const NEGATIVE_POOL = 20_000;
 
@@ -115,6 +126,7 @@ export function buildProcessor(engine: Engine, wiring: ProcessorWiring = {}): Ba
       templates: engine.templates,
       rateLimiter: new UserRateLimiter(config.publish.minIntervalPerUserMs),
       instruments: wiring.instruments ?? NO_INSTRUMENTS,
+      sampler: config.sampling.enabled ? new CaseSampler(samplingOptions(config)) : null,
     },
     {
       rankingEnabled: config.pipeline.rankingEnabled,
@@ -122,9 +134,28 @@ export function buildProcessor(engine: Engine, wiring: ProcessorWiring = {}): Ba
       negatives: config.embeddings.negatives,
       maxEventAgeMs: config.pipeline.maxEventAgeMs,
       maxFutureSkewMs: config.pipeline.maxFutureSkewMs,
+      routeItemDeltas: config.store.itemWrites === 'routed',
       ...engine.caseOptions,
     },
   );
+}
+
+/** `sampling.*` as the case sampler's options (strategy weights keyed by `SamplingReason`). */
+export function samplingOptions(config: Config): SamplingOptions {
+  const s = config.sampling;
+  return {
+    enabled: s.enabled,
+    casesPerMinute: s.casesPerMinute,
+    burstCases: s.burstCases,
+    candidatesPerCase: s.candidatesPerCase,
+    seed: s.seed,
+    weights: { uniform: s.weights.uniform, uncertain: s.weights.uncertain, 'cold-user': s.weights.coldUser, 'long-tail': s.weights.longTail },
+    uncertainMaxMargin: s.uncertainMaxMargin,
+    coldUserMaxInteractions: s.coldUserMaxInteractions,
+    longTailMaxPopularityShare: s.longTailMaxPopularityShare,
+    longTailMinShare: s.longTailMinShare,
+    rateWindowMs: s.rateWindowMs,
+  };
 }
 
 export interface Pipeline {
@@ -137,6 +168,10 @@ export interface Pipeline {
   readonly framing: Framing;
   /** The serving scorer (STAR from the registry, or the baseline); close it after the runner stops. */
   readonly scorers: ScorerHandle;
+  /** Online hit rate of what the stream serves (also counted in the metrics, per model version). */
+  readonly online: OnlineHitRate;
+  /** Reads the STAR registry's `CURRENT` now (the admin API); null when the baseline ranker serves. */
+  readonly reloadModel: (() => Promise<RefreshResult>) | null;
 }
 
 export interface PipelineWiring {
@@ -147,27 +182,59 @@ export interface PipelineWiring {
   readonly fromBeginning?: boolean;
   /** Also told everything the metrics are told (benchmarks and tests that need raw samples). */
   readonly observer?: Partial<PipelineInstruments>;
+  /** A store shared with other pipelines (tests of several instances); by default the one the config names. */
+  readonly store?: VectorStore;
+}
+
+/**
+ * The single writer of routed item deltas (`store.itemWrites = routed`), or null when every instance applies
+ * its own (`direct`). Direct writes on Qdrant are safe with one instance only (its adapter serializes writes
+ * per item in-process, not across processes), and the instance count is unknown here, so that is a warning,
+ * not a startup failure.
+ */
+export function buildItemDeltaWriter(config: Config, store: VectorStore, logger: Logger): ItemDeltaWriter | null {
+  if (config.store.itemWrites === 'direct') {
+    if (config.store.kind === 'qdrant') {
+      logger.warn(
+        { store: 'qdrant', itemWrites: 'direct' },
+        'store.itemWrites=direct on Qdrant: safe with ONE pipeline instance only; with more, concurrent item updates are lost (set store.itemWrites=routed)',
+      );
+    }
+    return null;
+  }
+  return new ItemDeltaWriter(store, {
+    dedupeWindow: DEFAULT_DEDUPE_WINDOW,
+    validate: (delta) => validateItemDelta(delta, config.store.dimension),
+  });
 }
 
 /** Everything `starstream run` needs, wired; call `runner.start()` to go. */
 export async function buildPipeline(config: Config, wiring: PipelineWiring): Promise<Pipeline> {
-  const store = buildStore(config, wiring.logger);
+  const metrics = createPipelineMetrics(wiring.registry ?? new Registry());
+  metrics.setBuildInfo({ version: packageVersion(), eventLog: config.eventLog.kind, store: config.store.kind });
+  const store = instrumentStore(wiring.store ?? buildStore(config, wiring.logger), metrics);
   await store.init();
   const engine = buildEngine(config, store);
-  const metrics = createPipelineMetrics(wiring.registry ?? new Registry());
   const instruments = wiring.observer ? fanOut(metrics, wiring.observer) : metrics;
   const log = wiring.log ?? createEventLog(config, wiring.logger);
   const topics = topicNames(config);
   const framing = createFraming(config.eventLog);
   const scorers = await openScorerHandle(config, engine.templates, wiring.logger.child({ component: 'star' }), {
-    onSwapped: (version, provider) => metrics.setModel(version, provider),
+    onSwapped: (version, provider) => metrics.modelServing(version, provider),
+    onRefused: (code) => metrics.modelRefused(code),
+    onInference: (stats) => metrics.inference(stats),
   });
-  metrics.setModel(scorers.version, scorers.executionProvider ?? 'cpu');
+  // A registry reported its first model through onSwapped; the baseline ranker has none to report.
+  if (!(scorers instanceof StarRegistry)) metrics.modelServing(scorers.version, scorers.executionProvider ?? 'cpu');
   const processor = buildProcessor(engine, {
     instruments,
     scorer: () => scorers.current(),
     decode: (record) => framing.decode(engine.codecs.interaction, record.value, record.headers),
   });
+  const online = new OnlineHitRate(config.ranking.topK);
+  online.onOutcome = (outcome) => metrics.onlineOutcome(outcome);
+  // Listeners added later (the demo's progress, the case sampler) must call the one they replace.
+  processor.onRanked = (ranked) => online.observe(ranked);
   const runner = new PipelineRunner({
     log,
     processor,
@@ -180,8 +247,10 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     groupId: config.pipeline.groupId,
     maxBatchRecords: config.pipeline.maxBatchRecords,
     fromBeginning: wiring.fromBeginning ?? true,
+    itemDeltaWriter: buildItemDeltaWriter(config, store, wiring.logger),
   });
-  return { engine, log, processor, runner, metrics, topics, framing, scorers };
+  const reloadModel = scorers instanceof StarRegistry ? () => scorers.refresh() : null;
+  return { engine, log, processor, runner, metrics, topics, framing, scorers, online, reloadModel };
 }
 
 function fanOut(first: PipelineInstruments, second: Partial<PipelineInstruments>): PipelineInstruments {
@@ -192,4 +261,95 @@ function fanOut(first: PipelineInstruments, second: Partial<PipelineInstruments>
     out[key] = b ? (...args: unknown[]) => (a(...args), b(...args)) : a;
   }
   return out as PipelineInstruments;
+}
+
+export interface TeacherWiring {
+  readonly logger: Logger;
+  /** An existing log (a process that also runs the pipeline on the embedded log); else the configured one. */
+  readonly log?: EventLog;
+  /** An existing store (the embedded store lives in the pipeline's process); else the configured one, opened here. */
+  readonly store?: VectorStore;
+  /** A language model already open (tests, benchmarks); else `teacher.llm`. Closed by `close()` either way. */
+  readonly model?: LanguageModel;
+  readonly registry?: Registry;
+  readonly fromBeginning?: boolean;
+}
+
+export interface TeacherProcess {
+  readonly worker: TeacherWorker;
+  readonly model: LanguageModel;
+  readonly metrics: TeacherMetrics;
+  readonly topics: Readonly<Record<TopicRole, string>>;
+  /** After `worker.stop()`: closes the model, and the store and log this builder opened. */
+  close(): Promise<void>;
+}
+
+/** Everything `starstream teacher` needs, wired: teacher-cases → MARS (`teacher.*`) → trajectories. */
+export async function buildTeacherWorker(config: Config, wiring: TeacherWiring): Promise<TeacherProcess> {
+  const logger = wiring.logger.child({ component: 'teacher' });
+  const store = wiring.store ?? buildStore(config, wiring.logger);
+  if (!wiring.store) await store.init();
+  const engine = buildEngine(config, store);
+  const log = wiring.log ?? createEventLog(config, wiring.logger);
+  const topics = topicNames(config);
+  const framing = createFraming(config.eventLog);
+  const metrics = createTeacherMetrics(wiring.registry ?? new Registry());
+  const model = wiring.model ?? (await createLanguageModel(config.teacher.llm, wiring.logger));
+  const t = config.teacher;
+  const worker = new TeacherWorker(
+    {
+      log,
+      decodeCase: (record) => framing.decode(engine.codecs.teacherCase, record.value, record.headers),
+      deadLetter: (record, err) =>
+        deadLetterRecord(
+          {
+            reason: err.message,
+            code: err.code,
+            source: { topic: record.topic, partition: record.partition, offset: record.offset },
+            key: record.key,
+            payload: record.value,
+            failedAtMs: Date.now(),
+          },
+          topics.deadLetters,
+          engine.codecs,
+          framing,
+        ),
+      teach: (teacherCase) =>
+        runTeacher(teacherCase, {
+          model,
+          store,
+          limits: t.limits,
+          templates: engine.templates,
+          evidence: engine.caseOptions.evidence,
+          instruments: metrics,
+        }),
+      instruments: metrics,
+      logger,
+    },
+    {
+      groupId: t.groupId,
+      topics: { teacherCases: topics.teacherCases, trajectories: topics.trajectories },
+      maxBatchRecords: t.maxBatchRecords,
+      fromBeginning: wiring.fromBeginning ?? true,
+      concurrency: t.concurrency,
+      maxCaseAttempts: t.maxCaseAttempts,
+    },
+  );
+  return {
+    worker,
+    model,
+    metrics,
+    topics,
+    close: async () => {
+      try {
+        await model.close();
+      } finally {
+        try {
+          if (!wiring.log) await log.close();
+        } finally {
+          if (!wiring.store) await store.close();
+        }
+      }
+    },
+  };
 }

@@ -73,7 +73,9 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   const { runner, processor, log, topics, framing, engine } = pipeline;
   const hits = new OnlineHitRate(10);
   const progress = new Progress('events', input.total);
+  const pipelineListener = processor.onRanked;
   processor.onRanked = (ranked) => {
+    pipelineListener?.(ranked);
     hits.observe(ranked);
     progress.update(runner.processedRecords, `recs ${latencies.length.toLocaleString('en-US')}  hit@10 ${hits.servedRate.toFixed(3)}`);
   };

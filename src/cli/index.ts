@@ -16,6 +16,7 @@ commands:
   demo [--events N] [--users N] [--items N] [--seed N] [--out FILE]
                          the whole pipeline on the embedded default over a generated stream (npm start)
   run                    the pipeline on the configured event log and store, until SIGTERM
+  teacher                the MARS teacher worker: teacher-cases → trajectories, until SIGTERM
   replay <ml-100k|lastfm|DIR|FILE.jsonl>
                          produce a data set into the interactions topic (Kafka), or run it in-process (embedded)
   eval [--dataset ml-100k] [--out DIR]
@@ -27,6 +28,7 @@ commands:
   topics create          create every starstream topic (idempotent)
   store init             create or check the vector store's collections
   config docs|check      print the configuration reference, or validate the config and print it
+  metrics docs           print the metric catalog (docs/metrics.md)
 
 common options:
   --config FILE          JSON config file (env STARSTREAM_* overrides it; see README "Configuration")
@@ -77,7 +79,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'run': {
       const { run } = await import('./run.ts');
       // Exits here rather than waiting for the event loop: past the shutdown deadline, sockets may still be open.
-      process.exit(await run(config, logger));
+      // So does a failure to start, reported first: the ops server and clients already open would keep it alive.
+      return process.exit(await run(config, logger).catch((err: unknown) => reportFailure(err, logger)));
     }
     case 'replay': {
       const { replay } = await import('./replay.ts');
@@ -123,6 +126,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       else throw new UsageError('config: the subcommand is "docs" or "check"');
       return 0;
     }
+    case 'teacher': {
+      const { teacher } = await import('./teacher.ts');
+      // Exits here like `run`: past the shutdown deadline a model call may still hold the event loop.
+      return process.exit(await teacher(config, logger));
+    }
+    case 'metrics': {
+      if (sub !== 'docs') throw new UsageError('metrics: the subcommand is "docs"');
+      const { metricsDocs } = await import('../ops/catalog-docs.ts');
+      process.stdout.write(metricsDocs());
+      return 0;
+    }
     default:
       void rest;
       throw new UsageError(`unknown command "${command}"`);
@@ -144,8 +158,20 @@ function envWins(overrides: ConfigInput): ConfigInput {
 
 function redacted(config: Config): unknown {
   return JSON.parse(
-    JSON.stringify(config, (key, value: unknown) => (/password|apiKey|apiToken/i.test(key) && value ? '[redacted]' : value)),
+    JSON.stringify(config, (key, value: unknown) => {
+      if (/password|apiKey|apiToken/i.test(key) && value) return '[redacted]';
+      return typeof value === 'string' ? withoutUrlPassword(value) : value;
+    }),
   );
+}
+
+/** `https://user:secret@host` → `https://user:redacted@host` (the schema registry URL may carry credentials). */
+function withoutUrlPassword(text: string): string {
+  if (!text.includes('@') || !URL.canParse(text)) return text;
+  const url = new URL(text);
+  if (url.password === '') return text;
+  url.password = 'redacted';
+  return url.toString();
 }
 
 export function reportFailure(err: unknown, logger?: Logger): number {

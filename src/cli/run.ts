@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.ts';
 import { errorMessage } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
 import { buildPipeline } from '../main.ts';
-import { startOpsServer } from '../ops/server.ts';
+import { startPipelineOpsServer } from '../ops/service.ts';
 
 const GAUGE_REFRESH_MS = 5_000;
 
@@ -16,15 +16,8 @@ export async function run(config: Config, logger: Logger): Promise<number> {
   const registry = new Registry();
   const pipeline = await buildPipeline(config, { logger, registry, fromBeginning: true });
   const { runner, engine, metrics } = pipeline;
-  const server = await startOpsServer({
-    host: config.ops.host,
-    port: config.ops.port,
-    registry,
-    readiness: async () => {
-      const storeOk = await engine.store.counts().then(() => true, () => false);
-      return { ready: runner.ready && storeOk, checks: { consuming: runner.ready, store: storeOk, model: true } };
-    },
-  });
+  // /metrics, /healthz, /readyz (false from SIGTERM on: the runner drains) and the /v1/ API.
+  const server = await startPipelineOpsServer(config, pipeline, logger);
   logger.info({ url: server.url, eventLog: config.eventLog.kind, store: config.store.kind }, 'starstream running');
   await runner.start();
   // The refresh in flight is awaited before closing, so a lag query never races the admin client's shutdown.

@@ -120,7 +120,14 @@ function deepMerge(base: Record<string, unknown>, top: Record<string, unknown>):
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(top)) {
     const current = out[key];
-    out[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+    // Defined, not assigned: a `__proto__` key from JSON stays a key (that validation refuses) instead of
+    // becoming the prototype, whose fields the schema would then read as if they were set.
+    Object.defineProperty(out, key, {
+      value: isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }

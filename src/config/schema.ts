@@ -28,7 +28,7 @@ const topicsSchema = z
     deadLetters: z.string().min(1).default('dlq').describe('Output: records that could not be used'),
     teacherCases: z.string().min(1).default('teacher-cases').describe('Side stream: cases sampled for the teacher'),
     trajectories: z.string().min(1).default('trajectories').describe('Side stream: labelled teacher trajectories'),
-    itemDeltas: z.string().min(1).default('item-deltas').describe('Item-side updates routed by item (Qdrant mode)'),
+    itemDeltas: z.string().min(1).default('item-deltas').describe('Item-side updates keyed by item (store.itemWrites = routed)'),
     partitions: positiveInt().default(6).describe('Partitions of topics created by starstream'),
     replicationFactor: positiveInt().default(1).describe('Replication of topics created by starstream'),
     retentionMs: positiveInt()
@@ -102,6 +102,14 @@ const eventLogSchema = z
 const storeSchema = z
   .strictObject({
     kind: z.enum(['embedded', 'qdrant']).default('embedded').describe('embedded = in-process index; qdrant'),
+    itemWrites: z
+      .enum(['direct', 'routed'])
+      .default('direct')
+      .describe(
+        'direct = each instance applies its own item deltas (one instance, or the embedded store); routed = through ' +
+          'the item-keyed item-deltas topic, one writer per item, item state eventually consistent. Qdrant shared ' +
+          'by more than one instance needs routed (direct loses concurrent item updates; a warning at startup)',
+      ),
     dimension: positiveInt().max(1024).default(32).describe('Embedding dimension'),
     userHistoryLength: positiveInt().max(1000).default(50).describe('Recent items kept per user'),
     itemAudienceLength: positiveInt().max(1000).default(50).describe('Recent users kept per item'),
@@ -247,6 +255,177 @@ const opsSchema = z
   })
   .prefault({});
 
+// ---- sampling: the side stream (sampler, outcome join, dataset export) ----
+
+const samplingSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe('Sample ranked events as teacher cases onto the teacher-cases topic (create it first on Kafka)'),
+    casesPerMinute: z
+      .number()
+      .positive()
+      .default(6)
+      .describe('Budget: cases per minute of event time per pipeline instance, all strategies together'),
+    burstCases: positiveInt().default(10).describe('Largest burst of cases (token bucket capacity), split by weight'),
+    candidatesPerCase: positiveInt().max(200).default(20).describe('Candidates in a case, the serving scorer\'s best first'),
+    seed: z.number().int().default(11).describe('Seed of the sampler\'s draws (each a function of seed and event id)'),
+    weights: z
+      .strictObject({
+        uniform: z.number().nonnegative().default(1).describe('Share of the budget for any event'),
+        uncertain: z.number().nonnegative().default(1).describe('Share for events with a small top-2 score margin'),
+        coldUser: z.number().nonnegative().default(1).describe('Share for users with few interactions'),
+        longTail: z.number().nonnegative().default(1).describe('Share for candidate lists dominated by tail items'),
+      })
+      .prefault({})
+      .describe('Relative budget share per strategy; 0 turns one off'),
+    uncertainMaxMargin: z
+      .number()
+      .nonnegative()
+      .default(0.05)
+      .describe('uncertain: top-1 minus top-2 score at most this (serving scorer units)'),
+    coldUserMaxInteractions: nonNegativeInt()
+      .default(5)
+      .describe('cold-user: at most this many interactions, the triggering one included'),
+    longTailMaxPopularityShare: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe('long-tail: a tail item has at most this share of the most popular candidate\'s popularity'),
+    longTailMinShare: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe('long-tail: at least this share of the case\'s candidates are tail items'),
+    rateWindowMs: positiveInt()
+      .default(10 * 60_000)
+      .describe('Time constant of the eligible-event rate estimate behind each strategy\'s acceptance probability, ms'),
+    outcomes: z
+      .strictObject({
+        horizonMs: positiveInt()
+          .default(30 * 60_000)
+          .describe('A case is labelled by the user\'s next interaction within this much event time, else expired'),
+        allowedLatenessMs: nonNegativeInt()
+          .default(60_000)
+          .describe('Event-time slack before expiring, for partitions read behind the others'),
+        maxBufferedPerUser: positiveInt()
+          .max(1_000)
+          .default(16)
+          .describe('Interactions kept per user for cases that arrive after the interaction that labels them'),
+        dataDir: z
+          .string()
+          .min(1)
+          .default('data/teacher')
+          .describe('Journal of pending cases and of trajectories waiting for outcomes (survives restarts)'),
+        compactAfterEntries: positiveInt()
+          .default(10_000)
+          .describe('Journal entries appended before it is rewritten as a snapshot of what is pending'),
+      })
+      .prefault({}),
+    dataset: z
+      .strictObject({
+        dir: z.string().min(1).default('data/teacher/dataset').describe('Where labelled trajectories are exported'),
+        maxRecordsPerFile: positiveInt().default(10_000).describe('Records per JSON-lines file before it rotates'),
+        keep: z
+          .enum(['top1', 'topk', 'all'])
+          .default('top1')
+          .describe('Kept when the teacher ranked the observed item first (top1), within keepTopK (topk), or always'),
+        keepTopK: positiveInt().default(3).describe('k of keep = topk'),
+        maxPendingPairs: positiveInt()
+          .default(10_000)
+          .describe('Trajectories (and outcomes) waiting for their other half, each; the oldest is dropped beyond it'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+// ---- teacher.llm: the MARS teacher's language model (src/teacher/llm) ----
+
+const teacherLlmSchema = z
+  .strictObject({
+    backend: z
+      .enum(['llama', 'openai'])
+      .default('llama')
+      .describe('llama = a local GGUF in-process (node-llama-cpp, CPU); openai = an OpenAI-compatible chat endpoint'),
+    modelPath: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('llama: the GGUF file; unset = ~/.cache/starstream/models/gemma-3-270m-q4_k_m.gguf (npm run teacher:model)'),
+    contextSize: positiveInt().default(4096).describe('llama: tokens per sequence; prompt + answer must fit'),
+    sequences: positiveInt()
+      .max(64)
+      .default(1)
+      .describe('llama: requests served in parallel, each with its own contextSize KV cache; more wait in order'),
+    threads: nonNegativeInt()
+      .default(0)
+      .describe('llama: CPU threads; 0 = all cores (on a shared host use fewer: llama.cpp threads spin while they wait)'),
+    baseUrl: z
+      .string()
+      .url()
+      .default('http://127.0.0.1:8080/v1')
+      .describe('openai: endpoint up to the version path; requests go to {baseUrl}/chat/completions'),
+    model: z.string().min(1).optional().describe('openai: the model name sent with each request (required there)'),
+    apiKey: z.string().min(1).optional().describe('openai: bearer token; set it from env or a mounted secret (…_API_KEY_FILE)'),
+    responseFormat: z
+      .enum(['auto', 'json_schema', 'json_object_schema', 'json_object'])
+      .default('auto')
+      .describe(
+        'openai: how the answer schema is sent; auto = json_schema, stepping down to json_object with a schema ' +
+          '(llama-cpp-python) and then plain json_object when the server refuses it',
+      ),
+    strictSchema: z.boolean().default(true).describe('openai: json_schema.strict (every property must then be required)'),
+    timeoutMs: positiveInt()
+      .default(120_000)
+      .describe('One request (openai: one try; llama: queueing included), ms; the per-case limit can cut it sooner'),
+    retry: retrySchema.describe('openai: retries of timeouts, unreachable endpoints, 429 and 5xx'),
+    temperature: z.number().min(0).max(2).default(0).describe('Sampling temperature of requests that set none; 0 = greedy'),
+  })
+  .superRefine((llm, ctx) => {
+    if (llm.backend === 'openai' && !llm.model) {
+      ctx.addIssue({ code: 'custom', path: ['model'], message: 'required when backend = openai' });
+    }
+  })
+  .prefault({});
+
+// ---- teacher.limits and the worker (src/teacher/run.ts, src/teacher/worker.ts) ----
+
+const teacherLimitsSchema = z
+  .strictObject({
+    maxTurns: positiveInt().default(40).describe('LLM calls per case, retries of malformed answers included'),
+    maxAnalystTurns: positiveInt()
+      .max(50)
+      .default(4)
+      .describe('Turns of one analyst pass (tool calls, then the finding); the last turn may only give the finding'),
+    maxToolCalls: nonNegativeInt().default(16).describe('Tool calls per case; once spent, analysts may only finish'),
+    maxTokens: positiveInt().default(120_000).describe('Prompt + completion tokens per case'),
+    maxCompletionTokens: positiveInt().default(768).describe('Completion tokens per LLM call'),
+    maxWallMs: positiveInt().default(300_000).describe('Wall time per case, ms; the LLM call in flight is aborted'),
+    maxRetries: nonNegativeInt().max(10).default(2).describe('Retries of a malformed agent answer before the case fails'),
+    maxReflectionRounds: nonNegativeInt().max(5).default(1).describe('Times the reflector may send analysts back'),
+    maxToolItems: positiveInt().max(100).default(10).describe('Entries (items, users) one tool response lists'),
+    maxToolOutputChars: positiveInt().default(2_000).describe('Characters of one tool response; longer ones are cut'),
+  })
+  .prefault({});
+
+/** The teacher worker. Its per-case limits sit beside `llm`. */
+const teacherSchema = z
+  .strictObject({
+    llm: teacherLlmSchema,
+    limits: teacherLimitsSchema,
+    concurrency: positiveInt().max(64).default(2).describe('Cases run at once by one worker'),
+    groupId: z.string().min(1).default('starstream-teacher').describe('Consumer group of the teacher worker'),
+    maxBatchRecords: positiveInt().default(8).describe('Cases handed to the worker at once; committed when all are produced'),
+    maxCaseAttempts: positiveInt()
+      .max(20)
+      .default(3)
+      .describe('Tries of a case that failed for a retriable reason (backend or store away) before its failed trajectory is kept'),
+  })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     logLevel: z
@@ -261,6 +440,8 @@ export const configSchema = z
     ranking: rankingSchema,
     publish: publishSchema,
     pipeline: pipelineSchema,
+    sampling: samplingSchema,
+    teacher: teacherSchema,
     ops: opsSchema,
     shutdownDeadlineMs: positiveInt().default(25_000).describe('SIGTERM to exit, ms; Kubernetes grace should exceed it'),
   })

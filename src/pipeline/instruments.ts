@@ -8,6 +8,8 @@ export type Stage = (typeof STAGES)[number];
 
 export interface PipelineInstruments {
   stageDuration(stage: Stage, seconds: number): void;
+  /** A stage threw; `code` is the error's stable code (`errorCode`). */
+  stageFailed(stage: Stage, code: string): void;
   batchProcessed(records: number, seconds: number): void;
   interactionsAccepted(count: number): void;
   deadLettered(code: string): void;
@@ -15,18 +17,25 @@ export interface PipelineInstruments {
   rateLimited(): void;
   /** Append time on the log → output acknowledged. */
   endToEndLatency(seconds: number): void;
+  /** Event time of a ranked interaction → its recommendation acknowledged by the log. */
+  eventLatency(seconds: number): void;
   consumerLag(topic: string, partition: number, lag: number): void;
   inFlight(records: number): void;
+  /** The sampler picked an event as a teacher case, for this reason (`SamplingReason`). */
+  caseSampled(reason: string): void;
 }
 
 export const NO_INSTRUMENTS: PipelineInstruments = {
   stageDuration: () => {},
+  stageFailed: () => {},
   batchProcessed: () => {},
   interactionsAccepted: () => {},
   deadLettered: () => {},
   recommendationPublished: () => {},
   rateLimited: () => {},
   endToEndLatency: () => {},
+  eventLatency: () => {},
   consumerLag: () => {},
   inFlight: () => {},
+  caseSampled: () => {},
 };

@@ -1,9 +1,13 @@
 import type { DeadLetter, Recommendation } from '../domain/events.ts';
+import type { TeacherCase } from '../domain/teacher.ts';
 import type { Codecs } from '../eventlog/codec/avro.ts';
 import type { Framing } from '../eventlog/codec/framing.ts';
 import type { OutgoingRecord } from '../eventlog/port.ts';
 
-/** Turns the processor's outputs into log records: recommendations keyed by user, DLQ records with headers. */
+/**
+ * Turns the processor's outputs into log records: recommendations and teacher cases keyed by user, DLQ
+ * records with headers.
+ */
 
 export const EVENT_ID_HEADER = 'starstream-event-id';
 
@@ -24,6 +28,22 @@ export async function recommendationRecord(
 ): Promise<OutgoingRecord> {
   const framed = await framing.encode(codecs.recommendation, rec, topic);
   return { topic, key: rec.userId, value: framed.value, headers: { ...framed.headers, [EVENT_ID_HEADER]: rec.eventId } };
+}
+
+/** A sampled case for the teacher-cases topic, keyed by user like the interactions it came from. */
+export async function teacherCaseRecord(
+  teacherCase: TeacherCase,
+  topic: string,
+  codecs: Codecs,
+  framing: Framing,
+): Promise<OutgoingRecord> {
+  const framed = await framing.encode(codecs.teacherCase, teacherCase, topic);
+  return {
+    topic,
+    key: teacherCase.user.userId,
+    value: framed.value,
+    headers: { ...framed.headers, [EVENT_ID_HEADER]: teacherCase.eventId },
+  };
 }
 
 /**

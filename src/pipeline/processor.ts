@@ -1,6 +1,8 @@
 import type { DeadLetter, Interaction, Recommendation } from '../domain/events.ts';
 import type { CollaborativeEvidence } from '../domain/evidence.ts';
+import type { TeacherCase } from '../domain/teacher.ts';
 import type { LogRecord } from '../eventlog/port.ts';
+import { errorCode } from '../errors/index.ts';
 import type { VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
@@ -8,16 +10,19 @@ import { NegativeSampler, type CollaborativeLearner } from '../stages/embeddings
 import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
 import type { CstTemplates } from '../stages/evidence/templates.ts';
 import { ingest, type InteractionDecoder } from '../stages/ingest/index.ts';
+import { routeItemDeltas, type ItemDeltaMessage, type LearnedDeltas } from '../stages/item-deltas/index.ts';
 import { buildRecommendation, type UserRateLimiter } from '../stages/publish/index.ts';
 import { rankCase, type RankedCandidate } from '../stages/ranking/index.ts';
+import { headPopularity, toTeacherCase, type CaseSampler } from '../stages/sampling/index.ts';
 import { StoreView, type ItemMerger } from '../stages/state/store-view.ts';
 import type { PipelineInstruments, Stage } from './instruments.ts';
 
 /**
  * Runs one batch of log records through every stage: ingest → learn → candidates → evidence → ranking →
- * publish. Events are handled one at a time in log order, each learned and then ranked before the next is
- * learned, so no recommendation sees an event that came after it (its user's or anyone's). Store round trips
- * stay per batch: the batch's profiles are prefetched into the view, and writes go back in one commit.
+ * publish, and the teacher's case sampler beside publish. Events are handled one at a time in log order, each
+ * learned and then ranked before the next is learned, so no recommendation (and no teacher case) sees an event
+ * that came after it (its user's or anyone's). Store round trips stay per batch: the batch's profiles are
+ * prefetched into the view, and writes go back in one commit.
  * The caller (the runner) sends the outputs and commits offsets after they are acknowledged.
  */
 
@@ -29,6 +34,12 @@ export interface ProcessorOptions {
   readonly evidence: EvidenceOptions;
   readonly maxEventAgeMs: number;
   readonly maxFutureSkewMs: number;
+  /**
+   * true (`store.itemWrites = routed`): item deltas are not applied to the store but returned as
+   * `itemDeltas`, for the item-deltas topic and its single writer per item (`stages/item-deltas`).
+   * @default false
+   */
+  readonly routeItemDeltas?: boolean;
 }
 
 export interface ProcessorDeps {
@@ -41,6 +52,8 @@ export interface ProcessorDeps {
   readonly templates: CstTemplates;
   readonly rateLimiter: UserRateLimiter;
   readonly instruments: PipelineInstruments;
+  /** Picks ranked events as cases for the teacher (the side stream); null = no sampling. */
+  readonly sampler?: CaseSampler | null;
   readonly clock?: () => number;
 }
 
@@ -55,7 +68,13 @@ export interface RankedEvent {
 
 export interface BatchOutput {
   readonly recommendations: Recommendation[];
+  /** Event time of the interaction behind each recommendation, aligned with `recommendations`. */
+  readonly eventTimesMs: number[];
   readonly deadLetters: DeadLetter[];
+  /** Routed mode only (else empty): the batch's item deltas, one message per item, sent with the rest. */
+  readonly itemDeltas: ItemDeltaMessage[];
+  /** Cases the sampler picked, for the teacher-cases topic; sent and acknowledged with the rest. */
+  readonly teacherCases: TeacherCase[];
   readonly accepted: number;
 }
 
@@ -76,7 +95,7 @@ export class BatchProcessor {
 
   async process(records: readonly LogRecord[]): Promise<BatchOutput> {
     const receivedAt = this.clock();
-    const { interactions, deadLetters } = await this.timedAsync('ingest', () =>
+    const { interactions, sources, deadLetters } = await this.timedAsync('ingest', () =>
       ingest(records, this.deps.decode, {
         nowMs: receivedAt,
         maxEventAgeMs: this.options.maxEventAgeMs,
@@ -84,18 +103,26 @@ export class BatchProcessor {
       }),
     );
     for (const letter of deadLetters) this.deps.instruments.deadLettered(letter.code);
-    const view = new StoreView(this.deps.store, this.deps.mergeItem);
+    const routed = this.options.routeItemDeltas === true;
+    const view = new StoreView(this.deps.store, this.deps.mergeItem, { applyItemDeltas: !routed });
     const negatives = await this.prefetch(view, interactions);
+    const learned: LearnedDeltas[] = [];
     const recommendations: Recommendation[] = [];
-    for (const event of interactions) {
-      const rec = await this.handle(view, event, negatives.get(event)!, receivedAt);
-      if (rec) recommendations.push(rec);
+    const eventTimesMs: number[] = [];
+    const teacherCases: TeacherCase[] = [];
+    for (const [i, event] of interactions.entries()) {
+      const deltasBefore = view.itemDeltaCount;
+      const rec = await this.handle(view, event, negatives.get(event)!, receivedAt, teacherCases);
+      if (routed) learned.push({ source: sources[i]!, deltas: view.itemDeltasSince(deltasBefore) });
+      if (rec) {
+        recommendations.push(rec);
+        eventTimesMs.push(event.timestampMs);
+      }
     }
-    const commitStart = this.clock();
-    await view.commit();
-    this.deps.instruments.stageDuration('commit', (this.clock() - commitStart) / 1000);
+    await this.timedAsync('commit', () => view.commit());
     this.deps.instruments.interactionsAccepted(interactions.length);
-    return { recommendations, deadLetters, accepted: interactions.length };
+    const itemDeltas = routed ? routeItemDeltas(learned) : [];
+    return { recommendations, eventTimesMs, deadLetters, itemDeltas, teacherCases, accepted: interactions.length };
   }
 
   /** Loads every profile the batch will learn from, in two round trips, and draws the negatives. */
@@ -118,7 +145,13 @@ export class BatchProcessor {
     return negatives;
   }
 
-  private async handle(view: StoreView, event: Interaction, negatives: string[], receivedAt: number): Promise<Recommendation | null> {
+  private async handle(
+    view: StoreView,
+    event: Interaction,
+    negatives: string[],
+    receivedAt: number,
+    teacherCases: TeacherCase[],
+  ): Promise<Recommendation | null> {
     const user = this.timed('learn', () => this.deps.learner.learn(view, event, negatives));
     if (!this.rankingEnabled) return null;
     if (!this.deps.rateLimiter.allow(event.userId, event.timestampMs)) {
@@ -133,10 +166,18 @@ export class BatchProcessor {
     const evidence = await this.timedAsync('evidence', () =>
       collectEvidence(view, { user, candidates, nowMs: event.timestampMs }, o.evidence, templates),
     );
-    const top = await this.timedAsync('ranking', () =>
-      rankCase(scorer, { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates }, o.topK),
+    // The sampler may want a longer list than is published (a teacher case holds `candidatesPerCase`).
+    const sampler = this.deps.sampler ?? null;
+    const depth = Math.max(o.topK, sampler?.candidatesPerCase ?? 0);
+    const scored = await this.timedAsync('ranking', () =>
+      rankCase(scorer, { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates }, depth),
     );
+    const top = scored.length > o.topK ? scored.slice(0, o.topK) : scored;
     const ranked = templates ? top : this.timed('evidence', () => explainTop(top, evidence, this.deps.templates, candidates, o.evidence));
+    if (sampler) {
+      const sampled = this.sample(sampler, event, scored, evidence, templates !== null, candidates, scorer.modelVersion);
+      if (sampled) teacherCases.push(sampled);
+    }
     this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion });
     const now = this.clock();
     const rec = buildRecommendation(event, ranked, scorer.modelVersion, receivedAt, now);
@@ -144,10 +185,36 @@ export class BatchProcessor {
     return rec;
   }
 
+  /**
+   * Offers the event to the sampler; a picked event is frozen into a case from this moment's state only. The
+   * case's candidates get their CST sentences here when the scorer did not need them (the baseline renders
+   * only what it publishes).
+   */
+  private sample(
+    sampler: CaseSampler,
+    event: Interaction,
+    scored: readonly RankedCandidate[],
+    evidence: CaseEvidence,
+    rendered: boolean,
+    candidates: CandidateSet,
+    modelVersion: string,
+  ): TeacherCase | null {
+    const input = { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, ranked: scored, headPopularity: headPopularity(evidence.candidates) };
+    const decision = sampler.decide(input);
+    if (!decision) return null;
+    const chosen = scored.slice(0, sampler.candidatesPerCase).map((s) => s.evidence);
+    const withSentences = rendered ? chosen : renderSentences(chosen, evidence, this.deps.templates, candidates, this.options.evidence);
+    this.deps.instruments.caseSampled(decision.reason);
+    return toTeacherCase(input, decision, withSentences, { studentModel: modelVersion, templateVersion: this.deps.templates.version });
+  }
+
   private timed<T>(stage: Stage, fn: () => T): T {
     const start = performance.now();
     try {
       return fn();
+    } catch (err) {
+      this.deps.instruments.stageFailed(stage, errorCode(err));
+      throw err;
     } finally {
       this.deps.instruments.stageDuration(stage, (performance.now() - start) / 1000);
     }
@@ -157,6 +224,9 @@ export class BatchProcessor {
     const start = performance.now();
     try {
       return await fn();
+    } catch (err) {
+      this.deps.instruments.stageFailed(stage, errorCode(err));
+      throw err;
     } finally {
       this.deps.instruments.stageDuration(stage, (performance.now() - start) / 1000);
     }

@@ -1,8 +1,10 @@
 import type { UserProfile } from '../store/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
-import { collectEvidence, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
+import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
 import type { CstTemplates } from '../stages/evidence/templates.ts';
+import { rankCase, type RankedCandidate } from '../stages/ranking/index.ts';
 import type { StoreView } from '../stages/state/store-view.ts';
+import type { Scorer } from '../star/port.ts';
 import { createBloom } from '../util/bloom.ts';
 
 /**
@@ -43,4 +45,48 @@ export function coldUser(userId: string, dimension: number, consumedFilterBytes:
     firstSeenMs: 0,
     lastSeenMs: 0,
   };
+}
+
+/** What `rankNow` returns: the top K with their evidence, and whether the user was unknown (cold start). */
+export interface RankedNow {
+  readonly ranked: readonly RankedCandidate[];
+  readonly modelVersion: string;
+  readonly coldStart: boolean;
+  /** Candidates the scorer saw. */
+  readonly candidates: number;
+}
+
+/**
+ * Ranks for one user at `nowMs` through the stream's stages (candidates → evidence → ranking), without
+ * learning anything: the on-demand API. A user the store does not know gets the cold-start answer (popular
+ * items, explained), not an error. `scorer` is taken once, so a model swap never splits one answer.
+ */
+export async function rankNow(
+  view: StoreView,
+  request: { readonly userId: string; readonly k: number; readonly nowMs: number },
+  deps: {
+    readonly scorer: Scorer;
+    readonly templates: CstTemplates;
+    readonly options: CaseOptions;
+    readonly dimension: number;
+    readonly consumedFilterBytes: number;
+  },
+): Promise<RankedNow> {
+  const known = (await view.usersById([request.userId])).get(request.userId);
+  const user = known ?? coldUser(request.userId, deps.dimension, deps.consumedFilterBytes);
+  const scorer = deps.scorer;
+  // As in the stream: sentences for every candidate only when the scorer reads them, else for the top K.
+  const templates = scorer.readsSentences ? deps.templates : null;
+  const { candidates, evidence } = await prepareCase(view, user, deps.options, request.nowMs, templates);
+  const top = await rankCase(
+    scorer,
+    { eventId: `on-demand:${request.userId}`, atMs: request.nowMs, user: evidence.user, candidates: evidence.candidates },
+    request.k,
+  );
+  let ranked = top;
+  if (!templates) {
+    const explained = renderSentences(top.map((t) => t.evidence), evidence, deps.templates, candidates, deps.options.evidence);
+    ranked = top.map((t, i) => ({ score: t.score, evidence: explained[i]! }));
+  }
+  return { ranked, modelVersion: scorer.modelVersion, coldStart: known === undefined, candidates: evidence.candidates.length };
 }

@@ -5,7 +5,9 @@
  * Writers and concurrency: interactions are keyed by user, so exactly one pipeline instance owns a user at a
  * time and writes whole `UserProfile`s (`putUsers`). Items are touched by every instance, so item writes are
  * commutative deltas (`applyItemDeltas`): vector increments, counter increments, log-sum-exp popularity,
- * co-occurrence increments. An adapter must apply deltas without losing concurrent ones.
+ * co-occurrence increments. An adapter must apply deltas without losing concurrent ones within its process;
+ * across processes, an adapter without atomic updates (Qdrant) relies on one writer per item, which
+ * `store.itemWrites = routed` provides (`src/stages/item-deltas/`).
  *
  * Contract checked by `test/store/contract.ts` for every adapter.
  */

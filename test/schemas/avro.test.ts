@@ -6,6 +6,9 @@ import type { DeadLetter, Interaction, Item, RankedItem, Recommendation } from '
 import { EVENT_TYPES } from '../../src/domain/events.ts';
 import { createCodecs, readSchema, SCHEMA_NAMES, type DeadLetterRecord } from '../../src/eventlog/codec/avro.ts';
 import { BadInputError } from '../../src/errors/index.ts';
+import type { TeacherCase } from '../../src/domain/teacher.ts';
+import { teacherCase as buildTeacherCase } from '../teacher/case-fixtures.ts';
+import { toRecord } from '../../src/pipeline/item-delta-records.ts';
 
 /**
  * The schemas in `schemas/` and the compatibility rule of `schemas/README.md`, proven with Avro resolution
@@ -62,6 +65,28 @@ const deadLetter: DeadLetter = {
 };
 const codecs = createCodecs();
 const deadLetterRecord: DeadLetterRecord = codecs.deadLetterValue(deadLetter);
+const itemDeltas = toRecord({
+  itemId: 'i1',
+  sourceTopic: 'starstream.interactions',
+  sourcePartition: 3,
+  changes: [
+    {
+      sourceOffset: '12345678901234567',
+      delta: {
+        itemId: 'i1',
+        atMs: 1_700_000_000_000,
+        initialVector: Float32Array.from([0.5, -0.25]),
+        vectorDelta: Float32Array.from([0.125, 0]),
+        seenBy: { id: 'u1', atMs: 1_700_000_000_000 },
+        interactions: 1,
+        cooccurrence: new Map([['i2', 1]]),
+      },
+    },
+    { sourceOffset: '12345678901234568', delta: { itemId: 'i1', atMs: 1_700_000_000_001 } },
+  ],
+});
+
+const teacherCase: TeacherCase = { ...buildTeacherCase('u1', 1_700_000_000_000, ['i2', 'i3']), reason: 'uncertain', margin: 0.0125 };
 
 /** One sample value per schema file, written with the domain types. */
 const samples: Record<string, unknown> = {
@@ -69,6 +94,8 @@ const samples: Record<string, unknown> = {
   'item.avsc': item,
   'recommendation.avsc': recommendation,
   'dead-letter.avsc': deadLetterRecord,
+  'teacher-case.avsc': teacherCase,
+  'item-delta.avsc': itemDeltas,
 };
 
 /** A field of each type that a new schema version could add, with a default. */
@@ -237,5 +264,23 @@ describe('codecs (src/eventlog/codec/avro.ts)', () => {
   it('fingerprints differ per schema', () => {
     const prints = new Set([codecs.interaction, codecs.item, codecs.recommendation, codecs.deadLetter].map((c) => c.fingerprint));
     assert.equal(prints.size, 4);
+  });
+});
+
+describe('teacher-case.avsc (the side stream)', () => {
+  it('round-trips a TeacherCase through the codec, every field kept', () => {
+    const decoded = codecs.teacherCase.decode(codecs.teacherCase.encode(teacherCase));
+    assert.deepEqual(plain(decoded), plain(teacherCase));
+    assert.deepEqual(Object.keys(teacherCase).sort(), schemaOf('teacher-case.avsc').fields.map((f) => f.name).sort());
+  });
+
+  it('keeps a null title and an empty sentence list; refuses an unknown sampling reason as bad input', () => {
+    const bare: TeacherCase = { ...teacherCase, margin: null, candidates: [{ ...teacherCase.candidates[0]!, title: null, sentences: [] }], studentScores: [1] };
+    assert.deepEqual(plain(codecs.teacherCase.decode(codecs.teacherCase.encode(bare))), plain(bare));
+    const unknown = codecs.teacherCase.type.toBuffer({ ...teacherCase, reason: 'hunch' });
+    assert.throws(
+      () => codecs.teacherCase.decode(unknown),
+      (err: unknown) => err instanceof BadInputError && err.code === 'UNDECODABLE',
+    );
   });
 });

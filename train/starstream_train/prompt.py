@@ -23,8 +23,9 @@ DEFAULT_CST_FILE = REPO_ROOT / "schemas" / "cst-templates.json"
 # JavaScript's \s (ECMAScript WhiteSpace + LineTerminator), which differs from Python's str.isspace().
 _JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _JS_SPACES = re.compile(f"[{_JS_SPACE}]+")
-_UNSAFE_TITLE = re.compile('[\u0000-\u001f\u007f<>{}"]')
-_UNSAFE_TEXT = re.compile("[\u0000-\u001f\u007f<>]")
+# `[]` too: the tokenizer's special tokens ([SEP], [CLS], [PAD], [UNK]) match in raw text like the markers.
+_UNSAFE_TITLE = re.compile('[\u0000-\u001f\u007f<>{}"\\[\\]]')
+_UNSAFE_TEXT = re.compile("[\u0000-\u001f\u007f<>\\[\\]]")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TITLE_LENGTH = 80

@@ -4,8 +4,8 @@ Python port and the fixture model's tokenizer; test/star/prompt-vectors.test.ts 
 renderer and @huggingface/tokenizers give the same, and train/tests/test_prompt.py that Python still does.
 
 The hand-made cases cover what a port gets wrong: accents and non-Latin scripts, emoji cut at the title
-length bound, control characters, marker and placeholder injection in titles, empty categories, a cold
-user, and every truncation step down to the hard token cut."""
+length bound, control characters, marker, placeholder and special-token ([SEP]) injection in titles, empty
+categories, a cold user, and every truncation step down to the hard token cut."""
 from __future__ import annotations
 
 import json
@@ -71,6 +71,10 @@ def handmade_cases() -> list[tuple[str, dict[str, Any]]]:
                 cooccurrence=2, trend=0.5, popularity=0.4),
             _candidate("e1", emoji_title, ["Émigré", "東京", "naïve"], ["Collaborative taste match 0.10 (rank 2 of 2)."],
                        embeddingScore=0.1, trend=0.0),
+        ]}),
+        ("special tokens in data", {"eventId": "v-4", "atMs": 1_700_000_000_000, "user": _user("u3", 3, [("[CLS]", None), ("h2", "[SEP] [PAD]")], [("[UNK]", 1.0)]), "candidates": [
+            _candidate("[SEP]", "Title [SEP] with [CLS] brackets [2019]", ["[PAD]", "Drama]"], ["Evidence [SEP] sentence [x]."], popularity=3.0),
+            _candidate("[CLS]", None, [], [], trend=1.0),
         ]}),
         ("cold user", {"eventId": "v-3", "atMs": 1_700_000_000_000, "user": cold, "candidates": [
             _candidate("1", "Toy Story (1995)", ["Animation", "Children's", "Comedy"], ["452 recent interactions overall, steady."],

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { DeadLetter, Interaction, Item, Recommendation } from '../../domain/events.ts';
+import { SAMPLING_REASONS, type TeacherCase } from '../../domain/teacher.ts';
 import { BadInputError } from '../../errors/index.ts';
 import { checkAvroBounds } from './guard.ts';
 
@@ -9,7 +10,7 @@ import { checkAvroBounds } from './guard.ts';
  * unions); semantic checks (ids, ranges) belong to the ingest stage.
  */
 
-export const SCHEMA_NAMES = ['interaction', 'item', 'recommendation', 'dead-letter'] as const;
+export const SCHEMA_NAMES = ['interaction', 'item', 'recommendation', 'dead-letter', 'item-delta', 'teacher-case'] as const;
 export type SchemaName = (typeof SCHEMA_NAMES)[number];
 
 const schemaDir = new URL('../../../schemas/', import.meta.url);
@@ -58,12 +59,39 @@ export interface DeadLetterRecord {
   failedAtMs: number;
 }
 
+/**
+ * One record of the `item-deltas` topic (`schemas/item-delta.avsc`) as Avro reads and writes it: the changes
+ * to one item learned from one batch of one interactions partition. `src/pipeline/item-delta-records.ts`
+ * maps it to and from the store's `ItemDelta`s.
+ */
+export interface ItemDeltasRecord {
+  itemId: string;
+  sourceTopic: string;
+  sourcePartition: number;
+  changes: ItemChangeRecord[];
+}
+
+export interface ItemChangeRecord {
+  sourceOffset: string;
+  atMs: number;
+  /** float32 little-endian */
+  initialVector: Buffer | null;
+  /** float32 little-endian */
+  vectorDelta: Buffer | null;
+  seenBy: { userId: string; atMs: number } | null;
+  interactions: number;
+  cooccurrence: Record<string, number>;
+}
+
 /** All codecs, built once by the composition root and passed to whoever needs them. */
 export interface Codecs {
   readonly interaction: Codec<Interaction>;
   readonly item: Codec<Item>;
   readonly recommendation: Codec<Recommendation>;
   readonly deadLetter: Codec<DeadLetterRecord>;
+  readonly itemDeltas: Codec<ItemDeltasRecord>;
+  /** The side stream's cases; decoding also checks that `reason` is a known `SamplingReason`. */
+  readonly teacherCase: Codec<TeacherCase>;
   /** The envelope of a dead letter as the Avro record `deadLetter` encodes. */
   deadLetterValue(letter: DeadLetter): DeadLetterRecord;
 }
@@ -75,6 +103,8 @@ export function createCodecs(): Codecs {
     item: makeCodec<Item>('item'),
     recommendation: makeCodec<Recommendation>('recommendation'),
     deadLetter,
+    itemDeltas: makeCodec<ItemDeltasRecord>('item-delta'),
+    teacherCase: teacherCaseCodec(),
     deadLetterValue: (letter) => ({
         reason: letter.reason,
         code: letter.code,
@@ -85,5 +115,24 @@ export function createCodecs(): Codecs {
         payload: Buffer.from(letter.payload),
         failedAtMs: letter.failedAtMs,
       }),
+  };
+}
+
+/**
+ * `reason` is a string on the wire (Avro enum symbols cannot hold `cold-user`, and a string lets a new reason
+ * reach old readers), so the codec checks it: a reason this build does not know is bad input, not a crash later.
+ */
+function teacherCaseCodec(): Codec<TeacherCase> {
+  const codec = makeCodec<TeacherCase>('teacher-case');
+  const known: ReadonlySet<string> = new Set(SAMPLING_REASONS);
+  return {
+    ...codec,
+    decode: (bytes) => {
+      const value = codec.decode(bytes);
+      if (!known.has(value.reason)) {
+        throw new BadInputError('UNDECODABLE', `teacher case ${value.caseId.slice(0, 100)} has an unknown reason ${JSON.stringify(value.reason.slice(0, 50))}`);
+      }
+      return value;
+    },
   };
 }

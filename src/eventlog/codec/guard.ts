@@ -25,7 +25,13 @@ function skip(type: avro.Type, buf: Buffer, c: Cursor): void {
     case 'boolean':
       c.pos += 1;
       return;
-    case 'int':
+    case 'int': {
+      // avsc reads an int as wide as its varint says; one past 32 bits would decode to a value the schema
+      // (and any re-encoding) refuses.
+      const value = readVarint(buf, c);
+      if (value < -0x80000000 || value > 0x7fffffff) bad(`int ${value} is out of range`);
+      return;
+    }
     case 'long':
     case 'enum':
       readVarint(buf, c);

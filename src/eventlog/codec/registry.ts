@@ -62,7 +62,9 @@ export function createSchemaRegistryClient(options: SchemaRegistryOptions): Sche
     const text = await response.text().catch(() => '');
     let json: Record<string, unknown> = {};
     try {
-      json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+      const parsed: unknown = text ? JSON.parse(text) : {};
+      // Only an object is an answer; `null`, a number or an array is read as an empty one (and refused below).
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) json = parsed as Record<string, unknown>;
     } catch {
       // not JSON: reported with the status below
     }

@@ -90,14 +90,25 @@ async function neighbourEngagement(
   k: number,
   candidates: ReadonlySet<string>,
 ): Promise<{ counts: Map<string, number>; total: number }> {
-  const counts = new Map<string, number>();
-  if (k === 0 || user.interactionCount === 0) return { counts, total: 0 };
+  if (k === 0 || user.interactionCount === 0) return { counts: new Map(), total: 0 };
   const nearest = await view.searchUsers(user.vector, k, new Set([user.userId]));
   const neighbours = await view.usersById(nearest.map((n) => n.id));
-  for (const neighbour of neighbours.values()) {
+  return { counts: countEngagement(neighbours.values(), candidates), total: neighbours.size };
+}
+
+/**
+ * How many of `neighbours` have each of `candidates` in their recent history: the user-CF signal. Shared
+ * with the teacher's user-CF tool, which passes neighbours whose histories are cut at the case's time.
+ */
+export function countEngagement(
+  neighbours: Iterable<Pick<UserProfile, 'recentItems'>>,
+  candidates: ReadonlySet<string>,
+): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const neighbour of neighbours) {
     for (const r of neighbour.recentItems) if (candidates.has(r.id)) counts.set(r.id, (counts.get(r.id) ?? 0) + 1);
   }
-  return { counts, total: neighbours.size };
+  return counts;
 }
 
 function featuresOf(
@@ -109,10 +120,7 @@ function featuresOf(
   nowMs: number,
   o: EvidenceOptions,
 ): EvidenceFeatures {
-  const long = item ? decayedCount(item.popularity.longLog, nowMs, o.popularityLongHalfLifeMs) : 0;
-  const short = item ? decayedCount(item.popularity.shortLog, nowMs, o.popularityShortHalfLifeMs) : 0;
-  // Rates per half-life, so that a steady stream gives a trend of 1 whatever the two windows are.
-  const trend = long > 0 ? short / o.popularityShortHalfLifeMs / (long / o.popularityLongHalfLifeMs) : 1;
+  const { long, short, trend } = popularityOf(item, nowMs, o);
   let fit = 0;
   for (const c of item?.categories ?? []) fit = Math.max(fit, categoryMix.get(c) ?? 0);
   return {
@@ -126,6 +134,45 @@ function featuresOf(
     trend,
     categoryFit: fit,
   };
+}
+
+export interface PopularitySignal {
+  /** Long-window decayed interaction count. */
+  readonly long: number;
+  /** Short-window decayed interaction count. */
+  readonly short: number;
+  /** Short-window over long-window rate; 1 is steady. */
+  readonly trend: number;
+}
+
+/** An item's popularity and trend at `nowMs` (zeros for an unknown item); also read by the teacher's tools. */
+export function popularityOf(
+  item: Pick<ItemProfile, 'popularity'> | undefined,
+  nowMs: number,
+  o: Pick<EvidenceOptions, 'popularityShortHalfLifeMs' | 'popularityLongHalfLifeMs'>,
+): PopularitySignal {
+  const long = item ? decayedCount(item.popularity.longLog, nowMs, o.popularityLongHalfLifeMs) : 0;
+  const short = item ? decayedCount(item.popularity.shortLog, nowMs, o.popularityShortHalfLifeMs) : 0;
+  // Rates per half-life, so that a steady stream gives a trend of 1 whatever the two windows are.
+  const trend = long > 0 ? short / o.popularityShortHalfLifeMs / (long / o.popularityLongHalfLifeMs) : 1;
+  return { long, short, trend };
+}
+
+/** The word the popularity sentence uses for a trend. */
+export function trendWord(trend: number): 'rising' | 'cooling' | 'steady' {
+  return trend >= 1.5 ? 'rising' : trend <= 0.67 ? 'cooling' : 'steady';
+}
+
+/** The CST popularity sentence (or the cold-start one below one decayed interaction). */
+export function popularitySentence(t: CstTemplates, popularity: number, trend: number): string {
+  return popularity >= 1
+    ? render(t.templates.popularity, { count: fmt.int(popularity), trend: trendWord(trend) })
+    : render(t.templates.cold, { count: fmt.int(popularity) });
+}
+
+/** The CST user-CF sentence: `count` of the `total` nearest users engaged with the item. */
+export function neighboursSentence(t: CstTemplates, count: number, total: number): string {
+  return render(t.templates.neighbours, { count: fmt.int(count), total: fmt.int(total) });
 }
 
 /** Share of the recent items in each category, largest first. */
@@ -184,19 +231,14 @@ function sentencesFor(
     out.push(render(t.templates.cooccurrence, { count: fmt.int(f.cooccurrence), items: fmt.int(f.cooccurringRecentItems), window: fmt.int(ctx.window), title: strongest }));
   }
   if (f.neighbourEngagement > 0) {
-    out.push(render(t.templates.neighbours, { count: fmt.int(f.neighbourEngagement), total: fmt.int(ctx.neighboursConsulted) }));
+    out.push(neighboursSentence(t, f.neighbourEngagement, ctx.neighboursConsulted));
   }
   if (f.categoryFit > 0) {
     out.push(render(t.templates.category, { share: fmt.percent(f.categoryFit), categories: e.categories.slice(0, 3).map((c) => sanitiseTitle(c, '?')).join(', ') }));
   }
   const rank = 1 + countAbove(ctx.embeddingScores, f.embeddingScore);
   out.push(render(t.templates.embedding, { score: fmt.fixed2(f.embeddingScore), rank: fmt.int(rank), candidates: fmt.int(ctx.embeddingScores.length) }));
-  if (f.popularity >= 1) {
-    const trend = f.trend >= 1.5 ? 'rising' : f.trend <= 0.67 ? 'cooling' : 'steady';
-    out.push(render(t.templates.popularity, { count: fmt.int(f.popularity), trend }));
-  } else {
-    out.push(render(t.templates.cold, { count: fmt.int(f.popularity) }));
-  }
+  out.push(popularitySentence(t, f.popularity, f.trend));
   return out.slice(0, maxSentences);
 }
 

@@ -21,7 +21,14 @@ export interface CstTemplates {
 export const DEFAULT_TEMPLATE_FILE = new URL('../../../schemas/cst-templates.json', import.meta.url);
 
 export function loadCstTemplates(file: URL | string = DEFAULT_TEMPLATE_FILE): CstTemplates {
-  const parsed = templateFileSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    // An unreadable or non-JSON file names the file too (not a bare SyntaxError).
+    throw new ConfigError('cst-templates', `cannot read ${String(file)} as JSON: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = templateFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new ConfigError(`cst-templates.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid', { cause: parsed.error });
@@ -53,11 +60,12 @@ export const fmt = {
 
 const MAX_TITLE_LENGTH = 80;
 // eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f<>{}"]/g;
+const UNSAFE = /[\u0000-\u001f\u007f<>{}"[\]]/g;
 
 /**
  * Item titles are untrusted: strip control characters and the characters the prompt uses for structure
- * (`<>` of markers, `{}` of placeholders, `"` of quotes), and bound the length. What remains is data.
+ * (`<>` of markers, `[]` of the tokenizer's special tokens such as `[SEP]`, `{}` of placeholders, `"` of
+ * quotes), and bound the length. What remains is data.
  */
 export function sanitiseTitle(title: string | null, fallbackId: string): string {
   const text = (title ?? '').replace(UNSAFE, ' ').replace(/\s+/g, ' ').trim();

@@ -1,4 +1,4 @@
-import type { DeadLetter, Interaction } from '../../domain/events.ts';
+import type { DeadLetter, Interaction, SourcePosition } from '../../domain/events.ts';
 import { BadInputError, errorMessage } from '../../errors/index.ts';
 import type { LogRecord } from '../../eventlog/port.ts';
 import { validateInteraction, type ValidationLimits } from './validate.ts';
@@ -14,6 +14,8 @@ export type InteractionDecoder = (record: LogRecord) => Interaction | Promise<In
 
 export interface IngestResult {
   readonly interactions: Interaction[];
+  /** Where each interaction came from, aligned with `interactions` (routed item deltas carry it as their id). */
+  readonly sources: SourcePosition[];
   readonly deadLetters: DeadLetter[];
 }
 
@@ -23,22 +25,28 @@ export async function ingest(
   limits: ValidationLimits,
 ): Promise<IngestResult> {
   const interactions: Interaction[] = [];
+  const sources: SourcePosition[] = [];
   const deadLetters: DeadLetter[] = [];
   for (const record of records) {
     try {
       const event = validateInteraction(await decode(record), limits);
       checkKey(record, event);
       interactions.push(event);
+      sources.push({ topic: record.topic, partition: record.partition, offset: record.offset });
     } catch (err) {
       deadLetters.push(toDeadLetter(record, err, limits.nowMs));
     }
   }
-  return { interactions, deadLetters };
+  return { interactions, sources, deadLetters };
 }
 
-/** Partition ownership relies on key = user id; a record keyed otherwise would be processed by the wrong owner. */
+/**
+ * Partition ownership relies on key = user id; a record keyed otherwise would be processed by the wrong owner.
+ * Compared as bytes: keys that are not UTF-8 (`ff`, `fe`) all decode to U+FFFD, so as text they would match
+ * one user id while the log partitions them apart.
+ */
 function checkKey(record: LogRecord, event: Interaction): void {
-  if (record.key !== null && record.key.toString('utf8') !== event.userId) {
+  if (record.key !== null && !record.key.equals(Buffer.from(event.userId, 'utf8'))) {
     throw new BadInputError('KEY_MISMATCH', 'record key is not the event\'s userId');
   }
 }

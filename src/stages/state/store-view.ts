@@ -40,10 +40,26 @@ export class StoreView {
   private readonly dirtyUsers = new Set<string>();
   private pendingItemDeltas: ItemDelta[] = [];
 
+  /**
+   * @param options.applyItemDeltas false = `commit()` writes users only and leaves the batch's item deltas to
+   *   the caller, who routes them to the item's single writer (`stages/item-deltas`, `store.itemWrites =
+   *   routed`); the deltas still change what this view shows.
+   */
   constructor(
     readonly store: VectorStore,
     private readonly mergeItem: ItemMerger,
+    private readonly options: { readonly applyItemDeltas: boolean } = { applyItemDeltas: true },
   ) {}
+
+  /** Item deltas recorded since the last commit; with `itemDeltasSince`, tells which deltas an event made. */
+  get itemDeltaCount(): number {
+    return this.pendingItemDeltas.length;
+  }
+
+  /** The item deltas recorded after the first `from` (an earlier `itemDeltaCount`), in order. */
+  itemDeltasSince(from: number): ItemDelta[] {
+    return this.pendingItemDeltas.slice(from);
+  }
 
   /** Loads what is not cached yet; ids the store does not know stay absent. */
   async load(userIds: Iterable<string>, itemIds: Iterable<string>): Promise<void> {
@@ -141,8 +157,9 @@ export class StoreView {
   }
 
   /**
-   * Writes every change made through this view, then forgets everything it cached, so that later reads see
-   * the store's state (which now includes these changes) and nothing is applied twice.
+   * Writes every change made through this view (item deltas only when `applyItemDeltas`), then forgets
+   * everything it cached, so that later reads see the store's state (which now includes these changes, or
+   * will once the routed item deltas are applied) and nothing is applied twice.
    */
   async commit(): Promise<void> {
     const users = [...this.dirtyUsers].map((id) => this.users.get(id)!);
@@ -153,7 +170,7 @@ export class StoreView {
     this.absentItems.clear();
     await Promise.all([
       users.length ? this.store.putUsers(users) : undefined,
-      deltas.length ? this.store.applyItemDeltas(deltas) : undefined,
+      deltas.length && this.options.applyItemDeltas ? this.store.applyItemDeltas(deltas) : undefined,
     ]);
   }
 }

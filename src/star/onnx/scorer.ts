@@ -37,6 +37,15 @@ export interface OnnxScorerOptions {
   /** Threads of one operator (CPU provider); 0 = onnxruntime's default (all cores). @default 0 */
   readonly intraOpThreads?: number;
   readonly logger?: Logger;
+  /** Told after every forward pass: lists merged, rows (candidates) and seconds (encode + run). For metrics. */
+  readonly onInference?: (stats: InferenceStats) => void;
+}
+
+export interface InferenceStats {
+  readonly lists: number;
+  readonly rows: number;
+  readonly seconds: number;
+  readonly executionProvider: ExecutionProvider;
 }
 
 export class OnnxStarScorer implements Scorer {
@@ -50,7 +59,7 @@ export class OnnxStarScorer implements Scorer {
     readonly manifest: StarManifest,
     readonly encoder: CaseEncoder,
     private readonly provider: ExecutionProvider,
-    options: OnnxScorerOptions,
+    private readonly options: OnnxScorerOptions,
   ) {
     this.modelVersion = `${manifest.name}-${manifest.version}`;
     this.batcher = new MicroBatcher((cases) => this.scoreNow(cases), (c) => Math.max(1, c.candidates.length), {
@@ -103,7 +112,9 @@ export class OnnxStarScorer implements Scorer {
   async scoreNow(cases: readonly ScoringCase[]): Promise<Float32Array[]> {
     const rows = cases.reduce((n, c) => n + c.candidates.length, 0);
     if (rows === 0) return cases.map(() => new Float32Array(0));
+    const started = performance.now();
     const scores = await this.infer(this.encoder.encode(cases));
+    this.options.onInference?.({ lists: cases.length, rows, seconds: (performance.now() - started) / 1000, executionProvider: this.provider });
     const out: Float32Array[] = [];
     let at = 0;
     for (const c of cases) {

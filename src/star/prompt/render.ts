@@ -39,7 +39,7 @@ export interface SegmentLengths {
 }
 
 // eslint-disable-next-line no-control-regex
-const UNSAFE_TEXT = /[\u0000-\u001f\u007f<>]/g;
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f<>[\]]/g;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** A lone UTF-16 surrogate (a title cut inside a pair) becomes U+FFFD, so every segment is valid Unicode. */
@@ -48,8 +48,8 @@ export function wellFormed(text: string): string {
 }
 
 /**
- * Sentences come from CST, whose values are already sanitised; they are still cleaned of control characters
- * and of `<>`, so that no text can forge a segment marker.
+ * Sentences come from CST, whose values are already sanitised; they are still cleaned of control characters,
+ * of `<>` and of `[]`, so that no text can forge a segment marker or a special token (`[SEP]`, `[CLS]`).
  */
 export function cleanSentence(sentence: string): string {
   return sentence.replace(UNSAFE_TEXT, ' ').replace(/\s+/g, ' ').trim();

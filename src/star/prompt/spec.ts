@@ -64,7 +64,16 @@ export const DEFAULT_PROMPT_FILE = new URL('../../../schemas/prompt-template.jso
 
 /** Reads and validates a prompt spec; a bad file is a `ConfigError` naming the first bad field. */
 export function loadPromptSpec(file: URL | string = DEFAULT_PROMPT_FILE): PromptSpec {
-  return parsePromptSpec(JSON.parse(readFileSync(file, 'utf8')), String(file));
+  return parsePromptSpec(readJson(file, String(file)), String(file));
+}
+
+/** An unreadable or non-JSON file is a `ConfigError` naming the file too (not a bare SyntaxError). */
+function readJson(file: URL | string, field: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new ConfigError(field, `cannot read ${String(file)} as JSON: ${(cause as Error).message}`, { cause });
+  }
 }
 
 export function parsePromptSpec(json: unknown, source = 'prompt-template'): PromptSpec {

@@ -2,6 +2,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { CstTemplates } from '../../stages/evidence/templates.ts';
 import { createBaselineScorer } from '../baseline/scorer.ts';
+import type { OnnxScorerOptions } from '../onnx/scorer.ts';
 import { loadPromptSpec } from '../prompt/spec.ts';
 import { StarRegistry, staticScorerHandle, type ScorerHandle, type StarRegistryOptions } from './registry.ts';
 
@@ -14,7 +15,7 @@ export async function openScorerHandle(
   config: Readonly<Config>,
   templates: CstTemplates,
   logger: Logger,
-  hooks: Pick<StarRegistryOptions, 'onRefused' | 'onSwapped'> = {},
+  hooks: Pick<StarRegistryOptions, 'onRefused' | 'onSwapped'> & Pick<OnnxScorerOptions, 'onInference'> = {},
 ): Promise<ScorerHandle> {
   const r = config.ranking;
   if (r.scorer !== 'star' || !r.modelDir) {
@@ -34,8 +35,10 @@ export async function openScorerHandle(
       maxWaitMs: r.microBatchMaxWaitMs,
       intraOpThreads: r.intraOpThreads,
       logger,
+      ...(hooks.onInference ? { onInference: hooks.onInference } : {}),
     },
     logger,
-    ...hooks,
+    ...(hooks.onRefused ? { onRefused: hooks.onRefused } : {}),
+    ...(hooks.onSwapped ? { onSwapped: hooks.onSwapped } : {}),
   });
 }

@@ -46,9 +46,10 @@ import {
  *    same item are coalesced into a single read and a single write, in any order.
  * 2. Inside one process, calls are serialized per item (`KeyedLock`): a call waits for earlier calls that share
  *    an item, so concurrent calls (the contract's 50 parallel calls on one item) lose nothing.
- * 3. Across processes there must be ONE writer per item. The pipeline guarantees it by routing item deltas
- *    through the item-keyed topic `topics.itemDeltas`: Kafka gives each partition, hence each item, to a single
- *    consumer of the group. This adapter does not detect a second writer; with two, updates are lost.
+ * 3. Across processes there must be ONE writer per item. The pipeline guarantees it with
+ *    `store.itemWrites = routed`, routing item deltas through the item-keyed topic `topics.itemDeltas`: Kafka
+ *    gives each partition, hence each item, to a single consumer of the group (`src/stages/item-deltas/`).
+ *    This adapter does not detect a second writer; with two (`direct` and several instances), updates are lost.
  *
  * The write is the item's full new state, never an increment, so a retried upsert (a timeout after Qdrant had
  * applied it) writes the same state again: retries of one call are idempotent. A whole call that fails and is

@@ -1,0 +1,190 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorCode, errorMessage } from '../../errors/index.ts';
+import type { Logger } from '../../logging/logger.ts';
+import type { RankedNow } from '../../pipeline/recommend.ts';
+import type { RefreshResult } from '../../star/registry/registry.ts';
+import { json, type RouteHandler } from '../server.ts';
+
+/**
+ * The on-demand HTTP API, mounted under `/v1/` on the ops server (docs/openapi.yaml describes it;
+ * test/ops/openapi.test.ts checks that the two agree):
+ *
+ * - `GET  /v1/users/{id}/recommendations?k=` ranks for a user now, through the stream's stages;
+ * - `POST /v1/admin/model/reload` reads the STAR registry's `CURRENT` now;
+ * - `POST /v1/admin/consumption/pause` and `/resume` stop and restart fetching (the API keeps answering).
+ *
+ * Auth: with `ops.apiToken` set, every `/v1/` route wants `Authorization: Bearer <token>` (401 otherwise).
+ * Without it the read route is open and the admin routes answer 403: admin needs a token to exist at all.
+ * Errors are JSON `{ "error": { "code", "message" } }` with a 4xx for anything the caller can fix.
+ */
+
+export interface ApiDeps {
+  recommend(userId: string, k: number): Promise<RankedNow>;
+  /** k when the query does not give one (`ranking.topK`). */
+  readonly defaultK: number;
+  readonly maxK: number;
+  readonly token: string | undefined;
+  /** null when no STAR registry serves (the baseline ranker): reload answers 409. */
+  readonly reloadModel: (() => Promise<RefreshResult>) | null;
+  pause(): void;
+  resume(): void;
+  isPaused(): boolean;
+  readonly logger: Logger;
+  readonly onRequest?: (route: string, method: string, status: number, seconds: number) => void;
+}
+
+/** Every route the API serves: method and OpenAPI path template. */
+export const API_ROUTES = [
+  { method: 'GET', path: '/v1/users/{id}/recommendations', admin: false },
+  { method: 'POST', path: '/v1/admin/model/reload', admin: true },
+  { method: 'POST', path: '/v1/admin/consumption/pause', admin: true },
+  { method: 'POST', path: '/v1/admin/consumption/resume', admin: true },
+] as const;
+
+type Route = (typeof API_ROUTES)[number];
+
+export const MAX_USER_ID_LENGTH = 256;
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function createApi(deps: ApiDeps): RouteHandler {
+  const log = deps.logger.child({ component: 'api' });
+  const expected = deps.token ? Buffer.from(deps.token) : null;
+
+  return async (req, res, url) => {
+    const started = performance.now();
+    let template = 'unmatched';
+    let status = 500;
+    try {
+      const match = matchRoute(url.pathname);
+      if (!match) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
+      template = match.path;
+      const route = API_ROUTES.find((r) => r.path === match.path && r.method === req.method);
+      if (!route) {
+        const allow = API_ROUTES.filter((r) => r.path === match.path).map((r) => r.method).join(', ');
+        throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${match.path}; use ${allow}`, { allow });
+      }
+      authorize(req, route, expected);
+      status = await serve(route, match.params, url, res);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        status = err.status;
+        json(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
+      } else {
+        status = 500;
+        log.error({ code: errorCode(err), err: errorMessage(err), route: template }, 'API request failed');
+        json(res, 500, { error: { code: errorCode(err), message: errorMessage(err) } });
+      }
+    } finally {
+      deps.onRequest?.(template, req.method ?? 'GET', status, (performance.now() - started) / 1000);
+    }
+  };
+
+  async function serve(route: Route, params: Record<string, string>, url: URL, res: ServerResponse): Promise<number> {
+    switch (route.path) {
+      case '/v1/users/{id}/recommendations': {
+        const userId = parseUserId(params.id ?? '');
+        const k = parseK(url.searchParams, deps.defaultK, deps.maxK);
+        const ranked = await deps.recommend(userId, k);
+        json(res, 200, {
+          userId,
+          k,
+          modelVersion: ranked.modelVersion,
+          coldStart: ranked.coldStart,
+          candidates: ranked.candidates,
+          generatedAtMs: Date.now(),
+          items: ranked.ranked.map((r) => ({
+            itemId: r.evidence.itemId,
+            title: r.evidence.title,
+            score: r.score,
+            sources: r.evidence.sources,
+            evidence: r.evidence.sentences,
+          })),
+        });
+        return 200;
+      }
+      case '/v1/admin/model/reload': {
+        if (!deps.reloadModel) throw new ApiError(409, 'NO_MODEL_REGISTRY', 'the baseline ranker serves: set ranking.scorer=star and ranking.modelDir');
+        const result = await deps.reloadModel();
+        log.info({ status: result.status, model: result.version }, 'model reload requested');
+        if (result.status === 'refused') {
+          json(res, 422, { status: result.status, version: result.version, error: { code: result.code, message: result.message } });
+          return 422;
+        }
+        json(res, 200, { status: result.status, version: result.version });
+        return 200;
+      }
+      case '/v1/admin/consumption/pause':
+        deps.pause();
+        log.info({}, 'consumption paused by the API');
+        json(res, 200, { paused: deps.isPaused() });
+        return 200;
+      case '/v1/admin/consumption/resume':
+        deps.resume();
+        log.info({}, 'consumption resumed by the API');
+        json(res, 200, { paused: deps.isPaused() });
+        return 200;
+    }
+  }
+}
+
+function matchRoute(pathname: string): { path: Route['path']; params: Record<string, string> } | null {
+  const user = /^\/v1\/users\/([^/]+)\/recommendations\/?$/.exec(pathname);
+  if (user) return { path: '/v1/users/{id}/recommendations', params: { id: user[1]! } };
+  const plain = API_ROUTES.find((r) => r.path === pathname.replace(/\/$/, ''));
+  return plain ? { path: plain.path, params: {} } : null;
+}
+
+function authorize(req: IncomingMessage, route: Route, expected: Buffer | null): void {
+  if (!expected) {
+    if (route.admin) throw new ApiError(403, 'ADMIN_DISABLED', 'admin routes need ops.apiToken to be set');
+    return;
+  }
+  const header = req.headers.authorization ?? '';
+  const given = /^Bearer (.+)$/i.exec(header)?.[1];
+  const ok = given !== undefined && given.length === expected.length && timingSafeEqual(Buffer.from(given), expected);
+  if (!ok) {
+    throw new ApiError(401, 'UNAUTHORIZED', given === undefined ? 'missing bearer token' : 'wrong bearer token', {
+      'www-authenticate': 'Bearer realm="starstream"',
+    });
+  }
+}
+
+function parseUserId(raw: string): string {
+  let id: string;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    throw new ApiError(400, 'INVALID_USER_ID', 'user id is not valid percent-encoding');
+  }
+  if (id.length === 0 || id.length > MAX_USER_ID_LENGTH) {
+    throw new ApiError(400, 'INVALID_USER_ID', `user id must be 1 to ${MAX_USER_ID_LENGTH} characters`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(id)) throw new ApiError(400, 'INVALID_USER_ID', 'user id must not contain control characters');
+  return id;
+}
+
+function parseK(params: URLSearchParams, defaultK: number, maxK: number): number {
+  for (const name of params.keys()) {
+    if (name !== 'k') throw new ApiError(400, 'UNKNOWN_PARAMETER', `unknown query parameter "${name.slice(0, 40)}"; only k is accepted`);
+  }
+  const all = params.getAll('k');
+  if (all.length === 0) return defaultK;
+  if (all.length > 1) throw new ApiError(400, 'INVALID_K', 'k given more than once');
+  const text = all[0]!;
+  if (!/^[0-9]{1,7}$/.test(text)) throw new ApiError(400, 'INVALID_K', `k must be a whole number from 1 to ${maxK}, got "${text.slice(0, 20)}"`);
+  const k = Number(text);
+  if (k < 1 || k > maxK) throw new ApiError(400, 'INVALID_K', `k must be from 1 to ${maxK}, got ${k}`);
+  return k;
+}

@@ -1,0 +1,89 @@
+import type { JsonSchema } from '../llm/port.ts';
+import { ANALYSTS } from './roles.ts';
+
+/**
+ * The answer schema of every agent. Each is sent to the language model (a backend may enforce it with a
+ * grammar or `response_format`) and the very same object validates the answer (`tools/json-schema.ts`).
+ * Only object / array / string / integer / enum: no union keyword, which not every backend supports.
+ * Every property is required and no others are allowed, so an answer has one shape.
+ */
+
+const text = (maxLength: number, description: string): JsonSchema => ({ type: 'string', maxLength, description });
+
+function object(properties: Readonly<Record<string, JsonSchema>>): JsonSchema {
+  return { type: 'object', properties, required: Object.keys(properties), additionalProperties: false };
+}
+
+const analystEnum: JsonSchema = { type: 'string', enum: [...ANALYSTS] };
+
+export const plannerSchema: JsonSchema = object({
+  plan: text(800, 'what matters for this user and how the work is split'),
+  tasks: {
+    type: 'array',
+    minItems: 1,
+    maxItems: ANALYSTS.length,
+    items: object({ analyst: analystEnum, focus: text(300, 'what this analyst should look at') }),
+  },
+});
+
+export interface PlannerAnswer {
+  plan: string;
+  tasks: { analyst: (typeof ANALYSTS)[number]; focus: string }[];
+}
+
+/**
+ * One analyst step. `mustFinish` (the analyst's last turn, or the case's tool calls are spent) narrows
+ * `action` to `finish`: the code, not the model, ends the tool loop.
+ */
+export function analystSchema(toolNames: readonly string[], argsSchema: JsonSchema, mustFinish: boolean): JsonSchema {
+  return object({
+    action: { type: 'string', enum: mustFinish ? ['finish'] : ['call_tool', 'finish'] },
+    tool: { type: 'string', enum: mustFinish ? ['none'] : [...toolNames, 'none'] },
+    args: argsSchema,
+    finding: text(1_200, 'empty when calling a tool; the finding when finishing'),
+  });
+}
+
+export interface AnalystAnswer {
+  action: 'call_tool' | 'finish';
+  tool: string;
+  args: Record<string, unknown>;
+  finding: string;
+}
+
+/** `final`: the last reflection round, in which nobody can be sent back any more. */
+export function reflectorSchema(final: boolean): JsonSchema {
+  return object({
+    assessment: text(800, 'how consistent and complete the findings are'),
+    issues: { type: 'array', maxItems: 5, items: text(300, 'one contradiction or gap') },
+    sendBack: {
+      type: 'array',
+      maxItems: final ? 0 : ANALYSTS.length,
+      items: object({ analyst: analystEnum, request: text(300, 'what to check or add') }),
+    },
+  });
+}
+
+export interface ReflectorAnswer {
+  assessment: string;
+  issues: string[];
+  sendBack: { analyst: (typeof ANALYSTS)[number]; request: string }[];
+}
+
+/** The final ordering: every candidate id exactly once (the count is in the schema; uniqueness is checked). */
+export function rankerSchema(candidateIds: readonly string[]): JsonSchema {
+  return object({
+    justification: text(800, 'why the top candidates come first'),
+    ranking: {
+      type: 'array',
+      minItems: candidateIds.length,
+      maxItems: candidateIds.length,
+      items: { type: 'string', enum: [...candidateIds] },
+    },
+  });
+}
+
+export interface RankerAnswer {
+  justification: string;
+  ranking: string[];
+}

@@ -1,0 +1,133 @@
+import { join } from 'node:path';
+import type { Interaction } from '../../domain/events.ts';
+import type { TeacherCase } from '../../domain/teacher.ts';
+import { Journal } from './journal.ts';
+import { OutcomeJoin, type JoinResult, type OutcomeJoinOptions, type SeenInteraction } from './join.ts';
+
+/**
+ * The outcome join with its state in a journal (`<dataDir>/outcomes.journal.jsonl`), so pending cases and
+ * the interactions buffered for late cases survive restarts.
+ *
+ * Why a journal and not a re-read of the topics: the cases a restart needs were sampled up to a horizon ago,
+ * before the committed offsets of both topics; re-reading would mean seeking each topic back by time, which
+ * the log port does not offer (and Kafka retention may already have removed). The journal holds exactly
+ * what is pending, and compaction keeps it that small.
+ *
+ * Order per call, for at-least-once: apply in memory → hand the results to `sink` (it must tolerate a case
+ * twice: de-duplicate on `caseId`) → append the inputs and resolutions to the journal (fsync) → return; only
+ * then may the caller let the log commit. A crash before the journal append re-delivers the records, which
+ * recompute the same results.
+ */
+
+export type OutcomeJournalEntry =
+  | { readonly t: 'case'; readonly case: TeacherCase }
+  | { readonly t: 'seen'; readonly seen: SeenInteraction }
+  | { readonly t: 'done'; readonly caseId: string; readonly atMs: number }
+  | { readonly t: 'watermark'; readonly atMs: number }
+  /** The buffer forgot interactions up to `atMs` (of one user, or of all when `userId` is null). */
+  | { readonly t: 'forgotten'; readonly userId: string | null; readonly atMs: number };
+
+export type OutcomeSink = (result: JoinResult) => Promise<void>;
+
+export interface DurableOutcomeJoinOptions extends OutcomeJoinOptions {
+  readonly dataDir: string;
+  readonly compactAfterEntries: number;
+  readonly sink: OutcomeSink;
+  /** A torn last journal line was cut off at open (a crash mid-append; nothing acknowledged is lost). */
+  readonly onTornTail?: (bytes: number) => void;
+}
+
+export const OUTCOME_JOURNAL_FILE = 'outcomes.journal.jsonl';
+
+export class DurableOutcomeJoin {
+  private constructor(
+    readonly join: OutcomeJoin,
+    private readonly journal: Journal<OutcomeJournalEntry>,
+    private readonly options: DurableOutcomeJoinOptions,
+  ) {}
+
+  static async open(options: DurableOutcomeJoinOptions): Promise<DurableOutcomeJoin> {
+    const state = new OutcomeJoin(options);
+    const journal = await Journal.open<OutcomeJournalEntry>(
+      join(options.dataDir, OUTCOME_JOURNAL_FILE),
+      (e) => {
+        if (e.t === 'case') state.restoreCase(e.case);
+        else if (e.t === 'seen') state.restoreSeen(e.seen);
+        else if (e.t === 'done') state.restoreDone(e.caseId, e.atMs);
+        else if (e.t === 'forgotten') state.restoreForgotten(e.userId, e.atMs);
+        else state.advance(e.atMs);
+      },
+      options.onTornTail ? { onTornTail: options.onTornTail } : {},
+    );
+    return new DurableOutcomeJoin(state, journal, options);
+  }
+
+  async addCases(cases: readonly TeacherCase[]): Promise<JoinResult> {
+    const entries: OutcomeJournalEntry[] = [];
+    const result = merge(
+      cases.map((c) => {
+        if (this.join.isKnown(c.caseId)) return { labelled: [], unjoinable: [] };
+        entries.push({ t: 'case', case: c });
+        const r = this.join.addCase(c);
+        entries.push(...doneEntries(r));
+        return r;
+      }),
+    );
+    return this.finish(result, entries);
+  }
+
+  async observe(events: readonly Pick<Interaction, 'userId' | 'eventId' | 'itemId' | 'timestampMs'>[]): Promise<JoinResult> {
+    const entries: OutcomeJournalEntry[] = [];
+    const result = merge(
+      events.map((e) => {
+        const r = this.join.observe(e);
+        entries.push({ t: 'seen', seen: { userId: e.userId, eventId: e.eventId, itemId: e.itemId, atMs: e.timestampMs } });
+        entries.push(...doneEntries(r));
+        return r;
+      }),
+    );
+    return this.finish(result, entries);
+  }
+
+  /** Moves the watermark (e.g. `Infinity` at the end of a finite replay expires everything pending). */
+  async advance(watermarkMs: number): Promise<JoinResult> {
+    const result = this.join.advance(watermarkMs);
+    // JSON has no Infinity: an unbounded advance is recorded by its resolutions only.
+    const entries: OutcomeJournalEntry[] = Number.isFinite(watermarkMs) ? [{ t: 'watermark', atMs: watermarkMs }] : [];
+    return this.finish(result, [...entries, ...doneEntries(result)]);
+  }
+
+  /** Waits for pending journal writes. */
+  async close(): Promise<void> {
+    await this.journal.flush();
+  }
+
+  private async finish(result: JoinResult, entries: OutcomeJournalEntry[]): Promise<JoinResult> {
+    if (result.labelled.length + result.unjoinable.length > 0) await this.options.sink(result);
+    await this.journal.append(entries);
+    if (this.journal.entries >= this.options.compactAfterEntries) await this.journal.compact(this.snapshot());
+    return result;
+  }
+
+  /** The state as journal entries: buffered interactions first (they set the watermark), then what is pending. */
+  private snapshot(): OutcomeJournalEntry[] {
+    const out: OutcomeJournalEntry[] = [];
+    const seen = this.join.bufferedInteractions().sort((a, b) => a.atMs - b.atMs);
+    for (const s of seen) out.push({ t: 'seen', seen: s });
+    if (Number.isFinite(this.join.watermarkMs)) out.push({ t: 'watermark', atMs: this.join.watermarkMs });
+    const forgotten = this.join.forgotten();
+    if (Number.isFinite(forgotten.allUsersUpToMs)) out.push({ t: 'forgotten', userId: null, atMs: forgotten.allUsersUpToMs });
+    for (const [userId, atMs] of forgotten.perUser) out.push({ t: 'forgotten', userId, atMs });
+    for (const [caseId, atMs] of this.join.resolvedCases()) out.push({ t: 'done', caseId, atMs });
+    for (const c of this.join.pendingCases()) out.push({ t: 'case', case: c });
+    return out;
+  }
+}
+
+function doneEntries(r: JoinResult): OutcomeJournalEntry[] {
+  return [...r.labelled.map((l) => l.case), ...r.unjoinable].map((c) => ({ t: 'done', caseId: c.caseId, atMs: c.atMs }) as const);
+}
+
+function merge(results: readonly JoinResult[]): JoinResult {
+  return { labelled: results.flatMap((r) => r.labelled), unjoinable: results.flatMap((r) => r.unjoinable) };
+}

@@ -1,0 +1,89 @@
+import type { TeacherCase } from '../../domain/teacher.ts';
+import type { CstTemplates } from '../../stages/evidence/templates.ts';
+import type { VectorStore } from '../../store/port.ts';
+import type { JsonSchema } from '../llm/port.ts';
+import { AsOfReader } from './as-of.ts';
+import { candidateEvidenceTool, itemDetailsTool, userHistoryTool } from './catalogue.ts';
+import { itemCfTool, userCfTool } from './cf.ts';
+import { describeIssues, validateJson } from './json-schema.ts';
+import { embeddingNeighboursTool, popularityTool } from './signals.ts';
+import { ToolArgsError, type Tool, type ToolContext, type ToolEvidenceOptions, type ToolLimits } from './types.ts';
+
+export { AsOfReader } from './as-of.ts';
+export { ToolArgsError, type Tool, type ToolContext, type ToolEvidenceOptions, type ToolLimits } from './types.ts';
+
+/**
+ * The teacher's tool box, all served by the CST module over the live store (see `AsOfReader` for what "as
+ * of the case" means). The set of tools is fixed here, by code: a model that names another tool gets an
+ * error response, never a new capability.
+ */
+export class ToolBox {
+  readonly tools: readonly Tool[];
+  private readonly byName: ReadonlyMap<string, Tool>;
+
+  constructor(readonly limits: ToolLimits) {
+    this.tools = [
+      userHistoryTool(limits),
+      itemDetailsTool(limits),
+      candidateEvidenceTool(limits),
+      itemCfTool(limits),
+      userCfTool(limits),
+      embeddingNeighboursTool(limits),
+      popularityTool(limits),
+    ];
+    this.byName = new Map(this.tools.map((t) => [t.name, t]));
+  }
+
+  get names(): string[] {
+    return this.tools.map((t) => t.name);
+  }
+
+  /**
+   * The `args` schema the analysts answer with: every tool's arguments, all optional, in one flat object,
+   * so the answer schema needs no union keyword (not every backend's grammar has one). Each call is then
+   * validated against its own tool's schema in `call`.
+   */
+  argsUnionSchema(): JsonSchema {
+    const properties: Record<string, JsonSchema> = {};
+    for (const tool of this.tools) Object.assign(properties, (tool.argsSchema.properties ?? {}) as Record<string, JsonSchema>);
+    return { type: 'object', properties, required: [], additionalProperties: false };
+  }
+
+  context(teacherCase: TeacherCase, store: VectorStore, templates: CstTemplates, evidence: ToolEvidenceOptions): ToolContext {
+    const candidates = new Set(teacherCase.candidates.map((c) => c.itemId));
+    const history = new Set(teacherCase.user.recentItems.map((r) => r.itemId));
+    return {
+      teacherCase,
+      reader: new AsOfReader(store, teacherCase),
+      templates,
+      evidence,
+      limits: this.limits,
+      known: new Set([...candidates, ...history]),
+      candidates,
+      history,
+    };
+  }
+
+  /**
+   * Validates and runs one call. Bad arguments (schema, or an id the run may not name) throw
+   * `ToolArgsError`, which the agent sees as an error response; store failures propagate.
+   */
+  async call(name: string, args: unknown, ctx: ToolContext): Promise<string> {
+    const tool = this.byName.get(name);
+    if (!tool) throw new ToolArgsError(`there is no tool "${name}"; the tools are ${this.names.join(', ')}`);
+    const issues = validateJson(tool.argsSchema, args);
+    if (issues.length) throw new ToolArgsError(`invalid arguments for ${name}: ${describeIssues(issues)}`);
+    const record = args as Record<string, unknown>;
+    for (const key of tool.idArgs) {
+      const value = record[key];
+      const ids = typeof value === 'string' ? [value] : Array.isArray(value) ? (value as string[]) : [];
+      const unknown = ids.filter((id) => !ctx.known.has(id));
+      if (unknown.length) {
+        throw new ToolArgsError(`${key}: ${unknown.slice(0, 3).map((id) => JSON.stringify(id)).join(', ')} not in this case or an earlier tool response`);
+      }
+    }
+    const output = await tool.run(record, ctx);
+    for (const id of output.surfaced) ctx.known.add(id);
+    return output.text;
+  }
+}
