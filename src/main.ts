@@ -42,6 +42,7 @@ import { createLanguageModel } from './teacher/llm/create.ts';
 import type { LanguageModel } from './teacher/llm/port.ts';
 import { runTeacher } from './teacher/run.ts';
 import { TeacherWorker } from './teacher/worker.ts';
+import { Labeller } from './teacher/labeller.ts';
 
 const NEGATIVE_POOL = 20_000;
 
@@ -272,6 +273,8 @@ export interface TeacherWiring {
   /** A language model already open (tests, benchmarks); else `teacher.llm`. Closed by `close()` either way. */
   readonly model?: LanguageModel;
   readonly registry?: Registry;
+  /** False when `registry` already holds the process metrics (the pipeline's registry in one process). */
+  readonly processMetrics?: boolean;
   readonly fromBeginning?: boolean;
 }
 
@@ -293,7 +296,7 @@ export async function buildTeacherWorker(config: Config, wiring: TeacherWiring):
   const log = wiring.log ?? createEventLog(config, wiring.logger);
   const topics = topicNames(config);
   const framing = createFraming(config.eventLog);
-  const metrics = createTeacherMetrics(wiring.registry ?? new Registry());
+  const metrics = createTeacherMetrics(wiring.registry ?? new Registry(), { processMetrics: wiring.processMetrics ?? true });
   const model = wiring.model ?? (await createLanguageModel(config.teacher.llm, wiring.logger));
   const t = config.teacher;
   const worker = new TeacherWorker(
@@ -349,6 +352,52 @@ export async function buildTeacherWorker(config: Config, wiring: TeacherWiring):
         } finally {
           if (!wiring.store) await store.close();
         }
+      }
+    },
+  };
+}
+
+export interface LabellerWiring {
+  readonly logger: Logger;
+  /** An existing log (the embedded default runs everything in one process); else the configured one. */
+  readonly log?: EventLog;
+  readonly registry?: Registry;
+  /** The teacher metrics of this process, when it also runs the teacher; else created on `registry`. */
+  readonly metrics?: TeacherMetrics;
+}
+
+export interface LabellerProcess {
+  readonly labeller: Labeller;
+  close(): Promise<void>;
+}
+
+/**
+ * The labelling half of the side stream (outcome join → pairing with trajectories → dataset export). One
+ * per `sampling.outcomes.dataDir`: its journals are local files. Exported records are counted by result on
+ * `starstream_teacher_cases_completed_total`.
+ */
+export async function buildLabeller(config: Config, wiring: LabellerWiring): Promise<LabellerProcess> {
+  const logger = wiring.logger.child({ component: 'labeller' });
+  const log = wiring.log ?? createEventLog(config, wiring.logger);
+  const metrics = wiring.metrics ?? createTeacherMetrics(wiring.registry ?? new Registry());
+  const labeller = await Labeller.open(config.sampling, {
+    log,
+    codecs: createCodecs(),
+    framing: createFraming(config.eventLog),
+    topics: topicNames(config),
+    groupId: config.teacher.groupId,
+    maxBatchRecords: config.teacher.maxBatchRecords,
+    logger,
+    onLabelled: (result) => metrics.catalog.teacherCasesCompleted.inc({ result }),
+    onSkipped: (code) => metrics.deadLettered(code),
+  });
+  return {
+    labeller,
+    close: async () => {
+      try {
+        await labeller.stop();
+      } finally {
+        if (!wiring.log) await log.close();
       }
     },
   };

@@ -12,6 +12,8 @@ import { startOpsServer } from '../ops/server.ts';
 import { produceInteractions, produceItems, type MalformedMix } from './produce.ts';
 import { percentile } from '../util/stats.ts';
 import { Progress } from './progress.ts';
+import { startSideStream, type SideStreamSummary } from './side-stream.ts';
+import type { LanguageModel } from '../teacher/llm/port.ts';
 
 /**
  * `npm start` / `starstream demo`: the whole pipeline on its embedded default over a generated stream.
@@ -27,6 +29,7 @@ export interface DemoOptions {
   readonly seed: number;
   readonly out: string;
   readonly malformed: MalformedMix;
+  readonly teacher?: StreamInput['teacher'];
 }
 
 /** What an in-process run consumes: a catalogue and a time-ordered stream. */
@@ -37,6 +40,8 @@ export interface StreamInput {
   readonly total: number | null;
   readonly malformed: MalformedMix;
   readonly out: string;
+  /** Runs the MARS teacher and the labeller beside the pipeline (the side stream); see `side-stream.ts`. */
+  readonly teacher?: { readonly model?: LanguageModel; readonly drainTimeoutMs: number };
 }
 
 export interface DemoSummary {
@@ -50,6 +55,7 @@ export interface DemoSummary {
   readonly hitRate: number;
   readonly popularityHitRate: number;
   readonly hitCases: number;
+  readonly sideStream?: SideStreamSummary;
 }
 
 export function demo(config: Config, logger: Logger, options: DemoOptions): Promise<DemoSummary> {
@@ -60,6 +66,7 @@ export function demo(config: Config, logger: Logger, options: DemoOptions): Prom
     total: options.events,
     malformed: options.malformed,
     out: options.out,
+    ...(options.teacher ? { teacher: options.teacher } : {}),
   });
 }
 
@@ -104,6 +111,9 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     }
   });
 
+  const side = input.teacher
+    ? await startSideStream(config, logger, pipeline, { registry, drainTimeoutMs: input.teacher.drainTimeoutMs, ...(input.teacher.model ? { model: input.teacher.model } : {}) })
+    : null;
   await runner.start();
   const started = performance.now();
   await produceItems(log, topics.items, input.items, engine.codecs, framing);
@@ -112,6 +122,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   while (runner.processedRecords < total) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
   progress.finish(runner.processedRecords);
+  const sideStream = await side?.finish();
 
   await runner.stop();
   // The sink may still be catching up with the last recommendations: let it drain before stopping it.
@@ -136,5 +147,6 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     hitRate: hits.servedRate,
     popularityHitRate: hits.popularRate,
     hitCases: hits.cases,
+    ...(sideStream ? { sideStream } : {}),
   };
 }

@@ -13,11 +13,13 @@ import { createLogger, type Logger } from '../logging/logger.ts';
 const USAGE = `usage: starstream <command> [options]
 
 commands:
-  demo [--events N] [--users N] [--items N] [--seed N] [--out FILE]
-                         the whole pipeline on the embedded default over a generated stream (npm start)
+  demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--teacher]
+                         the whole pipeline on the embedded default over a generated stream (npm start);
+                         --teacher adds the side stream: sampled cases → MARS teacher → labelled data set
   run                    the pipeline on the configured event log and store, until SIGTERM
-  teacher                the MARS teacher worker: teacher-cases → trajectories, until SIGTERM
-  replay <ml-100k|lastfm|DIR|FILE.jsonl>
+  teacher [--label]      the MARS teacher worker: teacher-cases → trajectories, until SIGTERM; --label also
+                         runs the outcome join and dataset export (one such process per data directory)
+  replay <ml-100k|lastfm|DIR|FILE.jsonl> [--teacher]
                          produce a data set into the interactions topic (Kafka), or run it in-process (embedded)
   eval [--dataset ml-100k] [--out DIR]
                          streaming protocol: hit rate and NDCG@10 of popularity, item-CF, embeddings, baseline
@@ -25,6 +27,9 @@ commands:
                          replay a data set and write labelled 20-candidate cases for train/
   train --cases FILE --out DIR [--preset tiny|cpu|gpu]
                          train a STAR model with the Python trainer (bash train/install.sh first)
+  distill [--force] [--margin X]
+                         one turn of the distillation loop: new trajectories → challenger → held-out
+                         evaluation against the serving model → publish only if it wins (config distill.*)
   topics create          create every starstream topic (idempotent)
   store init             create or check the vector store's collections
   config docs|check      print the configuration reference, or validate the config and print it
@@ -33,6 +38,9 @@ commands:
 common options:
   --config FILE          JSON config file (env STARSTREAM_* overrides it; see README "Configuration")
 `;
+
+/** How long `--teacher` runs wait, after the stream, for the teacher to answer every sampled case. */
+const TEACHER_DRAIN_MS = 30 * 60_000;
 
 export async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -48,6 +56,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       dataset: { type: 'string' },
       cases: { type: 'string' },
       preset: { type: 'string' },
+      force: { type: 'boolean' },
+      margin: { type: 'string' },
+      label: { type: 'boolean' },
+      teacher: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -72,6 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         seed: num(values.seed, 1),
         out: values.out ?? 'out/recommendations.jsonl',
         malformed: { garbageEvery: 5_000, nonFiniteEvery: 7_919 },
+        ...(values.teacher ? { teacher: { drainTimeoutMs: TEACHER_DRAIN_MS } } : {}),
       });
       printDemoSummary(summary, values.out ?? 'out/recommendations.jsonl');
       return 0;
@@ -85,7 +98,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'replay': {
       const { replay } = await import('./replay.ts');
       if (!sub) throw new UsageError('replay needs a data set name, directory or .jsonl file');
-      return replay(config, logger, sub);
+      return replay(config, logger, sub, values.teacher ? { drainTimeoutMs: TEACHER_DRAIN_MS } : undefined);
     }
     case 'eval': {
       const { evalCommand } = await import('./eval.ts');
@@ -106,6 +119,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (!values.cases || !values.out) throw new UsageError('train needs --cases FILE and --out DIR');
       const { train } = await import('./train.ts');
       return train({ cases: values.cases, out: values.out, preset: values.preset ?? 'cpu' });
+    }
+    case 'distill': {
+      const { distill } = await import('./distill.ts');
+      const margin = values.margin === undefined ? undefined : Number(values.margin);
+      if (margin !== undefined && !(margin >= -1 && margin <= 1)) throw new UsageError(`--margin must be a number in [-1, 1], got "${values.margin}"`);
+      return distill(config, logger, { force: values.force === true, ...(margin !== undefined ? { margin } : {}) });
     }
     case 'topics': {
       if (sub !== 'create') throw new UsageError('topics: the subcommand is "create"');
@@ -129,7 +148,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'teacher': {
       const { teacher } = await import('./teacher.ts');
       // Exits here like `run`: past the shutdown deadline a model call may still hold the event loop.
-      return process.exit(await teacher(config, logger));
+      return process.exit(await teacher(config, logger, { label: values.label === true }));
     }
     case 'metrics': {
       if (sub !== 'docs') throw new UsageError('metrics: the subcommand is "docs"');

@@ -6,8 +6,9 @@ import { createFraming } from '../eventlog/codec/framing.ts';
 import { createCodecs } from '../eventlog/codec/avro.ts';
 import { createEventLog } from '../eventlog/create.ts';
 import { topicNames } from '../eventlog/topics.ts';
+import { FatalError } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
-import { runInProcess } from './demo.ts';
+import { runInProcess, type StreamInput } from './demo.ts';
 import { NO_MALFORMED, produceInteractions, produceItems } from './produce.ts';
 import { printDemoSummary } from './report.ts';
 
@@ -17,13 +18,16 @@ import { printDemoSummary } from './report.ts';
  * embedded default it runs through the pipeline in this process and ends with the demo's summary.
  * Malformed JSON lines are reported and skipped (they never reach the log).
  */
-export async function replay(config: Config, logger: Logger, source: string): Promise<number> {
+export async function replay(config: Config, logger: Logger, source: string, teacher?: StreamInput['teacher']): Promise<number> {
   const { items, events, total } = await loadSource(source, logger);
   if (config.eventLog.kind === 'embedded') {
     const out = `out/replay-${source.replace(/[^\w.-]+/g, '_')}.jsonl`;
-    const summary = await runInProcess(config, logger, { items, events, total, malformed: NO_MALFORMED, out });
+    const summary = await runInProcess(config, logger, { items, events, total, malformed: NO_MALFORMED, out, ...(teacher ? { teacher } : {}) });
     printDemoSummary(summary, out);
     return 0;
+  }
+  if (teacher) {
+    throw new FatalError('CONFIG_SIDE_STREAM', 'replay --teacher runs in-process on the embedded event log; on Kafka run `starstream teacher --label` beside the pipeline');
   }
   const log = createEventLog(config, logger);
   const topics = topicNames(config);

@@ -14,6 +14,16 @@ export function printDemoSummary(s: DemoSummary, out: string): void {
     ['  popularity baseline, same cases', s.popularityHitRate.toFixed(3)],
     ['recommendations written to', out],
   ];
+  const side = s.sideStream;
+  if (side) {
+    const c = side.manifest.counts;
+    rows.push(
+      [`teacher cases sampled (${side.backend}: ${side.model})`, side.casesSampled.toLocaleString('en-US')],
+      ['  trajectories', side.trajectories.toLocaleString('en-US')],
+      ['  labelled: kept / rejected', `${c.kept} / ${c.rejected}`],
+      ['  data set (train/ reads it)', side.dataset],
+    );
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\nstarstream demo summary\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`);
 }

@@ -354,15 +354,21 @@ const teacherLlmSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('llama: the GGUF file; unset = ~/.cache/starstream/models/gemma-3-270m-q4_k_m.gguf (npm run teacher:model)'),
+      .describe(
+        'llama: the GGUF file; unset = gemma-3-270m-q4_k_m.gguf as `npm run teacher:model` fetches it, in ' +
+          '$STAR_MODELS or ~/.cache/starstream/models',
+      ),
     contextSize: positiveInt().default(4096).describe('llama: tokens per sequence; prompt + answer must fit'),
     sequences: positiveInt()
       .max(64)
       .default(1)
       .describe('llama: requests served in parallel, each with its own contextSize KV cache; more wait in order'),
     threads: nonNegativeInt()
-      .default(0)
-      .describe('llama: CPU threads; 0 = all cores (on a shared host use fewer: llama.cpp threads spin while they wait)'),
+      .default(1)
+      .describe(
+        'llama: CPU threads; 0 = all cores. 1 leaves the other cores to the hot path: llama.cpp threads spin, ' +
+          'and with more threads than free cores generation slows down several-fold',
+      ),
     baseUrl: z
       .string()
       .url()
@@ -426,6 +432,49 @@ const teacherSchema = z
   })
   .prefault({});
 
+// ---- distill: the distillation loop (src/distill, `starstream distill`) ----
+
+const distillSchema = z
+  .strictObject({
+    stateDir: z
+      .string()
+      .min(1)
+      .default('data/distill')
+      .describe('Cursor (dataset parts already used), one folder per run (training input, challenger) and the decision reports'),
+    trajectoriesDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Labelled-trajectory data set to train from; unset = sampling.dataset.dir'),
+    casesFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Outcome-only case file (`starstream cases export`); when set, the held-out window is taken from it (20-candidate protocol)'),
+    registryDir: z.string().min(1).optional().describe('STAR model registry to publish into; unset = ranking.modelDir'),
+    margin: z
+      .number()
+      .min(-1)
+      .max(1)
+      .default(0.005)
+      .describe('Publish only when the challenger\'s average of HR@1/3/5 (0..1) exceeds the champion\'s by more than this; a tie never wins at ≥ 0'),
+    holdoutShare: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(0.1)
+      .describe('Most recent share of the evaluation cases held out (never trained on) to compare challenger and champion'),
+    minHoldoutCases: positiveInt().default(50).describe('Fewer held-out cases than this: the run trains nothing and says so'),
+    preset: z.enum(['tiny', 'cpu', 'gpu']).default('cpu').describe('Trainer preset (train/starstream_train/train.py PRESETS)'),
+    trainerSettings: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
+      .default({})
+      .describe('TrainConfig overrides passed as --set key=value, e.g. {"epochs": 2}'),
+    python: z.string().min(1).optional().describe('Python of the trainer; unset = train/.venv/bin/python (bash train/install.sh)'),
+    keepRuns: positiveInt().default(3).describe('Run folders (training input, challenger model) kept under stateDir/runs; reports are all kept'),
+  })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     logLevel: z
@@ -442,6 +491,7 @@ export const configSchema = z
     pipeline: pipelineSchema,
     sampling: samplingSchema,
     teacher: teacherSchema,
+    distill: distillSchema,
     ops: opsSchema,
     shutdownDeadlineMs: positiveInt().default(25_000).describe('SIGTERM to exit, ms; Kubernetes grace should exceed it'),
   })

@@ -79,6 +79,8 @@ export interface BatchOutput {
 }
 
 export class BatchProcessor {
+  /** Cases the sampler picked since start (a batch handled again after a failure counts again). */
+  casesSampled = 0;
   private readonly clock: () => number;
   /** Called for every ranked event, published or not; the evaluation and the sampler listen here. */
   onRanked: ((ranked: RankedEvent) => void) | null = null;
@@ -176,7 +178,10 @@ export class BatchProcessor {
     const ranked = templates ? top : this.timed('evidence', () => explainTop(top, evidence, this.deps.templates, candidates, o.evidence));
     if (sampler) {
       const sampled = this.sample(sampler, event, scored, evidence, templates !== null, candidates, scorer.modelVersion);
-      if (sampled) teacherCases.push(sampled);
+      if (sampled) {
+        teacherCases.push(sampled);
+        this.casesSampled++;
+      }
     }
     this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion });
     const now = this.clock();

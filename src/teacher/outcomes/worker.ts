@@ -77,6 +77,14 @@ export class OutcomeWorker {
     return this.stopping;
   }
 
+  /**
+   * Moves the join's watermark to `watermarkMs`, in order with the batches being applied. A finite replay
+   * calls it with Infinity once every interaction is read: what still waits will never be labelled.
+   */
+  async advance(watermarkMs: number): Promise<void> {
+    await this.serial(() => this.deps.join.advance(watermarkMs));
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
     this.queue = next.catch(() => undefined);
