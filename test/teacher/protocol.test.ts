@@ -115,7 +115,8 @@ describe('MARS protocol with a scripted model', () => {
       withOverride((call) => {
         if (call.agent !== 'profile') return undefined;
         if (call.n === 0) return callTool('item_cf', { itemId: 'not-in-the-case' });
-        if (call.n === 1) return callTool('item_details', { itemIds: ['a'], limit: 3 });
+        // `limit` is another tool's argument: ignored here, while the unknown id is refused.
+        if (call.n === 1) return callTool('item_details', { itemIds: ['zz-not-here'], limit: 3 });
         return finish('profile finding');
       }),
     );
@@ -124,7 +125,7 @@ describe('MARS protocol with a scripted model', () => {
     const responses = t.steps.filter((s) => s.kind === 'tool_response' && s.agent === 'profile');
     assert.deepEqual(responses.map((s) => s.kind === 'tool_response' && s.error), [true, true]);
     assert.match(responses[0]!.kind === 'tool_response' ? responses[0]!.text : '', /^error: itemId: "not-in-the-case" not in this case/);
-    assert.match(responses[1]!.kind === 'tool_response' ? responses[1]!.text : '', /^error: invalid arguments for item_details: \/limit: is not allowed/);
+    assert.match(responses[1]!.kind === 'tool_response' ? responses[1]!.text : '', /^error: itemIds: "zz-not-here" not in this case/);
     assert.match(model.calls.filter((c) => c.agent === 'profile')[1]!.request.messages.at(-1)!.content, /<data source="tool:item_cf">\nerror: /);
   });
 
@@ -168,7 +169,7 @@ describe('MARS protocol with a scripted model', () => {
 
     it('tool calls: once spent, analysts may only finish (the schema narrows), and the case completes', async () => {
       const greedy: Script = (call) =>
-        ANALYSTS.includes(call.agent as (typeof ANALYSTS)[number]) ? (mayCallTools(call) ? callTool('user_history', {}) : finish('done')) : polite(call);
+        ANALYSTS.includes(call.agent as (typeof ANALYSTS)[number]) ? (mayCallTools(call) ? callTool('user_history', {}) : finish('done with the evidence')) : polite(call);
       const model = new ScriptedModel(greedy);
       const t = await runTeacher(small, teacherDeps(engine, model, { maxToolCalls: 3, maxAnalystTurns: 10 }));
       assert.equal(t.status, 'completed', t.failure ?? '');
@@ -180,7 +181,7 @@ describe('MARS protocol with a scripted model', () => {
 
     it('analyst turns: the last turn of a pass must be the finding', async () => {
       const greedy: Script = (call) =>
-        ANALYSTS.includes(call.agent as (typeof ANALYSTS)[number]) ? (mayCallTools(call) ? callTool('user_history', {}) : finish('done')) : polite(call);
+        ANALYSTS.includes(call.agent as (typeof ANALYSTS)[number]) ? (mayCallTools(call) ? callTool('user_history', {}) : finish('done with the evidence')) : polite(call);
       const t = await runTeacher(small, teacherDeps(engine, new ScriptedModel(greedy), { maxAnalystTurns: 3 }));
       assert.equal(t.status, 'completed', t.failure ?? '');
       assert.equal(t.steps.filter((s) => s.kind === 'tool_call').length, 4 * 2);

@@ -15,7 +15,8 @@ export interface AnalystBrief {
 }
 
 /**
- * One analyst pass: a loop of tool calls ending in a finding. The loop is bounded by code: on the pass's
+ * One analyst pass: a loop of tool calls ending in a finding. The first turn must call a tool (while the
+ * case has tool calls left), so every finding rests on evidence fetched for it. The loop is bounded by code: on the pass's
  * last turn (`maxAnalystTurns`), or once the case's tool calls are spent, the answer schema only allows
  * `finish`. A tool call with bad arguments (unknown tool or id, schema) gets an error response and the loop
  * goes on; it still spends a tool call.
@@ -40,7 +41,7 @@ export async function runAnalyst(rc: RunContext, brief: AnalystBrief): Promise<s
   for (let turn = 1; ; turn++) {
     const mustFinish = turn >= budget.limits.maxAnalystTurns || budget.toolCallsLeft === 0;
     if (mustFinish && turn > 1) messages.push({ role: 'user', content: 'No more tool calls are available: give your finding now.' });
-    const schema = analystSchema(tools.names, argsSchema, mustFinish);
+    const schema = analystSchema(tools.names, argsSchema, mustFinish ? 'finish' : turn === 1 ? 'call' : 'either');
     const { value, text } = await ask<AnalystAnswer>(rc, agent, messages, schema, 'mars_analyst_step', checkStep);
     messages.push({ role: 'assistant', content: text });
     if (value.action === 'finish') {

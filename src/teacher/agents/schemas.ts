@@ -35,12 +35,26 @@ export interface PlannerAnswer {
  * One analyst step. `mustFinish` (the analyst's last turn, or the case's tool calls are spent) narrows
  * `action` to `finish`: the code, not the model, ends the tool loop.
  */
-export function analystSchema(toolNames: readonly string[], argsSchema: JsonSchema, mustFinish: boolean): JsonSchema {
+/**
+ * `call`: the pass's first turn, which must call a tool (findings rest on evidence fetched for this case,
+ * not on the case text alone); `finish`: the last turn; `either` in between.
+ */
+export type AnalystTurn = 'call' | 'either' | 'finish';
+
+export function analystSchema(toolNames: readonly string[], argsSchema: JsonSchema, turn: AnalystTurn): JsonSchema {
+  const actions = { call: ['call_tool'], either: ['call_tool', 'finish'], finish: ['finish'] }[turn];
+  const tools = { call: [...toolNames], either: [...toolNames, 'none'], finish: ['none'] }[turn];
   return object({
-    action: { type: 'string', enum: mustFinish ? ['finish'] : ['call_tool', 'finish'] },
-    tool: { type: 'string', enum: mustFinish ? ['none'] : [...toolNames, 'none'] },
+    action: { type: 'string', enum: actions },
+    tool: { type: 'string', enum: tools },
     args: argsSchema,
-    finding: text(1_200, 'empty when calling a tool; the finding when finishing'),
+    // Lengths by turn: a small model given a free choice tends to finish with an empty finding.
+    finding:
+      turn === 'call'
+        ? { type: 'string', maxLength: 0, description: 'empty: this turn calls a tool' }
+        : turn === 'finish'
+          ? { ...text(1_200, 'your finding: what the evidence says about this user and the candidates'), minLength: 10 }
+          : text(1_200, 'empty when calling a tool; the finding when finishing'),
   });
 }
 

@@ -43,6 +43,11 @@ export class ToolBox {
    * so the answer schema needs no union keyword (not every backend's grammar has one). Each call is then
    * validated against its own tool's schema in `call`.
    */
+  /** Every argument name some tool takes. */
+  private get unionKeys(): ReadonlySet<string> {
+    return new Set(Object.keys((this.argsUnionSchema().properties ?? {}) as Record<string, unknown>));
+  }
+
   argsUnionSchema(): JsonSchema {
     const properties: Record<string, JsonSchema> = {};
     for (const tool of this.tools) Object.assign(properties, (tool.argsSchema.properties ?? {}) as Record<string, JsonSchema>);
@@ -71,9 +76,10 @@ export class ToolBox {
   async call(name: string, args: unknown, ctx: ToolContext): Promise<string> {
     const tool = this.byName.get(name);
     if (!tool) throw new ToolArgsError(`there is no tool "${name}"; the tools are ${this.names.join(', ')}`);
-    const issues = validateJson(tool.argsSchema, args);
+    const own = ownArguments(tool.argsSchema, args, this.unionKeys);
+    const issues = validateJson(tool.argsSchema, own);
     if (issues.length) throw new ToolArgsError(`invalid arguments for ${name}: ${describeIssues(issues)}`);
-    const record = args as Record<string, unknown>;
+    const record = own as Record<string, unknown>;
     for (const key of tool.idArgs) {
       const value = record[key];
       const ids = typeof value === 'string' ? [value] : Array.isArray(value) ? (value as string[]) : [];
@@ -86,4 +92,16 @@ export class ToolBox {
     for (const id of output.surfaced) ctx.known.add(id);
     return output.text;
   }
+}
+
+/**
+ * The arguments for a tool, from an answer shaped by the union of every tool's arguments: the answer schema
+ * lets a model fill properties of other tools (grammar-constrained small models do), which this tool ignores
+ * rather than refuses. Anything that is not an object is left for the validator to refuse.
+ */
+function ownArguments(schema: JsonSchema, args: unknown, anyTool: ReadonlySet<string>): unknown {
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return args;
+  const declared = new Set(Object.keys((schema.properties ?? {}) as Record<string, unknown>));
+  // Keys no tool takes stay, so the validator still refuses them by name.
+  return Object.fromEntries(Object.entries(args).filter(([key]) => declared.has(key) || !anyTool.has(key)));
 }

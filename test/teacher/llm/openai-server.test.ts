@@ -1,8 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -11,22 +7,13 @@ import { BadInputError } from '../../../src/errors/index.ts';
 import { createLanguageModel } from '../../../src/teacher/llm/create.ts';
 import type { JsonSchema, LanguageModel } from '../../../src/teacher/llm/port.ts';
 import { describeIssues, validateJson } from '../../../src/teacher/tools/json-schema.ts';
-import { eventually } from '../../helpers.ts';
+import { startLlamaServer, serverSkipReason, type LlamaServer } from './llama-server.ts';
 import { teacherModel } from './real-model.ts';
 
-// The HTTP backend against a real OpenAI-compatible server: llama-cpp-python's (`python -m llama_cpp.server`)
-// on the same GGUF as the embedded backend, started here on a free loopback port. The server comes from
-// `npm run teacher:server` (scripts/llm-server/install.sh, which .ci/run calls); without it the suite skips
-// with the reason.
-const VENV = process.env.STAR_LLM_SERVER_VENV ?? resolve('.cache/llm-server/venv');
-const PYTHON = join(VENV, 'bin', 'python');
+// The HTTP backend against a real OpenAI-compatible server: llama-cpp-python's on the same GGUF as the
+// embedded backend, started here (llama-server.ts); without it the suite skips with the reason.
 const model = await teacherModel();
-const skip =
-  'skip' in model
-    ? model.skip
-    : existsSync(PYTHON)
-      ? false
-      : `no llama-cpp-python server at ${VENV} (npm run teacher:server installs it)`;
+const skip = 'skip' in model ? model.skip : serverSkipReason();
 
 const CHOICES = ['item-17', 'item-42', 'item-99'] as const;
 const SCHEMA: JsonSchema = {
@@ -39,67 +26,16 @@ const SCHEMA: JsonSchema = {
   additionalProperties: false,
 };
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 describe('openai backend against a real llama-cpp-python server', { skip, timeout: 300_000 }, () => {
-  let server: ChildProcess | undefined;
-  let baseUrl = '';
-  const serverLog: string[] = [];
+  let server: LlamaServer | undefined;
   const logs: { msg?: string; refused?: string; next?: string }[] = [];
   let llm: LanguageModel;
 
   before(async () => {
     if (!('path' in model)) return;
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}/v1`;
-    const started = Date.now();
-    // --n_threads 1: the test runner runs two files at once on a 2-core machine; llama.cpp's spinning threads
-    // slow down sharply when they outnumber the free cores.
-    const args = ['-m', 'llama_cpp.server', '--model', model.path, '--model_alias', 'gemma-3-270m'];
-    args.push(
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--n_ctx',
-      '1024',
-      '--n_threads',
-      '1',
-      '--verbose',
-      'false',
-    );
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    server = child;
-    const keep = (chunk: Buffer): void => {
-      serverLog.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      serverLog.splice(0, Math.max(0, serverLog.length - 40));
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    await eventually(
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`server exited ${child.exitCode}:\n${serverLog.join('\n')}`);
-        const res = await fetch(`${baseUrl}/models`).catch(() => null);
-        return res?.ok;
-      },
-      90_000,
-      200,
-    ).catch((err: unknown) => {
-      throw new Error(`llama-cpp-python server did not come up: ${String(err)}\n${serverLog.join('\n')}`);
-    });
-    console.error(`llama-cpp-python server ready on ${baseUrl} in ${Date.now() - started} ms`);
+    server = await startLlamaServer(model.path);
+    const baseUrl = server.baseUrl;
+    console.error(`llama-cpp-python server ready on ${baseUrl} in ${server.startedInMs} ms`);
     const logger = pino(
       { level: 'warn' },
       new Writable({
@@ -117,14 +53,7 @@ describe('openai backend against a real llama-cpp-python server', { skip, timeou
 
   after(async () => {
     await llm?.close();
-    const child = server;
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await server?.stop();
   });
 
   it('answers schema-valid JSON, stepping down from json_schema to what the server supports', async () => {

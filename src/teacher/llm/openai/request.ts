@@ -38,7 +38,7 @@ export function chatCompletionBody(
       };
       break;
     case 'json_object_schema':
-      responseFormat = { type: 'json_object', schema };
+      responseFormat = { type: 'json_object', schema: withoutLengthLimits(schema) };
       messages = withSchemaInstruction(messages, request);
       break;
     case 'json_object':
@@ -68,4 +68,20 @@ function withSchemaInstruction(messages: readonly ChatMessage[], request: Comple
   const at = messages.findIndex((m) => m.role === 'system');
   if (at < 0) return [{ role: 'system', content: instruction }, ...messages];
   return messages.map((m, i) => (i === at ? { role: m.role, content: `${m.content}\n\n${instruction}` } : m));
+}
+
+/**
+ * The schema for llama-cpp-python's grammar converter without positive `maxLength`s: it unrolls a length
+ * limit into one nested rule per character and refuses a few hundred ("exceeds sane defaults"), failing the
+ * request (small `minLength`s and `maxLength: 0` convert fine). The lengths stay in the prompt's copy of the schema and the agents validate every answer anyway.
+ */
+export function withoutLengthLimits(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutLengthLimits);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === 'maxLength' && typeof value === 'number' && value > 0) continue;
+    out[key] = withoutLengthLimits(value);
+  }
+  return out;
 }
