@@ -72,7 +72,7 @@ export const callTool = (tool: string, args: Record<string, unknown>): string =>
  * then finishes (after any tool response); the reflector accepts; the ranker returns the candidates reversed.
  */
 export function politeScript(toolFor: (agent: AgentName) => [string, Record<string, unknown>]): Script {
-  return ({ agent, n, request }) => {
+  return ({ agent, request }) => {
     switch (agent) {
       case 'planner':
         return json({ plan: 'look at everything', tasks: ANALYSTS.map((a) => ({ analyst: a, focus: `${a} focus` })) });
@@ -82,7 +82,7 @@ export function politeScript(toolFor: (agent: AgentName) => [string, Record<stri
         return json({ justification: 'reverse order', ranking: candidateIdsOf(request).reverse() });
       default: {
         const last = request.messages.at(-1)?.content ?? '';
-        if (last.startsWith('Response of') || n > 8) return finish(`${agent} finding`);
+        if (last.startsWith('Response of')) return finish(`${agent} finding`);
         const [tool, args] = toolFor(agent);
         return callTool(tool, args);
       }
