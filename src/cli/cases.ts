@@ -4,14 +4,11 @@ import { dirname } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { resolveDataset } from '../data/datasets.ts';
 import type { LoadedDataset } from '../data/files.ts';
-import { createRng, type Rng } from '../data/random.ts';
+import { createRng } from '../data/random.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
-import type { Interaction } from '../domain/events.ts';
 import { BadInputError } from '../errors/index.ts';
-import { buildEngine, type Engine } from '../main.ts';
-import { coldUser } from '../pipeline/recommend.ts';
-import { generateCandidates } from '../stages/candidates/index.ts';
-import { evidenceForItems } from '../stages/evidence/for-items.ts';
+import { buildPaperCase, learnEvent, ReplayState } from '../eval/replay.ts';
+import { buildEngine } from '../main.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 
 /**
@@ -118,6 +115,12 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
   const engine = buildEngine(config);
   await engine.store.init();
   await engine.store.putItemMetadata(data.items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
+  const replayEngine = {
+    ...engine,
+    negativesPerEvent: config.embeddings.negatives,
+    dimension: config.store.dimension,
+    consumedFilterBytes: config.store.consumedFilterBytes,
+  };
   const state = new ReplayState(createRng(o.seed).fork('cases'));
   const counts = { train: 0, test: 0 };
   const skipped = { repeat: 0, fewItems: 0 };
@@ -135,15 +138,16 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
       const selected =
         split === 'train' ? t >= warmupEnd && trainIndex++ % o.trainEvery === 0 : testIndex++ % o.testEvery === 0;
       if (selected && o.splits.has(split)) {
-        const record = await buildCase(view, event, split, engine, state, o.candidates, o.negativeSampler);
-        if (record === 'repeat') skipped.repeat++;
-        else if (record === 'fewItems') skipped.fewItems++;
+        const built = await buildPaperCase(view, event, replayEngine, state, o.candidates, o.negativeSampler);
+        if (built === 'repeat') skipped.repeat++;
+        else if (built === 'fewItems') skipped.fewItems++;
         else {
           counts[split]++;
+          const record: CaseRecord = { split, ...built };
           await writeLine(out, JSON.stringify(record));
         }
       }
-      await learnEvent(view, event, engine);
+      await learnEvent(view, event, replayEngine);
       state.observe(event);
       progress.tick(t + 1, counts.train + counts.test);
     }
@@ -165,87 +169,6 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
   };
   await writeFile(`${opts.out}.meta.json`, `${JSON.stringify(report, null, 2)}\n`);
   return report;
-}
-
-/** What the replay knows beyond the store: exact consumed sets and the item pools negatives come from. */
-class ReplayState {
-  readonly consumed = new Map<string, Set<string>>();
-  /** Distinct items seen so far (uniform pool). */
-  readonly seenItems: string[] = [];
-  private readonly seen = new Set<string>();
-  /** The item of every event so far (popularity-weighted pool). */
-  readonly interactions: string[] = [];
-
-  constructor(readonly rng: Rng) {}
-
-  observe(event: Interaction): void {
-    let set = this.consumed.get(event.userId);
-    if (!set) this.consumed.set(event.userId, (set = new Set()));
-    set.add(event.itemId);
-    if (!this.seen.has(event.itemId)) {
-      this.seen.add(event.itemId);
-      this.seenItems.push(event.itemId);
-    }
-    this.interactions.push(event.itemId);
-  }
-
-  /** `n` distinct items, none consumed by the user nor `positive`; null when the pool is too small. */
-  negatives(userId: string, positive: string, n: number, sampler: 'uniform' | 'popularity'): string[] | null {
-    const consumed = this.consumed.get(userId) ?? new Set<string>();
-    const allowed = (id: string): boolean => id !== positive && !consumed.has(id);
-    const chosen = new Set<string>();
-    const pool = sampler === 'uniform' ? this.seenItems : this.interactions;
-    for (let tries = 0; chosen.size < n && tries < 50 * n && pool.length > 0; tries++) {
-      const id = pool[this.rng.int(pool.length)]!;
-      if (allowed(id)) chosen.add(id);
-    }
-    if (chosen.size < n) {
-      // Rejection kept failing (a heavy user or a short history): draw from the explicit remainder.
-      const rest = this.rng.shuffle(this.seenItems.filter((id) => allowed(id) && !chosen.has(id)));
-      for (const id of rest) {
-        if (chosen.size >= n) break;
-        chosen.add(id);
-      }
-    }
-    return chosen.size < n ? null : [...chosen];
-  }
-}
-
-async function buildCase(
-  view: StoreView,
-  event: Interaction,
-  split: 'train' | 'test',
-  engine: Engine,
-  state: ReplayState,
-  candidates: number,
-  sampler: 'uniform' | 'popularity',
-): Promise<CaseRecord | 'repeat' | 'fewItems'> {
-  if (state.consumed.get(event.userId)?.has(event.itemId)) return 'repeat';
-  const negatives = state.negatives(event.userId, event.itemId, candidates - 1, sampler);
-  if (!negatives) return 'fewItems';
-  const itemIds = state.rng.shuffle([event.itemId, ...negatives]);
-  const o = engine.caseOptions;
-  await view.load([event.userId], []);
-  const user = view.user(event.userId) ?? coldUser(event.userId, engine.config.store.dimension, engine.config.store.consumedFilterBytes);
-  await view.load([], user.recentItems.slice(0, o.candidates.recentItemsForCooccurrence).map((r) => r.id));
-  const candidateSet = await generateCandidates(view, user, o.candidates, event.timestampMs);
-  const evidence = await evidenceForItems(view, user, candidateSet, itemIds, event.timestampMs, o.evidence, engine.templates);
-  return {
-    split,
-    label: itemIds.indexOf(event.itemId),
-    itemId: event.itemId,
-    case: { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates },
-  };
-}
-
-/** The learning step of `src/eval/streaming.ts`, unchanged. */
-async function learnEvent(view: StoreView, event: Interaction, engine: Engine): Promise<void> {
-  const negatives = engine.negatives.sample(engine.config.embeddings.negatives, event.itemId);
-  engine.negatives.observe(event.itemId);
-  await view.load([event.userId], []);
-  await view.load([], engine.learner.itemsToLoad(view.user(event.userId), event, negatives));
-  engine.learner.learn(view, event, negatives);
-  await view.commit();
 }
 
 function writeLine(out: WriteStream, line: string): Promise<void> | void {

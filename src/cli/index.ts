@@ -21,8 +21,11 @@ commands:
                          runs the outcome join and dataset export (one such process per data directory)
   replay <ml-100k|lastfm|DIR|FILE.jsonl> [--teacher]
                          produce a data set into the interactions topic (Kafka), or run it in-process (embedded)
-  eval [--dataset ml-100k] [--out DIR]
-                         streaming protocol: hit rate and NDCG@10 of popularity, item-CF, embeddings, baseline
+  eval [--dataset ml-100k] [--out DIR] [--star NAME=DIR]… [--teacher-budget-s S] [--seed N]
+       [--stream-every N] [--limit-events N]
+                         evaluation harness: the paper's protocol (HR@1/3/5 on 20 candidates) and the streaming
+                         one (hit rate, NDCG@10) per scenario slice, for popularity, item-CF, embeddings,
+                         baseline, STAR models and the teacher (within S seconds); table, JSON, SVG under DIR
   cases export [--dataset ml-100k] [--out FILE.jsonl] [--seed N]
                          replay a data set and write labelled 20-candidate cases for train/
   train --cases FILE --out DIR [--preset tiny|cpu|gpu]
@@ -38,6 +41,9 @@ commands:
 common options:
   --config FILE          JSON config file (env STARSTREAM_* overrides it; see README "Configuration")
 `;
+
+/** Sampling for `demo --teacher` when none is configured: ~6 cases over the generated stream's 30 days. */
+const TEACHER_DEMO_SAMPLING = { enabled: true, casesPerMinute: 0.3 / (24 * 60), burstCases: 4, rateWindowMs: 86_400_000, candidatesPerCase: 10 };
 
 /** How long `--teacher` runs wait, after the stream, for the teacher to answer every sampled case. */
 const TEACHER_DRAIN_MS = 30 * 60_000;
@@ -60,6 +66,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       margin: { type: 'string' },
       label: { type: 'boolean' },
       teacher: { type: 'boolean' },
+      star: { type: 'string', multiple: true },
+      'teacher-budget-s': { type: 'string' },
+      'stream-every': { type: 'string' },
+      'limit-events': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -69,7 +79,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return command ? 0 : 2;
   }
   const overrides: ConfigInput = command === 'demo' ? { ops: { port: 0 } } : {};
-  const config = loadConfig({ file: values.config, env: process.env, overrides: envWins(overrides) });
+  let config = loadConfig({ file: values.config, env: process.env, overrides: envWins(overrides) });
+  if (values.teacher && !config.sampling.enabled) {
+    // --teacher on a run that did not configure sampling: a handful of cases over the stream, since the CPU
+    // teacher needs about a minute per case. Configure `sampling.*` to choose otherwise.
+    config = loadConfig({ file: values.config, env: process.env, overrides: { ...envWins(overrides), sampling: TEACHER_DEMO_SAMPLING } });
+  }
   const logger = createLogger(config.logLevel);
   const num = (text: string | undefined, fallback: number): number => (text === undefined ? fallback : positiveNumber(text));
 
@@ -102,7 +117,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'eval': {
       const { evalCommand } = await import('./eval.ts');
-      return evalCommand(config, logger, { dataset: values.dataset ?? 'ml-100k', out: values.out ?? 'bench/results' });
+      const budget = values['teacher-budget-s'];
+      return evalCommand(config, logger, {
+        dataset: values.dataset ?? 'ml-100k',
+        out: values.out ?? 'bench/results',
+        star: (values.star ?? []).map(starSpec),
+        teacherBudgetS: budget === undefined || Number(budget) === 0 ? 0 : positiveNumber(budget),
+        seed: num(values.seed, 1),
+        streamEvery: num(values['stream-every'], 1),
+        ...(values['limit-events'] ? { limitEvents: positiveNumber(values['limit-events']) } : {}),
+      });
     }
     case 'cases': {
       if (sub !== 'export') throw new UsageError('cases: the subcommand is "export"');
@@ -168,6 +192,15 @@ function positiveNumber(text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`"${text}" is not a positive number`);
   return n;
+}
+
+/** `--star name=dir`, or a bare `dir` named after its last path segment. */
+function starSpec(spec: string): { name: string; dir: string } {
+  const at = spec.indexOf('=');
+  const dir = at > 0 ? spec.slice(at + 1) : spec;
+  const name = at > 0 ? spec.slice(0, at) : (dir.replace(/\/+$/, '').split('/').pop() ?? '');
+  if (!name || !dir) throw new UsageError(`--star wants NAME=DIR, got "${spec}"`);
+  return { name, dir };
 }
 
 /** Defaults a command prefers (the demo picks a free port) must not override what the user set in env. */

@@ -20,7 +20,7 @@ export function printDemoSummary(s: DemoSummary, out: string): void {
     rows.push(
       [`teacher cases sampled (${side.backend}: ${side.model})`, side.casesSampled.toLocaleString('en-US')],
       ['  trajectories', side.trajectories.toLocaleString('en-US')],
-      ['  labelled: kept / rejected', `${c.kept} / ${c.rejected}`],
+      ['  labelled: kept / rejected / unlabelled', `${c.kept} / ${c.rejected} / ${side.unlabelled}`],
       ['  data set (train/ reads it)', side.dataset],
     );
   }

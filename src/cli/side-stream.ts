@@ -16,6 +16,8 @@ import type { LanguageModel } from '../teacher/llm/port.ts';
 export interface SideStreamSummary {
   readonly casesSampled: number;
   readonly trajectories: number;
+  /** Cases no outcome could label exactly (see the outcome join), so not in the data set. */
+  readonly unlabelled: number;
   readonly dataset: string;
   readonly manifest: Manifest;
   readonly backend: string;
@@ -83,6 +85,7 @@ export async function startSideStream(
       return {
         casesSampled: sampled(),
         trajectories,
+        unlabelled: labeller.dropped,
         dataset: config.sampling.dataset.dir,
         manifest: labeller.writer.current,
         backend: teacher.model.backend,

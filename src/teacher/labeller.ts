@@ -42,8 +42,13 @@ export class Labeller {
   private trajectoryRun: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
   trajectoriesRead = 0;
+  /** Cases that left the pairing unlabelled (unjoinable, or dropped beyond `maxPendingPairs`). */
+  get dropped(): number {
+    return this.droppedCount.n;
+  }
 
   private constructor(
+    private readonly droppedCount: { n: number },
     private readonly deps: LabellerDeps,
     readonly writer: DatasetWriter,
     readonly pairing: TrajectoryPairing,
@@ -52,6 +57,7 @@ export class Labeller {
 
   static async open(sampling: Config['sampling'], deps: LabellerDeps): Promise<Labeller> {
     const filter: KeepFilter = { keep: sampling.dataset.keep, k: sampling.dataset.keepTopK };
+    const dropped = { n: 0 };
     const writer = await DatasetWriter.open({ dir: sampling.dataset.dir, maxRecordsPerFile: sampling.dataset.maxRecordsPerFile, filter });
     const count = (records: readonly LabelledTrajectory[]): void => {
       for (const r of records) deps.onLabelled?.(resultOf(r, filter));
@@ -64,7 +70,10 @@ export class Labeller {
         await writer.write(records);
         count(records);
       },
-      onDropped: (why, caseId) => deps.logger.warn({ why, caseId }, 'a case left the pairing unlabelled'),
+      onDropped: (why, caseId) => {
+        dropped.n++;
+        deps.logger.warn({ why, caseId }, 'a case left the pairing unlabelled');
+      },
     });
     const join = await DurableOutcomeJoin.open({ ...sampling.outcomes, sink: (r) => pairing.addOutcomes(r) });
     const outcomes = new OutcomeWorker({
@@ -78,7 +87,7 @@ export class Labeller {
       logger: deps.logger,
       ...(deps.onSkipped ? { onSkipped: deps.onSkipped } : {}),
     });
-    return new Labeller(deps, writer, pairing, outcomes);
+    return new Labeller(dropped, deps, writer, pairing, outcomes);
   }
 
   start(): void {

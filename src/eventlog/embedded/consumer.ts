@@ -1,9 +1,9 @@
 import type { Logger } from '../../logging/logger.ts';
-import { FatalError, errorCode, errorMessage } from '../../errors/index.ts';
+import { FatalError } from '../../errors/index.ts';
 import { backoffDelayMs, type RetryPolicy } from '../../util/retry.ts';
 import type { BatchHandler, ConsumedBatch, ConsumerOptions, EventConsumer, PartitionLag } from '../port.ts';
 import type { Group, GroupMember, PartitionRef } from './group.ts';
-import { refuseRun } from '../run-guard.ts';
+import { logRedelivery, refuseRun } from '../consumer-common.ts';
 import type { Topic } from './topic.ts';
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -174,18 +174,7 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
     const attempt = (this.redeliveries.get(ref.id)?.attempt ?? 0) + 1;
     const delayMs = backoffDelayMs(this.redelivery, Math.min(attempt, 30));
     this.redeliveries.set(ref.id, { attempt, atMs: Date.now() + delayMs });
-    this.logger.warn(
-      {
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: batch.records[0]?.offset,
-        code: errorCode(err),
-        attempt,
-        delayMs,
-        reason: errorMessage(err),
-      },
-      'batch handler failed; the batch is redelivered from the committed offset',
-    );
+    logRedelivery(this.logger, batch, err, attempt, delayMs);
   }
 
   private sleep(waitMs: number | null): Promise<void> {

@@ -1,6 +1,6 @@
 import type kafkajs from 'kafkajs';
 import { FatalError, type StarstreamError } from '../../errors/index.ts';
-import { errorCode, errorMessage } from '../../errors/index.ts';
+import { errorMessage } from '../../errors/index.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { backoffDelayMs, sleep, type RetryPolicy } from '../../util/retry.ts';
 import type {
@@ -15,7 +15,7 @@ import type {
 import type { KafkaSettings } from './config.ts';
 import { toConsumerConfig } from './config.ts';
 import { classifyKafkaError } from './errors.ts';
-import { refuseRun } from '../run-guard.ts';
+import { logRedelivery, refuseRun } from '../consumer-common.ts';
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
 
@@ -197,18 +197,7 @@ export class KafkaEventConsumer implements EventConsumer {
           return undefined;
         }
         waitMs = backoffDelayMs(this.redelivery, Math.min(attempt, 30));
-        this.logger.warn(
-          {
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: batch.records[0]?.offset,
-            code: errorCode(err),
-            attempt,
-            delayMs: waitMs,
-            reason: errorMessage(err),
-          },
-          'batch handler failed; the batch is redelivered from the committed offset',
-        );
+        logRedelivery(this.logger, batch, err, attempt, waitMs);
         if (heartbeatError) throw heartbeatError;
       } finally {
         clearInterval(beat);

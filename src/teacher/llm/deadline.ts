@@ -61,3 +61,22 @@ export function requestDeadline(options: {
     },
   };
 }
+
+/**
+ * The requests a backend has in flight, so that `close()` can abort them and wait until each has settled
+ * (its caller saw the `LLM_CLOSED` rejection) before freeing what they use.
+ */
+export class InFlightRequests {
+  private readonly runs = new Set<Promise<unknown>>();
+
+  track<T>(run: Promise<T>): Promise<T> {
+    this.runs.add(run);
+    const forget = (): void => void this.runs.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.runs]);
+  }
+}

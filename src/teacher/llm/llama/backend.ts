@@ -14,7 +14,7 @@ import {
 } from 'node-llama-cpp';
 import { BadInputError, errorMessage, FatalError, StarstreamError } from '../../../errors/index.ts';
 import type { Logger } from '../../../logging/logger.ts';
-import { requestDeadline } from '../deadline.ts';
+import { InFlightRequests, requestDeadline } from '../deadline.ts';
 import {
   LLM_ERROR_CODES,
   type ChatMessage,
@@ -132,7 +132,7 @@ class LlamaLanguageModel implements LanguageModel {
   private readonly slots: Slots<Slot>;
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private readonly closing = new AbortController();
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlightRequests();
   private closed: Promise<void> | null = null;
 
   constructor(
@@ -147,13 +147,7 @@ class LlamaLanguageModel implements LanguageModel {
   }
 
   complete(request: CompletionRequest): Promise<Completion> {
-    const run = this.run(request);
-    this.inFlight.add(run);
-    void run.then(
-      () => this.inFlight.delete(run),
-      () => this.inFlight.delete(run),
-    );
-    return run;
+    return this.inFlight.track(this.run(request));
   }
 
   private async run(request: CompletionRequest): Promise<Completion> {
@@ -254,7 +248,7 @@ class LlamaLanguageModel implements LanguageModel {
     const reason = new FatalError(LLM_ERROR_CODES.closed, 'llama completion: the language model was closed');
     this.closing.abort(reason);
     this.slots.close(reason);
-    await Promise.allSettled([...this.inFlight]);
+    await this.inFlight.settled();
     await this.context.dispose();
     await this.llamaModel.dispose();
     await this.llama.dispose();

@@ -9,7 +9,7 @@ import {
 } from '../../../errors/index.ts';
 import type { Logger } from '../../../logging/logger.ts';
 import { withRetry, type RetryPolicy } from '../../../util/retry.ts';
-import { requestDeadline } from '../deadline.ts';
+import { InFlightRequests, requestDeadline } from '../deadline.ts';
 import { LLM_ERROR_CODES, type Completion, type CompletionRequest, type LanguageModel } from '../port.ts';
 import { classifyHttpError, isResponseFormatRefusal, parseErrorBody } from './errors.ts';
 import { chatCompletionBody, RESPONSE_FORMAT_MODES, type ResponseFormatMode } from './request.ts';
@@ -53,7 +53,7 @@ class OpenAiLanguageModel implements LanguageModel {
   private readonly url: string;
   private mode: ResponseFormatMode;
   private readonly closing = new AbortController();
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlightRequests();
   private closed: Promise<void> | null = null;
 
   constructor(private readonly options: OpenAiBackendOptions) {
@@ -68,13 +68,7 @@ class OpenAiLanguageModel implements LanguageModel {
   }
 
   complete(request: CompletionRequest): Promise<Completion> {
-    const run = this.run(request);
-    this.inFlight.add(run);
-    void run.then(
-      () => this.inFlight.delete(run),
-      () => this.inFlight.delete(run),
-    );
-    return run;
+    return this.inFlight.track(this.run(request));
   }
 
   private async run(request: CompletionRequest): Promise<Completion> {
@@ -170,7 +164,7 @@ class OpenAiLanguageModel implements LanguageModel {
       this.closing.abort(
         new FatalError(LLM_ERROR_CODES.closed, 'openai completion: the language model was closed'),
       );
-      await Promise.allSettled([...this.inFlight]);
+      await this.inFlight.settled();
     })();
     return this.closed;
   }
