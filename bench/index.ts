@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- <suite>…]`: runs benchmarks, prints tables, saves results under bench/results/.
- * Suites: pipeline (default), store, kafka, star, item-writes. Options per suite are constants in each file; sizes can be
- * scaled down for a quick look with BENCH_SCALE=0.1.
+ * Suites: pipeline (default), store, kafka, star, item-writes, teacher. Options per suite are constants in each file; sizes can be
+ * scaled down for a quick look with BENCH_SCALE=0.1. The teacher suite also reads flags (`--cases=N`, `--max-wall-ms=…`;
+ * see bench/teacher.ts).
  */
 import { DEFAULT_PIPELINE_BENCH, benchPipeline } from './pipeline.ts';
 
@@ -39,7 +40,13 @@ for (const suite of suites.length ? suites : ['pipeline']) {
       await benchItemWrites({ ...d, events: scaled(d.events), rankedEvents: scaled(d.rankedEvents) });
       break;
     }
+    case 'teacher': {
+      // The real MARS teacher (embedded GGUF, 1 thread) against STAR and the baseline on the same sampled cases.
+      const { DEFAULT_TEACHER_BENCH, benchTeacher, teacherBenchArgs } = await import('./teacher.ts');
+      await benchTeacher(teacherBenchArgs(process.argv.slice(2), { ...DEFAULT_TEACHER_BENCH, cases: scaled(DEFAULT_TEACHER_BENCH.cases) }));
+      break;
+    }
     default:
-      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka, star, item-writes)`);
+      throw new Error(`unknown bench suite "${suite}" (pipeline, store, kafka, star, item-writes, teacher)`);
   }
 }

@@ -299,6 +299,9 @@ export async function buildTeacherWorker(config: Config, wiring: TeacherWiring):
   const metrics = createTeacherMetrics(wiring.registry ?? new Registry(), { processMetrics: wiring.processMetrics ?? true });
   const model = wiring.model ?? (await createLanguageModel(config.teacher.llm, wiring.logger));
   const t = config.teacher;
+  if (t.llm.backend === 'llama' && t.concurrency > t.llm.sequences) {
+    logger.warn({ concurrency: t.concurrency, sequences: t.llm.sequences }, 'teacher.concurrency exceeds teacher.llm.sequences: cases will queue for the model and may hit their wall-time limit');
+  }
   const worker = new TeacherWorker(
     {
       log,

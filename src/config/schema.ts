@@ -358,7 +358,9 @@ const teacherLlmSchema = z
         'llama: the GGUF file; unset = gemma-3-270m-q4_k_m.gguf as `npm run teacher:model` fetches it, in ' +
           '$STAR_MODELS or ~/.cache/starstream/models',
       ),
-    contextSize: positiveInt().default(4096).describe('llama: tokens per sequence; prompt + answer must fit'),
+    contextSize: positiveInt()
+      .default(8192)
+      .describe('llama: tokens per sequence; prompt + answer must fit (a 20-candidate case with tool outputs needs ~5–7k)'),
     sequences: positiveInt()
       .max(64)
       .default(1)
@@ -422,7 +424,10 @@ const teacherSchema = z
   .strictObject({
     llm: teacherLlmSchema,
     limits: teacherLimitsSchema,
-    concurrency: positiveInt().max(64).default(2).describe('Cases run at once by one worker'),
+    concurrency: positiveInt()
+      .max(64)
+      .default(1)
+      .describe('Cases run at once by one worker; above llm.sequences (llama) they queue for the model while their wall time runs'),
     groupId: z.string().min(1).default('starstream-teacher').describe('Consumer group of the teacher worker'),
     maxBatchRecords: positiveInt().default(8).describe('Cases handed to the worker at once; committed when all are produced'),
     maxCaseAttempts: positiveInt()

@@ -76,7 +76,7 @@ export class ToolBox {
   async call(name: string, args: unknown, ctx: ToolContext): Promise<string> {
     const tool = this.byName.get(name);
     if (!tool) throw new ToolArgsError(`there is no tool "${name}"; the tools are ${this.names.join(', ')}`);
-    const own = ownArguments(tool.argsSchema, args, this.unionKeys);
+    const own = clampNumbers(tool.argsSchema, ownArguments(tool.argsSchema, args, this.unionKeys));
     const issues = validateJson(tool.argsSchema, own);
     if (issues.length) throw new ToolArgsError(`invalid arguments for ${name}: ${describeIssues(issues)}`);
     const record = own as Record<string, unknown>;
@@ -104,4 +104,23 @@ function ownArguments(schema: JsonSchema, args: unknown, anyTool: ReadonlySet<st
   const declared = new Set(Object.keys((schema.properties ?? {}) as Record<string, unknown>));
   // Keys no tool takes stay, so the validator still refuses them by name.
   return Object.fromEntries(Object.entries(args).filter(([key]) => declared.has(key) || !anyTool.has(key)));
+}
+
+/**
+ * Numbers brought into their declared range (`limit: 50` where at most 10 are listed means "as many as you
+ * may"): grammars do not enforce numeric bounds, and refusing such a call wastes a turn on a detail.
+ */
+function clampNumbers(schema: JsonSchema, args: unknown): unknown {
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return args;
+  const properties = (schema.properties ?? {}) as Record<string, { minimum?: unknown; maximum?: unknown }>;
+  return Object.fromEntries(
+    Object.entries(args).map(([key, value]) => {
+      const p = properties[key];
+      if (typeof value !== 'number' || !Number.isFinite(value) || !p) return [key, value];
+      let v = value;
+      if (typeof p.maximum === 'number') v = Math.min(v, p.maximum);
+      if (typeof p.minimum === 'number') v = Math.max(v, p.minimum);
+      return [key, v];
+    }),
+  );
 }
