@@ -89,7 +89,7 @@ export async function runEval(
     }
     const harnessOptions: HarnessOptions = {
       ...DEFAULT_HARNESS_OPTIONS,
-      streaming: { ...DEFAULT_HARNESS_OPTIONS.streaming, every: options.streamEvery ?? 1 },
+      streaming: { ...DEFAULT_HARNESS_OPTIONS.streaming, every: Math.max(1, Math.floor(options.streamEvery ?? 1)) },
       paper: { ...DEFAULT_HARNESS_OPTIONS.paper, seed: options.seed ?? 1 },
       // The sampler's own cold-user rule (at most N interactions with the triggering one) is "fewer than N before".
       slices: { ...DEFAULT_HARNESS_OPTIONS.slices, coldUserMinInteractions: config.sampling.coldUserMaxInteractions },

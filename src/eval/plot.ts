@@ -6,21 +6,27 @@
 export interface BarChart {
   readonly title: string;
   readonly metrics: readonly string[];
+  /** A non-finite value (NaN) draws no bar: the system was not measured on that metric. */
   readonly series: readonly { readonly name: string; readonly values: readonly number[] }[];
   /** Optional reference lines, e.g. published baselines: metric index → value and label. */
   readonly references?: readonly { readonly metric: number; readonly value: number; readonly label: string }[];
 }
 
+const LEGEND_W = 150;
+
 const PALETTE = ['#9aa5b1', '#6c8ebf', '#82b366', '#d6b656', '#b85450', '#9673a6', '#d79b00', '#23445d'];
 
 export function barChartSvg(chart: BarChart): string {
   const width = 760;
-  const height = 380;
   const left = 50;
-  const bottom = 60;
   const top = 40;
-  const plotH = height - top - bottom;
-  const max = Math.max(1e-9, ...chart.series.flatMap((s) => s.values), ...(chart.references ?? []).map((r) => r.value)) * 1.15;
+  const plotH = 280;
+  // The legend wraps into rows of LEGEND_W-wide entries; the chart grows by a row's height for each extra row.
+  const perRow = Math.max(1, Math.floor((width - left) / LEGEND_W));
+  const legendRows = Math.max(1, Math.ceil(chart.series.length / perRow));
+  const height = 380 + (legendRows - 1) * 16;
+  const finite = chart.series.flatMap((s) => s.values).filter(Number.isFinite);
+  const max = Math.max(1e-9, ...finite, ...(chart.references ?? []).map((r) => r.value)) * 1.15;
   const groupW = (width - left - 20) / chart.metrics.length;
   const barW = Math.min(40, (groupW - 20) / chart.series.length);
   const y = (v: number): number => top + plotH - (v / max) * plotH;
@@ -34,6 +40,7 @@ export function barChartSvg(chart: BarChart): string {
     const gx = left + m * groupW + 10;
     chart.series.forEach((s, i) => {
       const v = s.values[m] ?? 0;
+      if (!Number.isFinite(v)) return;
       const x = gx + i * barW;
       parts.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${PALETTE[i % PALETTE.length]}"/>`);
       parts.push(`<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9">${formatValue(v)}</text>`);
@@ -47,12 +54,30 @@ export function barChartSvg(chart: BarChart): string {
     parts.push(`<text x="${x2.toFixed(1)}" y="${(y(r.value) - 2).toFixed(1)}" text-anchor="end" font-size="9" fill="#b85450">${escape(r.label)}</text>`);
   }
   chart.series.forEach((s, i) => {
-    const x = left + i * 150;
-    parts.push(`<rect x="${x}" y="${height - 22}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`);
-    parts.push(`<text x="${x + 14}" y="${height - 13}">${escape(s.name)}</text>`);
+    const x = left + (i % perRow) * LEGEND_W;
+    const ly = 358 + Math.floor(i / perRow) * 16;
+    parts.push(`<rect x="${x}" y="${ly}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`);
+    parts.push(`<text x="${x + 14}" y="${ly + 9}">${escape(s.name)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+/** Several charts (each a whole `<svg>` from this module) stacked top to bottom in one SVG document. */
+export function stackSvg(charts: readonly string[]): string {
+  let y = 0;
+  let width = 0;
+  const parts: string[] = [];
+  for (const chart of charts) {
+    const w = Number(/width="(\d+)"/.exec(chart)?.[1] ?? 0);
+    const h = Number(/height="(\d+)"/.exec(chart)?.[1] ?? 0);
+    // A group per chart rather than nested <svg> elements: simple renderers (ImageMagick) misplace those.
+    const body = chart.trimEnd().replace(/^<svg[^>]*>/, '').replace(/<\/svg>$/, '');
+    parts.push(`<g transform="translate(0 ${y})">${body}</g>`);
+    y += h;
+    width = Math.max(width, w);
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif" font-size="11">\n${parts.join('\n')}\n</svg>\n`;
 }
 
 function formatValue(v: number): string {

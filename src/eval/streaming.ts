@@ -1,11 +1,12 @@
+import type { ScoringCase } from '../domain/evidence.ts';
 import type { Interaction } from '../domain/events.ts';
-import type { CollaborativeLearner, NegativeSampler } from '../stages/embeddings/index.ts';
-import { StoreView, type ItemMerger } from '../stages/state/store-view.ts';
+import type { CstTemplates } from '../stages/evidence/templates.ts';
+import { StoreView } from '../stages/state/store-view.ts';
 import { topByScore } from '../stages/ranking/index.ts';
-import { coldUser, prepareCase, type CaseOptions } from '../pipeline/recommend.ts';
+import { coldUser, prepareCase } from '../pipeline/recommend.ts';
 import type { Scorer } from '../star/port.ts';
-import type { VectorStore } from '../store/port.ts';
 import { MetricMeans, hitAt, ndcgAt } from './metrics.ts';
+import { learnEvent, type ReplayEngine } from './replay.ts';
 
 /**
  * The streaming (prequential) protocol: events in time order; for each one, first recommend for its user
@@ -14,16 +15,8 @@ import { MetricMeans, hitAt, ndcgAt } from './metrics.ts';
  * Every system ranks the same candidate set with the same evidence, built once per event.
  */
 
-export interface StreamingEngine {
-  readonly store: VectorStore;
-  readonly mergeItem: ItemMerger;
-  readonly learner: CollaborativeLearner;
-  readonly negatives: NegativeSampler;
-  readonly negativesPerEvent: number;
-  readonly caseOptions: CaseOptions;
-  readonly dimension: number;
-  readonly consumedFilterBytes: number;
-}
+/** The engine parts the protocol uses (see `ReplayEngine`). */
+export type StreamingEngine = ReplayEngine;
 
 export interface StreamingOptions {
   readonly k: number;
@@ -72,24 +65,36 @@ async function scoreEvent(
   means: readonly MetricMeans[],
   k: number,
 ): Promise<void> {
-  await view.load([event.userId], []);
-  const user = view.user(event.userId) ?? coldUser(event.userId, engine.dimension, engine.consumedFilterBytes);
-  await view.load([], user.recentItems.slice(0, engine.caseOptions.candidates.recentItemsForCooccurrence).map((r) => r.id));
-  const { evidence } = await prepareCase(view, user, engine.caseOptions, event.timestampMs, null);
-  const scoringCase = { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates };
+  const scoringCase = await streamingCase(view, event, engine, null);
   for (let s = 0; s < systems.length; s++) {
     const [scores] = await systems[s]!.score([scoringCase]);
-    const ranked = topByScore(evidence.candidates, scores!, k);
-    const rank = ranked.findIndex((r) => r.evidence.itemId === event.itemId);
+    const rank = rankOf(scoringCase, scores!, event.itemId, k);
     means[s]!.add({ hit: hitAt(rank, k), ndcg: ndcgAt(rank, k) });
   }
 }
 
-async function learnEvent(view: StoreView, event: Interaction, engine: StreamingEngine): Promise<void> {
-  const negatives = engine.negatives.sample(engine.negativesPerEvent, event.itemId);
-  engine.negatives.observe(event.itemId);
+/**
+ * The event's case in the streaming protocol: the stream's own candidate set for the user (the whole
+ * catalogue as far as the candidate sources reach; consumed items excluded) with evidence from the state
+ * before the event. Sentences are rendered only with `templates` (for scorers that read them).
+ */
+export async function streamingCase(
+  view: StoreView,
+  event: Interaction,
+  engine: StreamingEngine,
+  templates: CstTemplates | null,
+): Promise<ScoringCase> {
   await view.load([event.userId], []);
-  await view.load([], engine.learner.itemsToLoad(view.user(event.userId), event, negatives));
-  engine.learner.learn(view, event, negatives);
-  await view.commit();
+  const user = view.user(event.userId) ?? coldUser(event.userId, engine.dimension, engine.consumedFilterBytes);
+  await view.load([], user.recentItems.slice(0, engine.caseOptions.candidates.recentItemsForCooccurrence).map((r) => r.id));
+  const { evidence } = await prepareCase(view, user, engine.caseOptions, event.timestampMs, templates);
+  return { eventId: event.eventId, atMs: event.timestampMs, user: evidence.user, candidates: evidence.candidates };
+}
+
+/**
+ * 0-based rank of `itemId` among the case's candidates ordered by score (equal scores keep the case's
+ * order), or -1 when it is not within the first `depth` (or not a candidate at all).
+ */
+export function rankOf(scoringCase: ScoringCase, scores: Float32Array, itemId: string, depth: number): number {
+  return topByScore(scoringCase.candidates, scores, depth).findIndex((r) => r.evidence.itemId === itemId);
 }

@@ -1,5 +1,8 @@
 import type { EvidenceFeatures, ScoringCase } from '../domain/evidence.ts';
+import { loadCstTemplates } from '../stages/evidence/templates.ts';
 import type { Scorer } from '../star/port.ts';
+import { loadPromptSpec } from '../star/prompt/spec.ts';
+import { loadVerifiedModel } from '../star/registry/registry.ts';
 
 /**
  * The single-signal baselines reported beside every ranker. Each scores the same candidate sets; since the
@@ -21,3 +24,12 @@ const tieBreak = (f: EvidenceFeatures): number => 1e-6 * Math.log1p(f.popularity
 export const popularityScorer = (): Scorer => featureScorer('popularity', (f) => f.popularity);
 export const cooccurrenceScorer = (): Scorer => featureScorer('item-cf', (f) => f.cooccurrence + tieBreak(f));
 export const embeddingScorer = (): Scorer => featureScorer('embeddings', (f) => f.embeddingScore + tieBreak(f));
+
+/**
+ * A STAR model directory as a scorer, through the serving path (`loadVerifiedModel`: files, prompt and CST
+ * template versions, parity against the trainer's scores), so evaluation scores what serving would.
+ */
+export async function loadStarScorer(dir: string): Promise<Scorer> {
+  const { scorer } = await loadVerifiedModel(dir, { spec: loadPromptSpec(), cstTemplateVersion: loadCstTemplates().version, parityTolerance: 1e-3 });
+  return scorer;
+}
