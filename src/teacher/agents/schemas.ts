@@ -86,14 +86,16 @@ export interface ReflectorAnswer {
 
 /** The final ordering: every candidate id exactly once (the count is in the schema; uniqueness is checked). */
 export function rankerSchema(candidateIds: readonly string[]): JsonSchema {
+  // The ranking first: grammar-constrained decoding writes properties in this order, and an answer cut at the
+  // token limit inside a long justification would otherwise lose the ranking itself.
   return object({
-    justification: text(800, 'why the top candidates come first'),
     ranking: {
       type: 'array',
       minItems: candidateIds.length,
       maxItems: candidateIds.length,
       items: { type: 'string', enum: [...candidateIds] },
     },
+    justification: text(400, 'why the top candidates come first, in a few sentences'),
   });
 }
 
