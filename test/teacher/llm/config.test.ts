@@ -15,7 +15,7 @@ describe('teacher.llm config', () => {
     assert.equal(llm.backend, 'llama');
     assert.equal(llm.modelPath, undefined);
     assert.equal(llm.responseFormat, 'auto');
-    assert.equal(llm.contextSize, 4096);
+    assert.equal(llm.contextSize, 8192);
     assert.equal(defaultModelPath({ STAR_MODELS: '/m' }), '/m/gemma-3-270m-q4_k_m.gguf');
     assert.equal(defaultModelPath({ XDG_CACHE_HOME: '/c' }), '/c/starstream/models/gemma-3-270m-q4_k_m.gguf');
   });
