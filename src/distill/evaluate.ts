@@ -1,12 +1,11 @@
-import { hitAt, MetricMeans, ndcgAt } from '../eval/metrics.ts';
-import { topByScore } from '../stages/ranking/index.ts';
+import { paperMetrics, rankCases } from '../eval/lists.ts';
 import type { Scorer } from '../star/port.ts';
 import type { EvalCase } from './split.ts';
 
 /**
- * Scores the held-out window with one system, the paper's way (`bench/star-quality.ts`): each case is a list
- * with the observed next item in it; the scorer ranks the list (equal scores keep the case's order) and we
- * count HR@1, HR@3, HR@5, their average (the gate's number) and NDCG@10. Values are shares, 0..1.
+ * Scores the held-out window with one system, the paper's way, through the eval harness's own scoring
+ * (`src/eval/lists.ts`): HR@1, HR@3, HR@5, their average (the gate's number) and NDCG@10. Values are shares,
+ * 0..1.
  */
 
 export interface HoldoutMetrics {
@@ -19,19 +18,10 @@ export interface HoldoutMetrics {
   readonly ndcg10: number;
 }
 
+/** Lists are short (the paper's 20 candidates), so the whole list is ranked: every rank is exact. */
+const WHOLE_LIST = Number.MAX_SAFE_INTEGER;
+
 export async function evaluateScorer(scorer: Scorer, cases: readonly EvalCase[], batchLists = 64): Promise<HoldoutMetrics> {
-  const means = new MetricMeans();
-  for (let at = 0; at < cases.length; at += batchLists) {
-    const chunk = cases.slice(at, at + batchLists);
-    const scores = await scorer.score(chunk.map((c) => c.case));
-    chunk.forEach((c, i) => {
-      const ranked = topByScore(c.case.candidates, scores[i]!, c.case.candidates.length);
-      const rank = ranked.findIndex((x) => x.evidence.itemId === c.itemId);
-      means.add({ hr1: hitAt(rank, 1), hr3: hitAt(rank, 3), hr5: hitAt(rank, 5), ndcg10: ndcgAt(rank, 10) });
-    });
-  }
-  const hr1 = means.mean('hr1');
-  const hr3 = means.mean('hr3');
-  const hr5 = means.mean('hr5');
-  return { cases: means.count, hr1, hr3, hr5, avgHr: (hr1 + hr3 + hr5) / 3, ndcg10: means.mean('ndcg10') };
+  const m = paperMetrics(await rankCases(scorer, cases, WHOLE_LIST, batchLists));
+  return { cases: m.cases, hr1: m.hr1, hr3: m.hr3, hr5: m.hr5, avgHr: (m.hr1 + m.hr3 + m.hr5) / 3, ndcg10: m.ndcg10 };
 }

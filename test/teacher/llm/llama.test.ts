@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/logging/logger.ts';
 import { openLlamaModel } from '../../../src/teacher/llm/llama/backend.ts';
 import type { CompletionRequest, JsonSchema, LanguageModel } from '../../../src/teacher/llm/port.ts';
 import { describeIssues, validateJson } from '../../../src/teacher/tools/json-schema.ts';
-import { teacherModel } from './real-model.ts';
+import { RANKER_PROMPT, teacherModel } from './real-model.ts';
 
 // Integration suite on the real embedded model (Gemma 3 270M, Q4_K_M, CPU). Skips with the reason when the
 // model cannot be fetched. One thread: the runner runs two test files at once on a 2-core machine, and
@@ -27,15 +27,7 @@ const RANKING: JsonSchema = {
 
 function request(extra: Partial<CompletionRequest> = {}): CompletionRequest {
   return {
-    messages: [
-      { role: 'system', content: 'You are the ranker of a music recommender. Answer with JSON only.' },
-      {
-        role: 'user',
-        content:
-          'The user listened to jazz all week. Candidates: item-17 (metal album), item-42 (jazz album), ' +
-          'item-99 (pop single). Give your final answer: rank the candidates, best first.',
-      },
-    ],
+    messages: RANKER_PROMPT,
     schema: RANKING,
     schemaName: 'ranker.final',
     maxTokens: 96,

@@ -8,7 +8,7 @@ import { createLanguageModel } from '../../../src/teacher/llm/create.ts';
 import type { JsonSchema, LanguageModel } from '../../../src/teacher/llm/port.ts';
 import { describeIssues, validateJson } from '../../../src/teacher/tools/json-schema.ts';
 import { startLlamaServer, serverSkipReason, type LlamaServer } from './llama-server.ts';
-import { teacherModel } from './real-model.ts';
+import { RANKER_PROMPT, teacherModel } from './real-model.ts';
 
 // The HTTP backend against a real OpenAI-compatible server: llama-cpp-python's on the same GGUF as the
 // embedded backend, started here (llama-server.ts); without it the suite skips with the reason.
@@ -58,15 +58,7 @@ describe('openai backend against a real llama-cpp-python server', { skip, timeou
 
   it('answers schema-valid JSON, stepping down from json_schema to what the server supports', async () => {
     const answer = await llm.complete({
-      messages: [
-        { role: 'system', content: 'You are the ranker of a music recommender. Answer with JSON only.' },
-        {
-          role: 'user',
-          content:
-            'The user listened to jazz all week. Candidates: item-17 (metal album), item-42 (jazz album), ' +
-            'item-99 (pop single). Give your final answer: rank the candidates, best first.',
-        },
-      ],
+      messages: RANKER_PROMPT,
       schema: SCHEMA,
       schemaName: 'ranker.final',
       maxTokens: 64,

@@ -1,4 +1,5 @@
 import { ensureTeacherModel } from '../../../scripts/teacher-model-lib.ts';
+import type { ChatMessage } from '../../../src/teacher/llm/port.ts';
 
 /**
  * The real teacher GGUF for the suites that need it: fetched by `npm run teacher:model`'s code when missing
@@ -15,3 +16,14 @@ export async function teacherModel(): Promise<{ readonly path: string } | { read
     };
   }
 }
+
+/** One small ranking question both backends' real-model suites ask (candidates item-17, item-42, item-99). */
+export const RANKER_PROMPT: readonly ChatMessage[] = [
+  { role: 'system', content: 'You are the ranker of a music recommender. Answer with JSON only.' },
+  {
+    role: 'user',
+    content:
+      'The user listened to jazz all week. Candidates: item-17 (metal album), item-42 (jazz album), ' +
+      'item-99 (pop single). Give your final answer: rank the candidates, best first.',
+  },
+];
