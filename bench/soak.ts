@@ -6,7 +6,16 @@
  *
  *   npm run soak                                  20 minutes at 60 % of the capacity in bench/results/kafka.json
  *   npm run soak -- --minutes 2 --rate 400        a short run at a fixed rate
+ *   npm run soak -- --closed --heap-snapshots      a closed world (see below), with a heap snapshot diff
  *   options: --minutes M  --rate R (events/s)  --load F (share of capacity, default 0.6)  --sample S (s, default 5)
+ *            --users N --items N (the world; default 20k each)  --closed  --heap-snapshots
+ *
+ * An open world (the default) keeps introducing users and items, so state, and with it memory, grows for the
+ * whole run. `--closed` fixes the world: every user and item exists from the start (no late users, no item
+ * releases; 2,000 of each unless given), so after warm-up every bounded structure is full and memory must
+ * plateau; growth there is a leak. `--heap-snapshots` writes V8 heap snapshots at the middle and the end of
+ * the input (out/soak-{mid,end}.heapsnapshot; each pauses the pipeline for a few seconds, visible as a latency
+ * spike) and reports what grew between them by constructor (`bench/heap-diff.ts`).
  *   KAFKA_BROKERS=host:9092 uses that broker; otherwise a local one is started for the run.
  *
  * Writes bench/results/soak.json (every sample), soak.md (summary, samples once a minute) and soak.svg
@@ -14,8 +23,9 @@
  * so a pipeline that falls behind shows as lag and latency, not as a lower input rate. Records are generated
  * lazily, so the producer's memory stays flat and what grows is the pipeline's.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { produceItems } from '../src/cli/produce.ts';
@@ -27,6 +37,7 @@ import { topicSpecs } from '../src/eventlog/topics.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { buildPipeline } from '../src/main.ts';
 import { percentile } from '../src/util/stats.ts';
+import { heapGrowth, heapGrowthMarkdown, type HeapGrowth } from './heap-diff.ts';
 import { machine, RESULTS_DIR, runAsScript, table, withBrokers, type Row } from './report.ts';
 
 export interface SoakOptions {
@@ -37,9 +48,19 @@ export interface SoakOptions {
   readonly sampleSeconds?: number;
   /** Where the rate came from, for the report. */
   readonly rateSource?: string;
-  readonly world?: { readonly users: number; readonly items: number; readonly seed: number };
+  readonly world?: SoakWorld;
+  /** Write heap snapshots at the middle and the end of the input to these two files. */
+  readonly heapSnapshots?: readonly [string, string];
   /** Progress lines go here. @default stdout */
   readonly log?: (line: string) => void;
+}
+
+export interface SoakWorld {
+  readonly users: number;
+  readonly items: number;
+  readonly seed: number;
+  /** Closed: no late users, no item releases (the synthetic world's `coldStartShare` and `newItemShare` at 0). */
+  readonly closed?: boolean;
 }
 
 export interface SoakSample {
@@ -127,7 +148,7 @@ export async function soak(options: SoakOptions): Promise<{ summary: SoakSummary
   const samples: SoakSample[] = [];
   try {
     await eventLog.ensureTopics(topicSpecs(config));
-    const synthetic = { ...world, events: total };
+    const synthetic = { users: world.users, items: world.items, seed: world.seed, events: total, ...(world.closed ? { coldStartShare: 0, newItemShare: 0 } : {}) };
     await produceItems(eventLog, topics.items, generateCatalogue(synthetic), engine.codecs, framing);
     await runner.start();
     log(`soak: ${options.minutes} min at ${options.rate} events/s (${options.rateSource ?? 'given'}), ${total.toLocaleString('en-US')} events, sampling every ${sampleMs / 1000} s`);
@@ -166,8 +187,11 @@ export async function soak(options: SoakOptions): Promise<{ summary: SoakSummary
       );
     };
     let nextSampleAt = started + sampleMs;
+    const snapshots = [...(options.heapSnapshots ?? [])];
+    const snapshotAt = [Math.floor(total / 2), total];
     while (sent < total) {
       const now = performance.now();
+      if (snapshots.length === 2 && sent >= snapshotAt[0]!) writeSnapshot(snapshots.shift()!, log);
       if (now >= nextSampleAt) {
         nextSampleAt += sampleMs;
         await takeSample();
@@ -197,6 +221,7 @@ export async function soak(options: SoakOptions): Promise<{ summary: SoakSummary
       await new Promise((r) => setTimeout(r, 50));
     }
     await takeSample();
+    if (snapshots.length > 0) writeSnapshot(snapshots.at(-1)!, log);
     const runSeconds = (performance.now() - started) / 1000;
     return { summary: summarize(options, samples, { total, inputSeconds, runSeconds, recommendations, deadLetters, stageFailures, allLatencies }), samples };
   } finally {
@@ -205,6 +230,13 @@ export async function soak(options: SoakOptions): Promise<{ summary: SoakSummary
     await eventLog.close();
     await engine.store.close();
   }
+}
+
+function writeSnapshot(file: string, log: (line: string) => void): void {
+  const t = performance.now();
+  // (V8 collects garbage before it writes a snapshot, so it holds what is alive.)
+  writeHeapSnapshot(file);
+  log(`soak: heap snapshot ${file} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
 }
 
 function summarize(
@@ -300,10 +332,15 @@ export function soakSvg(samples: readonly SoakSample[], title: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="760" height="${height * panels.length}" font-family="sans-serif" font-size="11">\n${inner}</svg>\n`;
 }
 
-function save(options: SoakOptions, summary: SoakSummary, samples: readonly SoakSample[]): void {
+function save(options: SoakOptions, summary: SoakSummary, samples: readonly SoakSample[], growth: HeapGrowth | null): void {
   const measuredAt = new Date().toISOString();
-  const title = `Soak: ${options.minutes} min at ${options.rate} events/s on Kafka`;
-  writeFileSync(join(RESULTS_DIR, 'soak.json'), `${JSON.stringify({ title, measuredAt, machine: machine(), brokers: options.brokers, rateSource: options.rateSource, summary, samples }, null, 2)}\n`);
+  const w = options.world;
+  const worldText = w ? `${w.closed ? 'closed' : 'open'} world of ${w.users.toLocaleString('en-US')} users × ${w.items.toLocaleString('en-US')} items` : 'open world';
+  const title = `Soak: ${options.minutes} min at ${options.rate} events/s on Kafka, ${worldText}`;
+  writeFileSync(
+    join(RESULTS_DIR, 'soak.json'),
+    `${JSON.stringify({ title, measuredAt, machine: machine(), brokers: options.brokers, rateSource: options.rateSource, world: w ?? null, summary, heapGrowth: growth, samples }, null, 2)}\n`,
+  );
   const perMinute: Row[] = samples
     .filter((s, i) => i === samples.length - 1 || Math.floor(s.t / 60) !== Math.floor((samples[i + 1]?.t ?? 0) / 60))
     .map((s) => ({ 'min': round(s.t / 60), 'out/s': s.throughput, 'p50 ms': s.p50Ms, 'p99 ms': s.p99Ms, lag: s.lag, 'RSS MB': s.rssMb, 'heap MB': s.heapMb }));
@@ -311,7 +348,8 @@ function save(options: SoakOptions, summary: SoakSummary, samples: readonly Soak
   writeFileSync(
     join(RESULTS_DIR, 'soak.md'),
     `# ${title}\n\nMeasured ${measuredAt}. ${machine()}. Rate: ${options.rateSource ?? 'given'}.\n\n**${summary.verdict}**\n\n${table(summaryRows)}\n` +
-      `One sample per minute (all in soak.json):\n\n${table(perMinute)}\n![soak](soak.svg)\n`,
+      `One sample per minute (all in soak.json):\n\n${table(perMinute)}\n![soak](soak.svg)\n` +
+      (growth ? `\n${heapGrowthMarkdown(growth)}` : ''),
   );
   writeFileSync(join(RESULTS_DIR, 'soak.svg'), soakSvg(samples, title));
   process.stdout.write(`\n${table(summaryRows)}\n${summary.verdict}\nsaved bench/results/soak.{json,md,svg}\n`);
@@ -334,20 +372,35 @@ function defaultRate(load: number): { rate: number; source: string } {
 runAsScript(import.meta.url, async () => {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { minutes: { type: 'string' }, rate: { type: 'string' }, load: { type: 'string' }, sample: { type: 'string' } },
+    options: {
+      minutes: { type: 'string' },
+      rate: { type: 'string' },
+      load: { type: 'string' },
+      sample: { type: 'string' },
+      users: { type: 'string' },
+      items: { type: 'string' },
+      closed: { type: 'boolean', default: false },
+      'heap-snapshots': { type: 'boolean', default: false },
+    },
   });
+  const closed = values.closed ?? false;
+  const worldSize = closed ? 2_000 : 20_000;
+  const world: SoakWorld = { users: Number(values.users ?? worldSize), items: Number(values.items ?? worldSize), seed: 5, closed };
   const minutes = Number(values.minutes ?? 20);
   const load = Number(values.load ?? 0.6);
   const given = values.rate === undefined ? null : Number(values.rate);
-  for (const [name, v] of [['--minutes', minutes], ['--load', load], ['--rate', given ?? 1]] as const) {
+  for (const [name, v] of [['--minutes', minutes], ['--load', load], ['--rate', given ?? 1], ['--users', world.users], ['--items', world.items]] as const) {
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
   }
   const { rate, source } = given === null ? defaultRate(load) : { rate: given, source: `--rate ${given}` };
   await withBrokers(
     async (brokers) => {
-      const options: SoakOptions = { brokers, rate, minutes, rateSource: source, sampleSeconds: Number(values.sample ?? 5) };
+      const heapSnapshots = values['heap-snapshots'] ? (['out/soak-mid.heapsnapshot', 'out/soak-end.heapsnapshot'] as const) : undefined;
+      if (heapSnapshots) mkdirSync('out', { recursive: true });
+      const options: SoakOptions = { brokers, rate, minutes, world, heapSnapshots, rateSource: source, sampleSeconds: Number(values.sample ?? 5) };
       const { summary, samples } = await soak(options);
-      save(options, summary, samples);
+      const growth = heapSnapshots ? await heapGrowth(heapSnapshots[0], heapSnapshots[1]) : null;
+      save(options, summary, samples, growth);
     },
     { quickJit: false, heapMb: 1024 },
   );

@@ -4,11 +4,19 @@ import { dirname } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { resolveDataset } from '../data/datasets.ts';
 import type { LoadedDataset } from '../data/files.ts';
-import { createRng } from '../data/random.ts';
+import { createRng, type Rng } from '../data/random.ts';
+import type { LabelledTrajectory } from '../domain/teacher.ts';
+import { createMarsRanker, TeacherSampler, type TeacherRanker } from '../eval/teacher.ts';
+import { createBaselineScorer } from '../star/baseline/scorer.ts';
+import type { LanguageModel } from '../teacher/llm/port.ts';
+import type { Scorer } from '../star/port.ts';
+import { labelTrajectory } from '../teacher/dataset/label.ts';
+import { DatasetWriter } from '../teacher/dataset/writer.ts';
+import type { Logger } from '../logging/logger.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
 import { BadInputError } from '../errors/index.ts';
 import { buildPaperCase, learnEvent, ReplayState } from '../eval/replay.ts';
-import { buildEngine } from '../main.ts';
+import { buildEngine, type Engine } from '../main.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 
 /**
@@ -64,6 +72,22 @@ export interface CasesExportOptions {
   readonly progress?: NodeJS.WritableStream | null;
   /** @default 2000 */
   readonly progressEveryMs?: number;
+  /** The MARS teacher on a sample of the train cases (see `CasesTeacher`); null = none. */
+  readonly teacher?: CasesTeacher | null;
+}
+
+/**
+ * Distillation data from the same replay: the teacher ranks a sample of the `train` cases, spread over the
+ * train window and sized to a wall-time budget (the evaluation harness's `TeacherSampler`), inside the
+ * replay so its tools read the state as of the case. The case's candidates go to it in the serving
+ * scorer's order, as the pipeline sends them; the case's true item is its observed outcome. Each run is
+ * handed to `write` as a labelled trajectory (failed runs too: the data set files them as rejected), which
+ * `train --trajectories` reads. A run cut by the budget is dropped. Test cases never reach the teacher.
+ */
+export interface CasesTeacher {
+  readonly model: LanguageModel;
+  readonly budgetMs: number;
+  readonly write: (record: LabelledTrajectory) => Promise<void>;
 }
 
 export interface CasesExportReport {
@@ -75,6 +99,8 @@ export interface CasesExportReport {
   readonly cases: { readonly train: number; readonly test: number };
   /** Selected events not written: the user had the item already, or too few items to sample from. */
   readonly skipped: { readonly repeat: number; readonly fewItems: number };
+  /** Teacher runs on train cases: written (completed + failed), of them completed, and cut by the budget. */
+  readonly teacher: { readonly version: string; readonly runs: number; readonly completed: number; readonly cutByBudget: number; readonly seconds: number } | null;
   readonly seconds: number;
   readonly options: Record<string, unknown>;
 }
@@ -84,6 +110,33 @@ export interface CaseRecord {
   readonly label: number;
   readonly itemId: string;
   readonly case: ScoringCase;
+}
+
+/**
+ * The command: `cases export [--teacher-budget-s S --trajectories DIR]`. With a teacher budget, the teacher
+ * (`teacher.llm`, `teacher.limits`) ranks a sample of the train cases and the runs go to a labelled data set
+ * in DIR (the teacher's own dataset writer, `sampling.dataset.keep` deciding kept/rejected).
+ */
+export async function casesExportCommand(
+  config: Readonly<Config>,
+  logger: Logger,
+  opts: Pick<CasesExportOptions, 'dataset' | 'out' | 'seed'> & { readonly teacherBudgetS?: number; readonly trajectories?: string },
+): Promise<CasesExportReport> {
+  const budgetS = opts.teacherBudgetS ?? 0;
+  if (budgetS > 0 !== (opts.trajectories !== undefined)) {
+    throw new BadInputError('CASES_OPTIONS', 'cases export: --teacher-budget-s and --trajectories go together');
+  }
+  if (budgetS <= 0) return casesExport(config, opts);
+  const { createLanguageModel } = await import('../teacher/llm/create.ts');
+  const model = await createLanguageModel(config.teacher.llm, logger);
+  const d = config.sampling.dataset;
+  const writer = await DatasetWriter.open({ dir: opts.trajectories!, maxRecordsPerFile: d.maxRecordsPerFile, filter: { keep: d.keep, k: d.keepTopK } });
+  try {
+    return await casesExport(config, { ...opts, teacher: { model, budgetMs: budgetS * 1000, write: (r) => writer.write([r]) } });
+  } finally {
+    await writer.close();
+    await model.close();
+  }
 }
 
 export async function casesExport(config: Readonly<Config>, opts: CasesExportOptions): Promise<CasesExportReport> {
@@ -131,6 +184,14 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
   const view = new StoreView(engine.store, engine.mergeItem);
   let trainIndex = 0;
   let testIndex = 0;
+  const teacher = opts.teacher
+    ? new TrainCaseTeacher(
+        trainCaseRanker(config, engine, opts.teacher.model),
+        opts.teacher,
+        createRng(o.seed).fork('teacher'),
+        selectedTrainEvents(events, splitAtMs, warmupEnd, o.trainEvery),
+      )
+    : null;
   try {
     for (let t = 0; t < events.length && counts.train + counts.test < o.limit; t++) {
       const event = events[t]!;
@@ -145,11 +206,13 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
           counts[split]++;
           const record: CaseRecord = { split, ...built };
           await writeLine(out, JSON.stringify(record));
+          if (split === 'train') await teacher?.offer(record, event.timestampMs);
         }
       }
+      if (split === 'train' && selected) teacher?.passed();
       await learnEvent(view, event, replayEngine);
       state.observe(event);
-      progress.tick(t + 1, counts.train + counts.test);
+      progress.tick(t + 1, counts.train + counts.test, teacher?.status());
     }
   } finally {
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
@@ -164,11 +227,85 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
     splitAtMs,
     cases: counts,
     skipped,
+    teacher: teacher?.report() ?? null,
     seconds: (performance.now() - started) / 1000,
     options: { ...o, limit: opts.limit ?? null, splits: [...o.splits], cstTemplateVersion: engine.templates.version },
   };
   await writeFile(`${opts.out}.meta.json`, `${JSON.stringify(report, null, 2)}\n`);
   return report;
+}
+
+/** How many train events the export selects (the teacher sampler spreads its budget over them). */
+function selectedTrainEvents(events: readonly { timestampMs: number }[], splitAtMs: number, warmupEnd: number, every: number): number {
+  let n = 0;
+  for (let t = warmupEnd; t < events.length && events[t]!.timestampMs < splitAtMs; t++) n++;
+  return Math.ceil(n / every);
+}
+
+/** The teacher as the eval harness runs it, with the baseline ranker's order as the serving order. */
+function trainCaseRanker(config: Readonly<Config>, engine: Engine, model: LanguageModel): { ranker: TeacherRanker; servingScorer: Scorer } {
+  const servingScorer = createBaselineScorer();
+  const ranker = createMarsRanker({
+    model,
+    store: engine.store,
+    limits: config.teacher.limits,
+    templates: engine.templates,
+    evidence: engine.caseOptions.evidence,
+    servingModel: servingScorer.modelVersion,
+  });
+  return { ranker, servingScorer };
+}
+
+class TrainCaseTeacher {
+  private readonly sampler: TeacherSampler;
+  private toCome: number;
+  private runs = 0;
+  private completed = 0;
+  private cut = 0;
+  private spentMs = 0;
+
+  constructor(
+    private readonly teacher: { readonly ranker: TeacherRanker; readonly servingScorer: Scorer },
+    private readonly options: CasesTeacher,
+    rng: Rng,
+    selected: number,
+  ) {
+    this.sampler = new TeacherSampler(options.budgetMs, rng);
+    this.toCome = selected;
+  }
+
+  /** Maybe runs the teacher on this train case (before the event is learned) and writes the labelled run. */
+  async offer(record: CaseRecord, observedAtMs: number): Promise<void> {
+    if (!this.sampler.offer(record.case.eventId, this.toCome)) return;
+    const [serving] = await this.teacher.servingScorer.score([record.case]);
+    const answer = await this.teacher.ranker.rank(record.case, serving!, this.sampler.remainingMs);
+    this.sampler.record(answer.ms);
+    this.spentMs += answer.ms;
+    if (answer.cutByBudget) {
+      this.cut++;
+      return;
+    }
+    if (!answer.run) throw new Error(`the teacher ranker ${this.teacher.ranker.version} keeps no trajectories`);
+    const { teacherCase, trajectory } = answer.run;
+    const listed = teacherCase.candidates.findIndex((c) => c.itemId === record.itemId);
+    const outcome = { status: 'observed', nextItemId: record.itemId, observedAtMs, studentRank: listed < 0 ? null : listed + 1 } as const;
+    await this.options.write(labelTrajectory(trajectory, { case: teacherCase, outcome }));
+    this.runs++;
+    if (trajectory.status === 'completed') this.completed++;
+  }
+
+  /** One selected train event has gone by (taken or not). */
+  passed(): void {
+    this.toCome = Math.max(0, this.toCome - 1);
+  }
+
+  status(): string {
+    return `teacher ${this.runs} runs (${this.completed} completed), ${Math.max(0, this.sampler.remainingMs / 1000).toFixed(0)}s of budget left`;
+  }
+
+  report(): NonNullable<CasesExportReport['teacher']> {
+    return { version: this.teacher.ranker.version, runs: this.runs, completed: this.completed, cutByBudget: this.cut, seconds: Math.round(this.spentMs / 1000) };
+  }
 }
 
 function writeLine(out: WriteStream, line: string): Promise<void> | void {
@@ -187,7 +324,7 @@ class Progress {
     private readonly total: number,
   ) {}
 
-  tick(done: number, cases: number): void {
+  tick(done: number, cases: number, extra?: string): void {
     if (!this.sink) return;
     const now = performance.now();
     if (now - this.last < this.everyMs) return;
@@ -196,7 +333,7 @@ class Progress {
     const eta = (this.total - done) / Math.max(rate, 1e-9);
     this.sink.write(
       `cases export: ${done}/${this.total} events (${((100 * done) / this.total).toFixed(1)}%), ${cases} cases, ` +
-        `${rate.toFixed(0)} events/s, ETA ${formatSeconds(eta)}\n`,
+        `${rate.toFixed(0)} events/s, ETA ${formatSeconds(eta)}${extra ? `; ${extra}` : ''}\n`,
     );
   }
 

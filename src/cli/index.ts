@@ -26,8 +26,9 @@ commands:
                          evaluation harness: the paper's protocol (HR@1/3/5 on 20 candidates) and the streaming
                          one (hit rate, NDCG@10) per scenario slice, for popularity, item-CF, embeddings,
                          baseline, STAR models and the teacher (within S seconds); table, JSON, SVG under DIR
-  cases export [--dataset ml-100k] [--out FILE.jsonl] [--seed N]
-                         replay a data set and write labelled 20-candidate cases for train/
+  cases export [--dataset ml-100k] [--out FILE.jsonl] [--seed N] [--teacher-budget-s S --trajectories DIR]
+                         replay a data set and write labelled 20-candidate cases for train/; with a budget, the
+                         MARS teacher also ranks a sample of the train cases into a labelled data set in DIR
   train --cases FILE --out DIR [--preset tiny|cpu|gpu]
                          train a STAR model with the Python trainer (bash train/install.sh first)
   distill [--force] [--margin X]
@@ -68,6 +69,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       teacher: { type: 'boolean' },
       star: { type: 'string', multiple: true },
       'teacher-budget-s': { type: 'string' },
+      trajectories: { type: 'string' },
       'stream-every': { type: 'string' },
       'limit-events': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -130,11 +132,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'cases': {
       if (sub !== 'export') throw new UsageError('cases: the subcommand is "export"');
-      const { casesExport } = await import('./cases.ts');
-      const report = await casesExport(config, {
+      const { casesExportCommand } = await import('./cases.ts');
+      const report = await casesExportCommand(config, logger, {
         dataset: values.dataset ?? 'ml-100k',
         out: values.out ?? 'out/cases.jsonl',
         seed: num(values.seed, 1),
+        teacherBudgetS: num(values['teacher-budget-s'], 0),
+        trajectories: values.trajectories,
       });
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;

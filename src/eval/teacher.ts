@@ -1,4 +1,5 @@
 import type { ScoringCase } from '../domain/evidence.ts';
+import type { TeacherCase, Trajectory } from '../domain/teacher.ts';
 import type { Rng } from '../data/random.ts';
 import { headPopularity, toTeacherCase, type ScoredCandidate } from '../stages/sampling/index.ts';
 import type { CstTemplates } from '../stages/evidence/templates.ts';
@@ -36,6 +37,8 @@ export interface TeacherAnswer {
   readonly ms: number;
   /** The run hit the lowered wall limit (the budget left), not the teacher's own per-case limit. */
   readonly cutByBudget: boolean;
+  /** The case as the teacher saw it and its whole trajectory, for callers that keep them (distillation data). */
+  readonly run?: { readonly teacherCase: TeacherCase; readonly trajectory: Trajectory };
 }
 
 export interface TeacherRanker {
@@ -78,6 +81,7 @@ export function createMarsRanker(deps: MarsRankerDeps): TeacherRanker {
         failure: completed ? null : trajectory.failure,
         ms: trajectory.ms,
         cutByBudget: !completed && maxWallMs < deps.limits.maxWallMs && failureCodeOf(trajectory.failure) === 'TIME_LIMIT',
+        run: { teacherCase, trajectory },
       };
     },
   };

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { casesExport, type CaseRecord } from '../../src/cli/cases.ts';
+import { casesExport, casesExportCommand, type CaseRecord } from '../../src/cli/cases.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { generateCatalogue, generateStream } from '../../src/data/synthetic.ts';
+import type { LabelledTrajectory } from '../../src/domain/teacher.ts';
 import { parseScoringCase } from '../../src/star/prompt/case-schema.ts';
+import { politeScript, ScriptedModel } from '../teacher/scripted-llm.ts';
 
 const world = { users: 60, items: 150, events: 3_000, seed: 4 };
 const dataset = { items: generateCatalogue(world), interactions: [...generateStream(world)] };
@@ -77,8 +80,42 @@ describe('cases export', () => {
     assert.ok(records.every((r) => r.case.candidates.length === 8));
   });
 
+  it('runs the teacher on a sample of train cases only and labels each run with the true item', async () => {
+    const written: LabelledTrajectory[] = [];
+    const model = new ScriptedModel(politeScript(() => ['user_history', {}]));
+    const out = join(dir, 't.jsonl');
+    const report = await casesExport(config, {
+      dataset,
+      out,
+      progress: null,
+      teacher: { model, budgetMs: 1_500, write: async (r) => void written.push(r) },
+    });
+    const byEvent = new Map(read(out).map((r) => [r.case.eventId, r]));
+    assert.ok(written.length >= 3, `${written.length} teacher runs within the budget`);
+    assert.deepEqual(report.teacher, { version: 'scripted/script-1', runs: written.length, completed: written.length, cutByBudget: 0, seconds: report.teacher!.seconds });
+    const times = written.map((w) => w.case.atMs);
+    assert.ok(times[times.length - 1]! - times[0]! > 0.3 * (report.splitAtMs - times[0]!), 'the sample spreads over the train window');
+    for (const w of written) {
+      const record = byEvent.get(w.case.eventId)!;
+      assert.equal(record.split, 'train', 'test cases never reach the teacher');
+      assert.equal(w.trajectory.caseId, w.case.caseId);
+      assert.deepEqual(new Set(w.case.candidates.map((c) => c.itemId)), new Set(record.case.candidates.map((c) => c.itemId)));
+      // The serving (baseline) order, best first, as the pipeline sends a case.
+      assert.ok(w.case.studentScores.every((s, i) => i === 0 || s <= w.case.studentScores[i - 1]!));
+      assert.equal(w.outcome.status, 'observed');
+      if (w.outcome.status !== 'observed') continue;
+      assert.equal(w.outcome.nextItemId, record.itemId);
+      assert.equal(w.outcome.studentRank, w.case.candidates.findIndex((c) => c.itemId === record.itemId) + 1);
+      // The scripted ranker reverses the list, so the true item's teacher rank mirrors its serving rank.
+      assert.equal(w.teacherRank, 21 - w.outcome.studentRank!);
+    }
+  });
+
   it('refuses options that make no protocol', async () => {
     await assert.rejects(casesExport(config, { dataset, out: join(dir, 'x.jsonl'), candidates: 1 }), /candidates/);
     await assert.rejects(casesExport(config, { dataset, out: join(dir, 'x.jsonl'), trainShare: 1 }), /trainShare/);
+    const logger = silentLogger();
+    await assert.rejects(casesExportCommand(config, logger, { dataset, out: join(dir, 'x.jsonl'), teacherBudgetS: 10 }), /--teacher-budget-s and --trajectories go together/);
+    await assert.rejects(casesExportCommand(config, logger, { dataset, out: join(dir, 'x.jsonl'), trajectories: dir }), /go together/);
   });
 });

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 from dataclasses import fields
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def _add_train_args(t: argparse.ArgumentParser, distill: bool) -> None:
     t.add_argument("--version", default=None, help="model version; default: the UTC time")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
     t.add_argument("--report", default=None, help="also write the training report (JSON) here")
+    t.add_argument("--stage1-out", default=None, help="with stage 2: also write the stage-1 model (before GRPO) here")
     s2 = t.add_mutually_exclusive_group()
     s2.add_argument("--stage2", dest="stage2", action="store_true", default=None, help="run stage 2 (GRPO) after stage 1")
     s2.add_argument("--no-stage2", dest="stage2", action="store_false", help="ablation: stage 1 only")
@@ -88,19 +90,29 @@ def _run_train(args: argparse.Namespace, distill: bool) -> int:
         metrics.update({f"stage1_validation_{k}": v for k, v in result.stage1_validation.items()})
     if result.stage1_test:
         metrics.update({f"stage1_test_{k}": v for k, v in result.stage1_test.items()})
-    manifest = write_model_dir(
-        Path(args.out),
-        model=result.model,
-        tokenizer=result.tokenizer,
-        encoder=result.encoder,
-        spec=load_prompt_spec(),
-        parity_records=result.parity_records,
-        name=args.name,
-        version=version,
-        metrics=metrics,
-        config={"preset": args.preset, **describe(cfg)},
-        input_variant=None if cfg.evidence else "no-evidence",
-    )
+    def write(out: str, model: Any, version: str, metrics: dict[str, float]) -> dict[str, Any]:
+        return write_model_dir(
+            Path(out),
+            model=model,
+            tokenizer=result.tokenizer,
+            encoder=result.encoder,
+            spec=load_prompt_spec(),
+            parity_records=result.parity_records,
+            name=args.name,
+            version=version,
+            metrics=metrics,
+            config={"preset": args.preset, **describe(cfg)},
+            input_variant=None if cfg.evidence else "no-evidence",
+        )
+
+    if args.stage1_out is not None:
+        if result.stage1_model is None:
+            raise SystemExit("--stage1-out needs stage 2 (the stage-1 model is the one before GRPO)")
+        stage1 = write(args.stage1_out, result.stage1_model, f"{version}-stage1",
+                       {f"validation_{k}": v for k, v in (result.stage1_validation or {}).items()}
+                       | {f"test_{k}": v for k, v in (result.stage1_test or {}).items()})
+        print(f"stage-1 model {stage1['name']}-{stage1['version']} written to {args.stage1_out}", flush=True)
+    manifest = write(args.out, result.model, version, metrics)
     print(f"model {manifest['name']}-{manifest['version']} written to {args.out} in {result.seconds:.0f}s "
           f"(export check max |diff| {manifest['parityMaxAbsDiff']:.2e})", flush=True)
     if args.report:

@@ -8,6 +8,7 @@ stage 2 (grpo.py, `stage2=True`) fine-tunes the stage-1 model with GRPO and the 
 `stage2=False`, `teacher_weight=0` (outcomes only), `evidence=False` (no CST evidence in the input)."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -125,6 +126,8 @@ class TrainResult:
     #: after stage 2: the stage-1 model's metrics, for the ablation table
     stage1_validation: dict[str, float] | None = None
     stage1_test: dict[str, float] | None = None
+    #: after stage 2: a copy of the stage-1 model (the ablation "without stage 2" from the same run)
+    stage1_model: StarModel | None = None
     stage2_history: list[dict[str, Any]] = field(default_factory=list)
     #: what the trajectories gave (labelled.to_records counts)
     trajectory_stats: dict[str, int] | None = None
@@ -262,6 +265,7 @@ def train(
         from .grpo import run_stage2
 
         result.stage1_validation, result.stage1_test = result.validation, result.test
+        result.stage1_model = copy.deepcopy(model)
         result.stage2_history = run_stage2(model, train_data, val_data, cfg, log)
         result.validation = evaluate(model, val_data, cfg.device)
         if test_data is not None:

@@ -165,9 +165,9 @@ def check_model_dir(out):
 
 
 def test_stage1_then_stage2_writes_a_model_that_passes_parity(tmp_path, parity_cases_file, trajectories_dir, fixture_model):
-    out, report = tmp_path / "model", tmp_path / "report.json"
+    out, report, stage1 = tmp_path / "model", tmp_path / "report.json", tmp_path / "stage1"
     rc = main(["distill", "--cases", str(parity_cases_file), "--trajectories", str(trajectories_dir), "--out", str(out),
-               "--preset", "tiny", "--version", "d-1", "--report", str(report),
+               "--preset", "tiny", "--version", "d-1", "--report", str(report), "--stage1-out", str(stage1),
                "--set", *TINY, f"tokenizer={fixture_model / 'tokenizer.json'}"])
     assert rc == 0
     manifest = check_model_dir(out)
@@ -177,6 +177,11 @@ def test_stage1_then_stage2_writes_a_model_that_passes_parity(tmp_path, parity_c
     assert r["config"]["stage2"] is True and r["trajectories"]["lists"] == 23
     s2 = r["stage2_history"][0]
     assert 0 <= s2["reward"] <= 1 and s2["kl"] >= 0 and 0 <= s2["zero_variance"] <= 1
+    # the same run's stage-1 model (the "without stage 2" ablation), a servable directory of its own
+    s1 = check_model_dir(stage1)
+    assert s1["version"] == "d-1-stage1"
+    assert s1["metrics"]["test_avg"] == manifest["metrics"]["stage1_test_avg"]
+    assert (stage1 / "star.onnx").read_bytes() != (out / "star.onnx").read_bytes()
 
 
 def test_ablations_outcomes_only_without_evidence_and_stage2(tmp_path, trajectories_dir, fixture_model):
