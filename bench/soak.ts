@@ -96,8 +96,9 @@ export interface SoakSummary {
   readonly rssEndMb: number;
   readonly rssMaxMb: number;
   readonly heapEndMb: number;
-  /** Least-squares slope over the second half of the run, MB per minute. */
+  /** Least-squares slope over the second half of the run (from a minute after the middle heap snapshot, when taken), MB per minute. */
   readonly rssSlopeMbPerMin: number;
+  /** Slope of the heap's per-minute floor over the same span, MB per minute. */
   readonly heapSlopeMbPerMin: number;
   readonly p99SlopeMsPerMin: number;
   /** Consumer lag slope over the second half, records per minute: positive = the rate is above capacity. */
@@ -188,10 +189,14 @@ export async function soak(options: SoakOptions): Promise<{ summary: SoakSummary
     };
     let nextSampleAt = started + sampleMs;
     const snapshots = [...(options.heapSnapshots ?? [])];
+    let midSnapshotT: number | null = null;
     const snapshotAt = [Math.floor(total / 2), total];
     while (sent < total) {
       const now = performance.now();
-      if (snapshots.length === 2 && sent >= snapshotAt[0]!) writeSnapshot(snapshots.shift()!, log);
+      if (snapshots.length === 2 && sent >= snapshotAt[0]!) {
+        writeSnapshot(snapshots.shift()!, log);
+        midSnapshotT = (performance.now() - started) / 1000;
+      }
       if (now >= nextSampleAt) {
         nextSampleAt += sampleMs;
         await takeSample();
@@ -223,7 +228,7 @@ export async function soak(options: SoakOptions): Promise<{ summary: SoakSummary
     await takeSample();
     if (snapshots.length > 0) writeSnapshot(snapshots.at(-1)!, log);
     const runSeconds = (performance.now() - started) / 1000;
-    return { summary: summarize(options, samples, { total, inputSeconds, runSeconds, recommendations, deadLetters, stageFailures, allLatencies }), samples };
+    return { summary: summarize(options, samples, { total, inputSeconds, runSeconds, recommendations, deadLetters, stageFailures, allLatencies, midSnapshotT }), samples };
   } finally {
     await producer.close().catch(() => undefined);
     await runner.stop();
@@ -242,13 +247,28 @@ function writeSnapshot(file: string, log: (line: string) => void): void {
 function summarize(
   options: SoakOptions,
   samples: readonly SoakSample[],
-  run: { total: number; inputSeconds: number; runSeconds: number; recommendations: number; deadLetters: number; stageFailures: number; allLatencies: number[] },
+  run: {
+    total: number;
+    inputSeconds: number;
+    runSeconds: number;
+    recommendations: number;
+    deadLetters: number;
+    stageFailures: number;
+    allLatencies: number[];
+    /** Seconds into the run of the middle heap snapshot; null without snapshots. */
+    midSnapshotT: number | null;
+  },
 ): SoakSummary {
-  const second = samples.slice(Math.floor(samples.length / 2));
+  // The trend is fitted over the second half; a heap snapshot inflates RSS for a while (V8 allocates to
+  // write it), so with snapshots the fit starts a minute after the middle one.
+  const from = run.midSnapshotT === null ? samples[Math.floor(samples.length / 2)]?.t ?? 0 : run.midSnapshotT + 60;
+  const second = samples.filter((s) => s.t >= from);
   const perMin = (pick: (s: SoakSample) => number): number => round(slope(second.map((s) => [s.t / 60, pick(s)] as const)), 3);
   const rss = samples.map((s) => s.rssMb);
   const rssSlope = perMin((s) => s.rssMb);
-  const heapSlope = perMin((s) => s.heapMb);
+  // Heap used is a sawtooth between collections; its floor (the lowest sample of each minute, what is left
+  // after a collection) is what a leak raises.
+  const heapSlope = round(slope(minuteFloors(second, (s) => s.heapMb)), 3);
   const errors = run.deadLetters + run.stageFailures + (run.recommendations === run.total ? 0 : 1);
   const growing = rssSlope > FLAT_MB_PER_MIN || heapSlope > FLAT_MB_PER_MIN;
   const lagSlope = perMin((s) => (Number.isFinite(s.lag) ? s.lag : 0));
@@ -257,7 +277,7 @@ function summarize(
   const overloaded = lagSlope > options.rate * 60 * 0.02;
   const verdict =
     (overloaded ? `OVERLOADED (lag ${signed(Math.round(lagSlope))} records/min: lower --rate; memory figures include the backlog); ` : '') +
-    `${growing ? 'GROWTH' : 'flat'}: RSS ${signed(rssSlope)} MB/min, heap ${signed(heapSlope)} MB/min over the second half (flat below ${FLAT_MB_PER_MIN} MB/min); ` +
+    `${growing ? 'GROWTH' : 'flat'}: RSS ${signed(rssSlope)} MB/min, heap floor ${signed(heapSlope)} MB/min over the second half (flat below ${FLAT_MB_PER_MIN} MB/min); ` +
     `${errors === 0 ? 'no errors' : `${run.deadLetters} dead letters, ${run.stageFailures} stage failures, ${run.recommendations}/${run.total} answered`}`;
   return {
     targetRate: options.rate,
@@ -282,6 +302,16 @@ function summarize(
     lagSlopePerMin: Math.round(lagSlope),
     verdict,
   };
+}
+
+/** [minute, lowest value that minute] over the samples. */
+function minuteFloors(samples: readonly SoakSample[], pick: (s: SoakSample) => number): [number, number][] {
+  const floors = new Map<number, number>();
+  for (const s of samples) {
+    const m = Math.floor(s.t / 60);
+    floors.set(m, Math.min(floors.get(m) ?? Infinity, pick(s)));
+  }
+  return [...floors].map(([m, v]) => [m + 0.5, v]);
 }
 
 /** Least-squares slope of y over x; 0 for fewer than two points. */

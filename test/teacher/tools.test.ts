@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { TeacherCase } from '../../src/domain/teacher.ts';
 import { ToolArgsError, ToolBox, type ToolContext } from '../../src/teacher/tools/index.ts';
+import { validateJson } from '../../src/teacher/tools/json-schema.ts';
 import { interaction, learnOne } from '../stages/fixtures.ts';
 import { caseFor, filledStore, type Filled } from './fixtures.ts';
 
@@ -96,6 +97,11 @@ describe('teacher tools on the live embedded store', () => {
     await assert.rejects(box.call('item_cf', {}, ctx), (e: unknown) => e instanceof ToolArgsError && /\/itemId: is required/.test(e.message));
     // A number out of range is brought into it rather than refused (grammars do not enforce numeric bounds).
     assert.equal(await box.call('user_history', { limit: 99 }, ctx), await box.call('user_history', { limit: 8 }, ctx));
+    // …so the analysts' answer schema does not bound them either: `limit: 50` is a call, not a malformed answer.
+    const union = box.argsUnionSchema().properties as Record<string, Record<string, unknown>>;
+    assert.deepEqual(validateJson(box.argsUnionSchema(), { limit: 50 }), []);
+    assert.equal(union.limit!.type, 'integer');
+    assert.match(String(union.limit!.description), /at most/);
     await assert.rejects(box.call('user_history', { limit: 'all' }, ctx), (e: unknown) => e instanceof ToolArgsError && /must be an integer|integer/.test(e.message));
     await assert.rejects(box.call('user_history', { rm: true }, ctx), (e: unknown) => e instanceof ToolArgsError && /is not allowed/.test(e.message));
   });

@@ -50,7 +50,11 @@ export class ToolBox {
 
   argsUnionSchema(): JsonSchema {
     const properties: Record<string, JsonSchema> = {};
-    for (const tool of this.tools) Object.assign(properties, (tool.argsSchema.properties ?? {}) as Record<string, JsonSchema>);
+    for (const tool of this.tools) {
+      for (const [key, schema] of Object.entries((tool.argsSchema.properties ?? {}) as Record<string, JsonSchema>)) {
+        properties[key] = withoutNumericBounds(schema);
+      }
+    }
     return { type: 'object', properties, required: [], additionalProperties: false };
   }
 
@@ -104,6 +108,16 @@ function ownArguments(schema: JsonSchema, args: unknown, anyTool: ReadonlySet<st
   const declared = new Set(Object.keys((schema.properties ?? {}) as Record<string, unknown>));
   // Keys no tool takes stay, so the validator still refuses them by name.
   return Object.fromEntries(Object.entries(args).filter(([key]) => declared.has(key) || !anyTool.has(key)));
+}
+
+/**
+ * An argument's schema without `minimum`/`maximum`, for the answer schema: `call` clamps numbers into the
+ * tool's range, so a bound in the answer schema could only turn `limit: 50` into a malformed answer (the
+ * 270M model kept asking for more than 10 entries until the case failed). The description still states it.
+ */
+function withoutNumericBounds(schema: JsonSchema): JsonSchema {
+  const { minimum: _min, maximum: _max, ...rest } = schema as Record<string, unknown>;
+  return rest as JsonSchema;
 }
 
 /**
