@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FatalError } from '../errors/index.ts';
-import { DATASET_SCHEMA_VERSION, MANIFEST_FILE, type DatasetFile, type Manifest } from '../teacher/dataset/writer.ts';
+import { MANIFEST_FILE, parseManifest, type DatasetFile } from '../teacher/dataset/writer.ts';
 
 /**
  * What the distillation loop reads: the teacher's labelled-trajectory data set (`src/teacher/dataset/writer.ts`:
@@ -54,15 +54,9 @@ export async function scanSources(paths: SourcePaths): Promise<SourceState> {
 async function readDatasetParts(dir: string): Promise<DatasetFile[]> {
   const path = join(dir, MANIFEST_FILE);
   if (!existsSync(path)) return [];
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(await readFile(path, 'utf8')) as Manifest;
-  } catch (cause) {
-    throw new FatalError('DISTILL_DATASET_INVALID', `${path} is not JSON: ${(cause as Error).message}`, { cause });
-  }
-  if (manifest.schemaVersion !== DATASET_SCHEMA_VERSION) {
-    throw new FatalError('DISTILL_DATASET_INVALID', `${path} is ${manifest.schemaVersion}, this build reads ${DATASET_SCHEMA_VERSION}`);
-  }
+  // A manifest that is not one (damaged, another version, file entries that are not file names in `dir`) is
+  // refused here with its place, rather than failing later with a TypeError or reading outside the directory.
+  const manifest = parseManifest(await readFile(path, 'utf8'), path, { invalid: 'DISTILL_DATASET_INVALID', version: 'DISTILL_DATASET_INVALID' });
   for (const f of manifest.files) {
     if (!existsSync(join(dir, f.path))) throw new FatalError('DISTILL_DATASET_INVALID', `${path} lists ${f.path}, which is not there`);
   }

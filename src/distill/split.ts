@@ -5,6 +5,7 @@ import type { ScoringCase } from '../domain/evidence.ts';
 import type { LabelledTrajectory } from '../domain/teacher.ts';
 import { FatalError } from '../errors/index.ts';
 import { parseScoringCase } from '../star/prompt/case-schema.ts';
+import { labelledIssue } from '../teacher/dataset/label.ts';
 import { forEachJsonLine, type SourcePaths, type SourceState } from './sources.ts';
 
 /**
@@ -179,15 +180,10 @@ function caseRecord(value: unknown, where: string): { id: string; itemId: string
 }
 
 function trajectory(value: unknown, where: string): LabelledTrajectory {
-  const r = value as Partial<LabelledTrajectory> | null;
-  const o = r?.outcome;
-  const ok =
-    typeof r?.case?.caseId === 'string' &&
-    typeof r.case.atMs === 'number' &&
-    Array.isArray(r.case.candidates) &&
-    (o?.status === 'observed' ? typeof o.nextItemId === 'string' && typeof o.observedAtMs === 'number' : o?.status === 'expired' && typeof o.horizonMs === 'number');
-  if (!ok) throw new FatalError('DISTILL_INPUT_INVALID', `${where}: not a labelled trajectory (case.caseId, case.atMs, case.candidates, outcome)`);
-  return r as LabelledTrajectory;
+  // The same check as the writer's: candidates that are not objects used to reach `c.itemId` (a TypeError).
+  const issue = labelledIssue(value);
+  if (issue) throw new FatalError('DISTILL_INPUT_INVALID', `${where}: not a labelled trajectory: ${issue}`);
+  return value as LabelledTrajectory;
 }
 
 /** Appends lines to a file, waiting on backpressure; a write error surfaces at the next write or at close. */

@@ -5,6 +5,7 @@ import type { Framing } from '../eventlog/codec/framing.ts';
 import type { EventConsumer, EventLog } from '../eventlog/port.ts';
 import { BadInputError, errorCode, errorMessage } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { FileSystem } from '../util/files.ts';
 import { judge, type KeepFilter } from './dataset/label.ts';
 import { TrajectoryPairing } from './dataset/pairing.ts';
 import { DatasetWriter } from './dataset/writer.ts';
@@ -35,6 +36,8 @@ export interface LabellerDeps {
   /** Counts each exported record by what the keep filter made of it. */
   readonly onLabelled?: (result: LabelResult) => void;
   readonly onSkipped?: (code: string) => void;
+  /** File operations of the export and its journals (tests inject a failing one); `node:fs` by default. */
+  readonly fs?: FileSystem;
 }
 
 export class Labeller {
@@ -58,7 +61,8 @@ export class Labeller {
   static async open(sampling: Config['sampling'], deps: LabellerDeps): Promise<Labeller> {
     const filter: KeepFilter = { keep: sampling.dataset.keep, k: sampling.dataset.keepTopK };
     const dropped = { n: 0 };
-    const writer = await DatasetWriter.open({ dir: sampling.dataset.dir, maxRecordsPerFile: sampling.dataset.maxRecordsPerFile, filter });
+    const fs = deps.fs ? { fs: deps.fs } : {};
+    const writer = await DatasetWriter.open({ dir: sampling.dataset.dir, maxRecordsPerFile: sampling.dataset.maxRecordsPerFile, filter, ...fs });
     const count = (records: readonly LabelledTrajectory[]): void => {
       for (const r of records) deps.onLabelled?.(resultOf(r, filter));
     };
@@ -66,6 +70,7 @@ export class Labeller {
       dataDir: sampling.outcomes.dataDir,
       compactAfterEntries: sampling.outcomes.compactAfterEntries,
       maxPending: sampling.dataset.maxPendingPairs,
+      ...fs,
       sink: async (records) => {
         await writer.write(records);
         count(records);
@@ -75,7 +80,7 @@ export class Labeller {
         deps.logger.warn({ why, caseId }, 'a case left the pairing unlabelled');
       },
     });
-    const join = await DurableOutcomeJoin.open({ ...sampling.outcomes, sink: (r) => pairing.addOutcomes(r) });
+    const join = await DurableOutcomeJoin.open({ ...sampling.outcomes, ...fs, sink: (r) => pairing.addOutcomes(r) });
     const outcomes = new OutcomeWorker({
       log: deps.log,
       join,

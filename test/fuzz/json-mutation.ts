@@ -43,15 +43,17 @@ export function applyJsonMutations(doc: unknown, mutations: readonly JsonMutatio
   for (const m of mutations) {
     const paths = jsonPaths(root);
     const path = paths[m.at % paths.length]!;
+    // A copy: placing the generated value itself let a later mutation put it inside itself (a cycle).
+    const value = structuredClone(m.value);
     if (path.length === 0) {
-      root = m.value;
+      root = value;
       continue;
     }
     const parent = path.slice(0, -1).reduce<Json>((node, k) => (node as Record<string | number, Json>)[k]!, root) as Record<string | number, Json> | Json[];
     const key = path.at(-1)!;
     if (m.op === 'delete' && Array.isArray(parent)) parent.splice(Number(key), 1);
     else if (m.op === 'delete') delete (parent as Record<string, Json>)[key];
-    else (parent as Record<string | number, Json>)[key] = m.value;
+    else (parent as Record<string | number, Json>)[key] = value;
   }
   return root;
 }

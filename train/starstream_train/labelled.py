@@ -7,7 +7,9 @@ by the teacher's dataset export (src/teacher/dataset/writer.ts) as rotating file
 `rejected`). `read_labelled` takes one JSON-lines file, or a dataset directory: the files its manifest lists
 for the wanted splits (default: `kept`, the training data), or, without a manifest, every `*.jsonl` in it
 (parts still being written end in `.jsonl.open` and are never read). Records are written at least once, so
-a `case.caseId` seen before is skipped.
+a `case.caseId` seen before is skipped. A manifest or a line that is not what it should be (not UTF-8, not
+JSON, too deep, another shape, a manifest listing files that are missing or outside the directory) raises
+`TrajectoryFileError` naming the file and line; nothing is skipped silently (tests/test_labelled_fuzz.py).
 
 How a labelled trajectory becomes a training list (`to_records`):
 
@@ -30,6 +32,7 @@ How a labelled trajectory becomes a training list (`to_records`):
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -45,16 +48,45 @@ SCHEMA_VERSION = "labelled-trajectory-1"
 MANIFEST_FILE = "manifest.json"
 
 
+SPLITS = ("kept", "rejected")
+
+
+def _loads(text: str) -> Any:
+    """json.loads whose every failure is a ValueError: deep nesting raises RecursionError in the decoder."""
+    try:
+        return json.loads(text)
+    except RecursionError as e:
+        raise ValueError("nested too deeply") from e
+
+
 def read_manifest(path: Path | str) -> dict[str, Any] | None:
+    """The data set's manifest, or None without one; a manifest that is not one raises TrajectoryFileError."""
     p = Path(path)
     m = p / MANIFEST_FILE
     if not p.is_dir() or not m.is_file():
         return None
-    manifest = json.loads(m.read_text(encoding="utf-8"))
+    try:
+        manifest = _loads(m.read_bytes().decode("utf-8"))
+    except ValueError as e:  # not UTF-8 (UnicodeDecodeError), not JSON, too deep
+        raise TrajectoryFileError(f"{m}: not a JSON manifest: {e}") from e
+    if not isinstance(manifest, dict):
+        raise TrajectoryFileError(f"{m}: not an object")
     version = manifest.get("schemaVersion")
     if version is not None and version != SCHEMA_VERSION:
-        raise TrajectoryFileError(f"{m}: schema {version}, this reader knows {SCHEMA_VERSION}")
+        raise TrajectoryFileError(f"{m}: schema {str(version)[:60]}, this reader knows {SCHEMA_VERSION}")
+    files = manifest.get("files")
+    if files is not None:
+        if not isinstance(files, list):
+            raise TrajectoryFileError(f"{m}: files is not a list")
+        for k, f in enumerate(files):
+            if not isinstance(f, dict) or not _file_name(f.get("path")) or f.get("split") not in SPLITS:
+                raise TrajectoryFileError(f"{m}: files[{k}] is not a file name in the data set with a split (kept or rejected)")
     return manifest
+
+
+def _file_name(name: Any) -> bool:
+    """A plain file name inside the data set directory: a manifest never points out of it."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def dataset_files(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> list[Path]:
@@ -62,7 +94,7 @@ def dataset_files(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> list
     if p.is_dir():
         manifest = read_manifest(p)
         if manifest is not None and isinstance(manifest.get("files"), list):
-            files = [p / f["path"] for f in manifest["files"] if f.get("split", "kept") in splits]
+            files = [p / f["path"] for f in manifest["files"] if f["split"] in splits]
             missing = [f for f in files if not f.is_file()]
             if missing:
                 raise TrajectoryFileError(f"{p}: the manifest lists {missing[0].name}, which is not there")
@@ -79,13 +111,18 @@ def dataset_files(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> list
 def iter_labelled(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> Iterable[dict[str, Any]]:
     seen: set[str] = set()
     for f in dataset_files(path, splits):
-        with open(f, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
+        # Bytes, decoded line by line: a line that is not UTF-8 is refused with its place.
+        with open(f, "rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise TrajectoryFileError(f"{f}:{n}: not UTF-8: {e}") from e
                 if not line.strip():
                     continue
                 try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as e:
+                    item = _loads(line)
+                except ValueError as e:  # JSONDecodeError, too deep
                     raise TrajectoryFileError(f"{f}:{n}: not JSON: {e}") from e
                 _check(item, f"{f}:{n}")
                 case_id = item["case"].get("caseId")
@@ -101,7 +138,12 @@ def read_labelled(path: Path | str, splits: tuple[str, ...] = ("kept",)) -> list
     return sorted(iter_labelled(path, splits), key=lambda t: t["case"]["atMs"])
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _check(item: Any, where: str) -> None:
+    """What the reader and `to_records` rely on; anything else is a TrajectoryFileError naming the line."""
     if not isinstance(item, dict):
         raise TrajectoryFileError(f"{where}: not an object")
     for key in ("case", "trajectory", "outcome"):
@@ -111,14 +153,28 @@ def _check(item: Any, where: str) -> None:
     for key in SCORING_CASE_KEYS:
         if key not in case:
             raise TrajectoryFileError(f"{where}: case lacks {key}")
+    if case.get("caseId") is not None and not isinstance(case["caseId"], str):
+        raise TrajectoryFileError(f"{where}: case.caseId is not a string")
+    if not _number(case["atMs"]):
+        raise TrajectoryFileError(f"{where}: case.atMs is not a finite number")
+    if not isinstance(case["user"], dict):
+        raise TrajectoryFileError(f"{where}: case.user is not an object")
     if not isinstance(case["candidates"], list):
         raise TrajectoryFileError(f"{where}: case.candidates is not a list")
-    if not isinstance(traj.get("ranking"), list):
-        raise TrajectoryFileError(f"{where}: trajectory.ranking is not a list")
+    if not all(isinstance(c, dict) and isinstance(c.get("itemId"), str) for c in case["candidates"]):
+        raise TrajectoryFileError(f"{where}: a candidate is not an object with an itemId")
+    if not isinstance(traj.get("ranking"), list) or not all(isinstance(i, str) for i in traj["ranking"]):
+        raise TrajectoryFileError(f"{where}: trajectory.ranking is not a list of ids")
+    for key in ("status", "serialized"):
+        if traj.get(key) is not None and not isinstance(traj[key], str):
+            raise TrajectoryFileError(f"{where}: trajectory.{key} is not a string")
     if outcome.get("status") not in ("observed", "expired"):
-        raise TrajectoryFileError(f"{where}: outcome.status {outcome.get('status')!r}")
+        raise TrajectoryFileError(f"{where}: outcome.status {str(outcome.get('status'))[:40]!r}")
     if outcome["status"] == "observed" and not isinstance(outcome.get("nextItemId"), str):
         raise TrajectoryFileError(f"{where}: observed outcome without nextItemId")
+    rank = item.get("teacherRank")
+    if rank is not None and not (isinstance(rank, int) and not isinstance(rank, bool)):
+        raise TrajectoryFileError(f"{where}: teacherRank is not an integer or null")
 
 
 def scoring_case(case: dict[str, Any]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ export function createApi(deps: ApiDeps): RouteHandler {
     let status = 500;
     try {
       const match = matchRoute(url.pathname);
-      if (!match) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
+      if (!match) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname.slice(0, 200)}`);
       template = match.path;
       const route = API_ROUTES.find((r) => r.path === match.path && r.method === req.method);
       if (!route) {
@@ -152,7 +152,10 @@ function authorize(req: IncomingMessage, route: Route, expected: Buffer | null):
   }
   const header = req.headers.authorization ?? '';
   const given = /^Bearer (.+)$/i.exec(header)?.[1];
-  const ok = given !== undefined && given.length === expected.length && timingSafeEqual(Buffer.from(given), expected);
+  // Lengths compared in bytes: a header of the token's length in characters but not in UTF-8 bytes (`é`) made
+  // timingSafeEqual throw, a 500.
+  const bytes = given === undefined ? null : Buffer.from(given);
+  const ok = bytes !== null && bytes.length === expected.length && timingSafeEqual(bytes, expected);
   if (!ok) {
     throw new ApiError(401, 'UNAUTHORIZED', given === undefined ? 'missing bearer token' : 'wrong bearer token', {
       'www-authenticate': 'Bearer realm="starstream"',

@@ -97,10 +97,21 @@ function parseAnswer<T>(text: string, schema: JsonSchema): { value: T } | { erro
   return issues.length ? { error: `does not match the schema: ${describeIssues(issues)}` } : { value: value as T };
 }
 
-/** Models without a grammar like to wrap JSON in a Markdown fence; that much is forgiven. */
-function stripFence(text: string): string {
-  const m = /^\s*```(?:json)?\s*\n([\s\S]*?)\n\s*```\s*$/.exec(text);
-  return m ? m[1]! : text;
+/**
+ * Models without a grammar like to wrap JSON in a Markdown fence; that much is forgiven. Linear on purpose: the
+ * regular expression this replaces backtracked cubically on an answer of newlines after an opening fence (a
+ * degenerate model's output), blocking the event loop for minutes, where no time limit can fire.
+ */
+export function stripFence(text: string): string {
+  const t = text.trim();
+  if (!t.startsWith('```') || !t.endsWith('```')) return text;
+  const firstLine = t.indexOf('\n');
+  if (firstLine < 0 || !/^(json)?$/.test(t.slice(3, firstLine).trim())) return text;
+  const inner = t.slice(firstLine + 1, Math.max(firstLine + 1, t.length - 3));
+  const lastLine = inner.lastIndexOf('\n');
+  // The closing fence stands on its own line.
+  if (lastLine < 0 || inner.slice(lastLine + 1).trim() !== '') return text;
+  return inner.slice(0, lastLine);
 }
 
 function classifyLlmError(err: unknown, budget: Budget): TeacherFailure | FatalError {

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import type { LabelledTrajectory, TeacherCase, Trajectory } from '../../domain/teacher.ts';
+import { errorMessage, FatalError } from '../../errors/index.ts';
+import type { FileSystem } from '../../util/files.ts';
 import { Journal } from '../outcomes/journal.ts';
 import type { JoinResult, LabelledCase } from '../outcomes/join.ts';
 import { labelTrajectory } from './label.ts';
@@ -16,6 +18,11 @@ import { labelTrajectory } from './label.ts';
  *
  * At least once: `sink` runs before the journal records the pair as done, so after a crash a pair may be
  * handed on again (readers de-duplicate on `caseId`).
+ *
+ * Calls run one at a time, in call order (the labeller's two consumers call concurrently). A call whose sink
+ * or journal append fails (a full disk) changes nothing: the state is read back from the journal, as after a
+ * crash, and the error goes to the caller, whose batch then comes again and pairs the same halves again. A
+ * half that comes again after its pair was made (the last `maxPending` pairs are remembered) is ignored.
  */
 
 export type PairingEntry =
@@ -32,6 +39,8 @@ export interface PairingOptions {
   readonly sink: (records: LabelledTrajectory[]) => Promise<void>;
   readonly onDropped?: (why: 'unjoinable' | 'overflow', caseId: string) => void;
   readonly onTornTail?: (bytes: number) => void;
+  /** The journal's file operations (tests inject a failing one); `node:fs` by default. */
+  readonly fs?: FileSystem;
 }
 
 export const PAIRING_JOURNAL_FILE = 'pairing.journal.jsonl';
@@ -40,6 +49,9 @@ export class TrajectoryPairing {
   private readonly trajectories = new Map<string, Trajectory>();
   private readonly outcomes = new Map<string, LabelledCase>();
   private readonly dropped = new Set<string>();
+  /** Cases paired lately, oldest first, at most `maxPending`. */
+  private readonly paired = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly options: PairingOptions,
@@ -48,12 +60,19 @@ export class TrajectoryPairing {
 
   static async open(options: PairingOptions): Promise<TrajectoryPairing> {
     const pairing = new TrajectoryPairing(options, null);
-    pairing.journal = await Journal.open<PairingEntry>(
-      join(options.dataDir, PAIRING_JOURNAL_FILE),
-      (e) => pairing.restore(e),
-      options.onTornTail ? { onTornTail: options.onTornTail } : {},
-    );
+    await pairing.load();
     return pairing;
+  }
+
+  /** (Re)builds the state from the journal. */
+  private async load(): Promise<void> {
+    const o = this.options;
+    for (const state of [this.trajectories, this.outcomes, this.dropped, this.paired]) state.clear();
+    this.journal = await Journal.open<PairingEntry>(
+      join(o.dataDir, PAIRING_JOURNAL_FILE),
+      (e) => this.restore(e),
+      { ...(o.onTornTail ? { onTornTail: o.onTornTail } : {}), ...(o.fs ? { fs: o.fs } : {}) },
+    );
   }
 
   get pending(): { readonly trajectories: number; readonly outcomes: number } {
@@ -61,14 +80,24 @@ export class TrajectoryPairing {
   }
 
   /** Trajectories from the teacher. */
-  async addTrajectories(trajectories: readonly Trajectory[]): Promise<void> {
+  addTrajectories(trajectories: readonly Trajectory[]): Promise<void> {
+    return this.serial(() => this.pairTrajectories(trajectories));
+  }
+
+  /** What the outcome join resolved: its `sink`. */
+  addOutcomes(result: JoinResult): Promise<void> {
+    return this.serial(() => this.pairOutcomes(result));
+  }
+
+  private async pairTrajectories(trajectories: readonly Trajectory[]): Promise<void> {
     const entries: PairingEntry[] = [];
     const out: LabelledTrajectory[] = [];
     for (const t of trajectories) {
-      if (this.dropped.has(t.caseId)) continue;
+      if (this.dropped.has(t.caseId) || this.paired.has(t.caseId)) continue;
       const labelled = this.outcomes.get(t.caseId);
       if (labelled) {
         this.outcomes.delete(t.caseId);
+        this.markPaired(t.caseId);
         out.push(labelTrajectory(t, labelled));
         entries.push({ t: 'done', caseId: t.caseId });
       } else {
@@ -80,15 +109,16 @@ export class TrajectoryPairing {
     await this.finish(out, entries);
   }
 
-  /** What the outcome join resolved: its `sink`. */
-  async addOutcomes(result: JoinResult): Promise<void> {
+  private async pairOutcomes(result: JoinResult): Promise<void> {
     const entries: PairingEntry[] = [];
     const out: LabelledTrajectory[] = [];
     for (const labelled of result.labelled) {
       const caseId = labelled.case.caseId;
+      if (this.paired.has(caseId)) continue;
       const t = this.trajectories.get(caseId);
       if (t) {
         this.trajectories.delete(caseId);
+        this.markPaired(caseId);
         out.push(labelTrajectory(t, labelled));
         entries.push({ t: 'done', caseId });
       } else {
@@ -102,7 +132,19 @@ export class TrajectoryPairing {
   }
 
   async close(): Promise<void> {
+    await this.queue;
     await this.journal!.flush();
+  }
+
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private markPaired(caseId: string): void {
+    this.paired.add(caseId);
+    if (this.paired.size > this.options.maxPending) this.paired.delete(this.paired.values().next().value!);
   }
 
   private drop(c: TeacherCase, entries: PairingEntry[]): void {
@@ -123,9 +165,19 @@ export class TrajectoryPairing {
   }
 
   private async finish(out: LabelledTrajectory[], entries: PairingEntry[]): Promise<void> {
-    if (out.length > 0) await this.options.sink(out);
+    try {
+      if (out.length > 0) await this.options.sink(out);
+      await this.journal!.append(entries);
+    } catch (err) {
+      // Undo this call: back to what the journal holds. Its halves, handed in again, pair again.
+      try {
+        await this.load();
+      } catch (cause) {
+        throw new FatalError('PAIRING_STATE_LOST', `pairing: a failed call (${errorMessage(err)}) could not be undone from the journal`, { cause });
+      }
+      throw err;
+    }
     const journal = this.journal!;
-    await journal.append(entries);
     if (journal.entries >= this.options.compactAfterEntries) await journal.compact(this.snapshot());
   }
 
@@ -136,6 +188,7 @@ export class TrajectoryPairing {
       this.trajectories.delete(e.caseId);
       this.outcomes.delete(e.caseId);
       if (e.t === 'drop') this.dropped.add(e.caseId);
+      else this.markPaired(e.caseId);
     }
   }
 

@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, readdir, rename, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { LabelledTrajectory } from '../../domain/teacher.ts';
-import { FatalError } from '../../errors/index.ts';
-import { writeAtomically } from '../outcomes/journal.ts';
-import { judge, REJECT_REASONS, type KeepFilter, type RejectReason } from './label.ts';
+import { errorMessage, FatalError } from '../../errors/index.ts';
+import { fileError, nodeFileSystem, writeAtomically, type FileSystem } from '../../util/files.ts';
+import { judge, labelledIssue, REJECT_REASONS, type KeepFilter, type RejectReason } from './label.ts';
 
 /**
  * The distillation data set on disk: rotating JSON-lines files of `LabelledTrajectory` records (one per line,
@@ -24,6 +23,13 @@ import { judge, REJECT_REASONS, type KeepFilter, type RejectReason } from './lab
  *
  * Records are written at least once: after a crash a record may appear twice; readers de-duplicate on
  * `case.caseId` (the Python reader does).
+ *
+ * A failed `write` or `close` (a full disk: `TransientError` `DISK_FULL`, other I/O errors `FatalError`
+ * `FILE_IO`, the `node:fs` error as `cause`; see `fileError`) leaves everything readable as it was: the
+ * lines of a failed append are cut off the open part again (or, if even that fails, before the next append),
+ * a part whose rename failed stays open and is renamed by the next call, and a manifest that could not be
+ * written is written by the next call (until then the old one stands, listing the parts before). The records
+ * of a failed `write` may or may not be in the part: write them again (at least once, as after a crash).
  */
 
 export const DATASET_SCHEMA_VERSION = 'labelled-trajectory-1';
@@ -63,11 +69,17 @@ export interface DatasetWriterOptions {
   readonly filter: KeepFilter;
   readonly clock?: () => number;
   readonly onTornTail?: (file: string, bytes: number) => void;
+  /** The file operations (tests inject a failing one); `node:fs` by default. */
+  readonly fs?: FileSystem;
 }
 
 interface OpenPart {
   readonly index: number;
   records: number;
+  /** Size of its accounted lines: a failed append is cut back to it. */
+  bytes: number;
+  /** A failed append could not be cut back yet: the next append does it first. */
+  torn: boolean;
   fromMs: number;
   toMs: number;
   /** Stats of its records, merged into the manifest when it closes. */
@@ -87,20 +99,26 @@ export class DatasetWriter {
   private readonly parts = new Map<Split, OpenPart>();
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  private closing: Promise<void> | null = null;
+  /** The manifest on disk is behind `manifest` (its write failed): the next call writes it first. */
+  private manifestBehind = false;
+  private readonly fs: FileSystem;
 
   private constructor(
     private readonly options: DatasetWriterOptions,
     manifest: Manifest,
   ) {
     this.manifest = manifest;
+    this.fs = options.fs ?? nodeFileSystem;
   }
 
   static async open(options: DatasetWriterOptions): Promise<DatasetWriter> {
-    await mkdir(options.dir, { recursive: true });
+    const fs = options.fs ?? nodeFileSystem;
+    await fs.mkdir(options.dir);
     const manifestPath = join(options.dir, MANIFEST_FILE);
     let manifest: Manifest;
-    if (existsSync(manifestPath)) {
-      manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+    if (await fs.exists(manifestPath)) {
+      manifest = parseManifest(await fs.readFile(manifestPath), manifestPath);
       if (manifest.schemaVersion !== DATASET_SCHEMA_VERSION) {
         throw new FatalError('DATASET_VERSION', `${manifestPath} is ${manifest.schemaVersion}, this build writes ${DATASET_SCHEMA_VERSION}`);
       }
@@ -116,7 +134,7 @@ export class DatasetWriter {
     return writer;
   }
 
-  /** The manifest as last written (closed parts only). */
+  /** The manifest (closed parts only) as last written, or as the next call writes it after a failed write. */
   get current(): Manifest {
     return this.manifest;
   }
@@ -131,12 +149,19 @@ export class DatasetWriter {
 
   /** Closes the open parts (renamed to final names) and writes the manifest. Idempotent. */
   async close(): Promise<void> {
-    if (this.closed) return this.queue;
+    if (this.closing) return this.closing;
     this.closed = true;
     const run = this.queue.then(async () => {
+      await this.catchUpManifest();
       for (const split of SPLITS) await this.closePart(split);
     });
-    this.queue = run;
+    this.queue = run.catch(() => undefined);
+    this.closing = run;
+    // A close that failed (a full disk) may be called again: it closes what is still open.
+    run.catch(() => {
+      this.closing = null;
+      this.closed = false;
+    });
     return run;
   }
 
@@ -151,15 +176,19 @@ export class DatasetWriter {
       group.recs.push(record);
       group.why.push(verdict.kept ? null : verdict.why);
     }
+    await this.catchUpManifest();
     for (const [split, group] of bySplit) {
       let offset = 0;
       while (offset < group.lines.length) {
         const part = await this.openPart(split);
+        // Full already: its rotation failed last time (a full disk); rename it now.
+        if (part.records >= this.options.maxRecordsPerFile) {
+          await this.closePart(split);
+          continue;
+        }
         const room = this.options.maxRecordsPerFile - part.records;
         const end = Math.min(group.lines.length, offset + room);
-        const path = this.openPath(split, part.index);
-        await appendFile(path, group.lines.slice(offset, end).join('\n') + '\n', 'utf8');
-        await fsync(path);
+        await this.append(split, part, group.lines.slice(offset, end).join('\n') + '\n');
         for (let i = offset; i < end; i++) account(part, group.recs[i]!, group.why[i]!);
         offset = end;
         if (part.records >= this.options.maxRecordsPerFile) await this.closePart(split);
@@ -171,19 +200,56 @@ export class DatasetWriter {
     let part = this.parts.get(split);
     if (!part) {
       const last = this.manifest.files.filter((f) => f.split === split).length;
-      part = { index: last + 1, records: 0, fromMs: Infinity, toMs: -Infinity, stats: emptyStats() };
+      part = { index: last + 1, records: 0, bytes: 0, torn: false, fromMs: Infinity, toMs: -Infinity, stats: emptyStats() };
       this.parts.set(split, part);
     }
     return part;
   }
 
+  /** Appends whole lines to the open part and fsyncs; on failure, cuts them off again and throws classified. */
+  private async append(split: Split, part: OpenPart, text: string): Promise<void> {
+    const path = this.openPath(split, part.index);
+    try {
+      if (part.torn) await this.cutBack(part, path);
+      await this.fs.appendFile(path, text);
+      await this.fs.fsync(path);
+    } catch (err) {
+      part.torn = true;
+      await this.cutBack(part, path).catch(() => undefined);
+      throw fileError(err, 'append to', path);
+    }
+    part.bytes += Buffer.byteLength(text, 'utf8');
+  }
+
+  private async cutBack(part: OpenPart, path: string): Promise<void> {
+    try {
+      await this.fs.truncate(path, part.bytes);
+    } catch (err) {
+      // Nothing to cut when the failed append never created the file.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    part.torn = false;
+  }
+
   private async closePart(split: Split): Promise<void> {
     const part = this.parts.get(split);
     if (!part) return;
-    this.parts.delete(split);
-    if (part.records === 0) return;
+    const openPath = this.openPath(split, part.index);
+    if (part.records === 0) {
+      // Only a failed first append can have left an (empty) file behind.
+      if (part.bytes === 0) await this.fs.unlink(openPath).catch(() => undefined);
+      this.parts.delete(split);
+      return;
+    }
     const name = fileName(split, part.index);
-    await rename(this.openPath(split, part.index), join(this.options.dir, name));
+    try {
+      if (part.torn) await this.cutBack(part, openPath);
+      await this.fs.rename(openPath, join(this.options.dir, name));
+    } catch (err) {
+      // The part stays open (and full, if it was rotating): the next write or close renames it.
+      throw fileError(err, 'close', openPath);
+    }
+    this.parts.delete(split);
     const m = this.manifest;
     const s = part.stats;
     const range = m.timeRange
@@ -203,44 +269,84 @@ export class DatasetWriter {
       timeRange: range,
       files: [...m.files, { path: name, split, records: part.records, fromMs: part.fromMs, toMs: part.toMs }],
     };
-    await writeAtomically(join(this.options.dir, MANIFEST_FILE), JSON.stringify(this.manifest, null, 2) + '\n');
+    // From here the part is final and `manifest` lists it; if the write fails, the disk's manifest stays behind
+    // (not listing the part) until the next call writes it, and a crash meanwhile takes the part up again.
+    this.manifestBehind = true;
+    await this.catchUpManifest();
+  }
+
+  /** Writes the manifest if the disk's copy is behind `manifest`. */
+  private async catchUpManifest(): Promise<void> {
+    if (!this.manifestBehind) return;
+    const path = join(this.options.dir, MANIFEST_FILE);
+    try {
+      await writeAtomically(path, JSON.stringify(this.manifest, null, 2) + '\n', this.fs);
+    } catch (err) {
+      throw fileError(err, 'write', path);
+    }
+    this.manifestBehind = false;
   }
 
   /** Takes up `.open` parts left by a crash: their whole lines are kept, a torn last line is cut off. */
   private async recoverOpenParts(): Promise<void> {
-    const names = await readdir(this.options.dir);
+    const names = await this.fs.readdir(this.options.dir);
     for (const split of SPLITS) {
-      const index = this.manifest.files.filter((f) => f.split === split).length + 1;
+      const listed = this.manifest.files.filter((f) => f.split === split).map((f) => f.path);
+      const index = listed.length + 1;
+      // Parts are numbered 1, 2, …: a manifest that lists other names, or parts on disk past the last listed
+      // one, is not what this writer left (damaged or edited), and writing on would append to or rename over them.
+      const odd = listed.findIndex((path, k) => path !== fileName(split, k + 1));
+      if (odd >= 0) throw new FatalError('DATASET_CORRUPT', `${join(this.options.dir, MANIFEST_FILE)}: ${split} part ${odd + 1} is ${listed[odd]}, not ${fileName(split, odd + 1)}`);
+      const beyond = names.find((n) => partNumber(n, split) > index);
+      if (beyond !== undefined) throw new FatalError('DATASET_CORRUPT', `${join(this.options.dir, beyond)} is past the ${listed.length} ${split} parts ${MANIFEST_FILE} lists`);
       const name = `${fileName(split, index)}.open`;
       // A crash between a part's rename and the manifest's leaves the part final but unlisted: take it up again.
       if (names.includes(fileName(split, index)) && !names.includes(name)) {
-        await rename(join(this.options.dir, fileName(split, index)), join(this.options.dir, name));
+        await this.fs.rename(join(this.options.dir, fileName(split, index)), join(this.options.dir, name));
       } else if (!names.includes(name)) {
         continue;
       }
       const path = join(this.options.dir, name);
-      const text = await readFile(path, 'utf8');
+      const text = await this.fs.readFile(path);
       const end = text.lastIndexOf('\n') + 1;
-      const lines = text.slice(0, end).split('\n').filter((l) => l.length > 0);
-      const part: OpenPart = { index, records: 0, fromMs: Infinity, toMs: -Infinity, stats: emptyStats() };
-      let good = 0;
+      // Where the good lines end, as an offset in the text: blank lines are skipped but counted. (Summing the
+      // bytes of the non-blank lines put the cut inside the last record when a blank line came before it.)
+      const lines = text.slice(0, end).split('\n');
+      let last = lines.length - 1;
+      while (last >= 0 && lines[last] === '') last--;
+      const part: OpenPart = { index, records: 0, bytes: 0, torn: false, fromMs: Infinity, toMs: -Infinity, stats: emptyStats() };
+      let goodChars = 0;
+      let at = 0;
       for (const [i, line] of lines.entries()) {
+        const next = at + line.length + 1;
+        at = next;
+        if (line === '') continue;
         let record: LabelledTrajectory;
         try {
           record = JSON.parse(line) as LabelledTrajectory;
         } catch (cause) {
-          if (i < lines.length - 1) throw new FatalError('DATASET_CORRUPT', `${path}: line ${i + 1} is not JSON`, { cause });
+          if (i < last) throw new FatalError('DATASET_CORRUPT', `${path}: line ${i + 1} is not JSON`, { cause });
           break;
         }
+        const issue = labelledIssue(record);
+        if (issue) throw new FatalError('DATASET_CORRUPT', `${path}: line ${i + 1}: ${issue}`);
         const verdict = judge(record, this.options.filter);
         account(part, record, verdict.kept ? null : verdict.why);
-        good += Buffer.byteLength(line, 'utf8') + 1;
+        goodChars = next;
       }
+      const kept = text.slice(0, goodChars);
+      const good = Buffer.byteLength(kept, 'utf8');
       const bytes = Buffer.byteLength(text, 'utf8');
-      if (good < bytes) {
+      if (kept.includes('\uFFFD')) {
+        // Bytes that are not UTF-8 read as U+FFFD, so offsets counted in the text are not the file's (a cut there
+        // ran past the end and padded the part with NULs): write back what was read instead.
+        if (good < bytes) this.options.onTornTail?.(path, bytes - good);
+        await writeAtomically(path, kept, this.fs);
+      } else if (good < bytes) {
         this.options.onTornTail?.(path, bytes - good);
-        await truncate(path, good);
+        await this.fs.truncate(path, good);
       }
+      part.bytes = good;
       this.parts.set(split, part);
     }
   }
@@ -252,6 +358,12 @@ export class DatasetWriter {
 
 function fileName(split: Split, index: number): string {
   return `${split}-${String(index).padStart(6, '0')}.jsonl`;
+}
+
+/** The number of a part file (final or open) of `split`, else 0. */
+function partNumber(name: string, split: Split): number {
+  const m = /^(kept|rejected)-(\d{6})\.jsonl(\.open)?$/.exec(name);
+  return m && m[1] === split ? Number(m[2]) : 0;
 }
 
 function account(part: OpenPart, record: LabelledTrajectory, why: RejectReason | null): void {
@@ -301,11 +413,55 @@ function addCounts(a: Readonly<Record<string, number>>, b: Readonly<Record<strin
   return out;
 }
 
-async function fsync(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
+const count = z.number().int().nonnegative();
+const counts = z.record(z.string(), count);
+const manifestSchema = z.object({
+  schemaVersion: z.literal(DATASET_SCHEMA_VERSION),
+  updatedAtMs: z.number(),
+  filter: z.object({ keep: z.enum(['top1', 'topk', 'all']), k: z.number().int().positive() }),
+  teacherModels: counts,
+  counts: z.object({
+    kept: count,
+    rejected: count,
+    rejectedBy: z.object({ failed: count, expired: count, missed: count }),
+    outcomes: z.object({ observed: count, expired: count }),
+    bySamplingReason: counts,
+  }),
+  timeRange: z.object({ fromMs: z.number(), toMs: z.number() }).nullable(),
+  files: z.array(
+    z.object({
+      // A file name inside the data set directory, never a path out of it.
+      // eslint-disable-next-line no-control-regex
+      path: z.string().regex(/^(?!\.\.?$)[^/\\\u0000]+$/, 'not a file name in the data set directory'),
+      split: z.enum(SPLITS),
+      records: count,
+      fromMs: z.number(),
+      toMs: z.number(),
+    }),
+  ),
+});
+
+/**
+ * A manifest's text as a `Manifest`, or a `FatalError` naming the file and what is wrong: `codes.version`
+ * for another schema version, `codes.invalid` for text that is not JSON or not a manifest (a damaged file,
+ * a manifest that lists paths out of the directory or counts that are not counts). Readers check that the
+ * listed files exist themselves.
+ */
+export function parseManifest(text: string, path: string, codes = { invalid: 'DATASET_INVALID', version: 'DATASET_VERSION' }): Manifest {
+  let value: unknown;
   try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new FatalError(codes.invalid, `${path} is not JSON: ${errorMessage(cause)}`, { cause });
   }
+  const version = (value as { schemaVersion?: unknown } | null)?.schemaVersion;
+  if (typeof value === 'object' && value !== null && version !== DATASET_SCHEMA_VERSION && version !== undefined) {
+    throw new FatalError(codes.version, `${path} is ${JSON.stringify(version).slice(0, 60)}, this build reads and writes ${DATASET_SCHEMA_VERSION}`);
+  }
+  const parsed = manifestSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new FatalError(codes.invalid, `${path}: ${issue?.path.join('.').slice(0, 200) || '(root)'}: ${issue?.message ?? 'not a manifest'}`);
+  }
+  return parsed.data;
 }

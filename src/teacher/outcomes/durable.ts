@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import type { Interaction } from '../../domain/events.ts';
 import type { TeacherCase } from '../../domain/teacher.ts';
+import { errorMessage, FatalError } from '../../errors/index.ts';
+import type { FileSystem } from '../../util/files.ts';
 import { Journal } from './journal.ts';
 import { OutcomeJoin, type JoinResult, type OutcomeJoinOptions, type SeenInteraction } from './join.ts';
 
@@ -16,7 +18,10 @@ import { OutcomeJoin, type JoinResult, type OutcomeJoinOptions, type SeenInterac
  * Order per call, for at-least-once: apply in memory → hand the results to `sink` (it must tolerate a case
  * twice: de-duplicate on `caseId`) → append the inputs and resolutions to the journal (fsync) → return; only
  * then may the caller let the log commit. A crash before the journal append re-delivers the records, which
- * recompute the same results.
+ * recompute the same results. A call whose sink or append fails without a crash (a full disk) is undone the
+ * same way: the state is read back from the journal before the error goes to the caller, so the records,
+ * when they come again, are not taken for ones the join already has. Calls must not overlap (the worker
+ * queues them).
  */
 
 export type OutcomeJournalEntry =
@@ -35,18 +40,31 @@ export interface DurableOutcomeJoinOptions extends OutcomeJoinOptions {
   readonly sink: OutcomeSink;
   /** A torn last journal line was cut off at open (a crash mid-append; nothing acknowledged is lost). */
   readonly onTornTail?: (bytes: number) => void;
+  /** The journal's file operations (tests inject a failing one); `node:fs` by default. */
+  readonly fs?: FileSystem;
 }
 
 export const OUTCOME_JOURNAL_FILE = 'outcomes.journal.jsonl';
 
 export class DurableOutcomeJoin {
   private constructor(
-    readonly join: OutcomeJoin,
-    private readonly journal: Journal<OutcomeJournalEntry>,
+    private state: OutcomeJoin,
+    private journal: Journal<OutcomeJournalEntry>,
     private readonly options: DurableOutcomeJoinOptions,
   ) {}
 
+  /** The join's state (as of the last call that succeeded). */
+  get join(): OutcomeJoin {
+    return this.state;
+  }
+
   static async open(options: DurableOutcomeJoinOptions): Promise<DurableOutcomeJoin> {
+    const { state, journal } = await DurableOutcomeJoin.load(options);
+    return new DurableOutcomeJoin(state, journal, options);
+  }
+
+  /** The state the journal holds. */
+  private static async load(options: DurableOutcomeJoinOptions): Promise<{ state: OutcomeJoin; journal: Journal<OutcomeJournalEntry> }> {
     const state = new OutcomeJoin(options);
     const journal = await Journal.open<OutcomeJournalEntry>(
       join(options.dataDir, OUTCOME_JOURNAL_FILE),
@@ -57,9 +75,9 @@ export class DurableOutcomeJoin {
         else if (e.t === 'forgotten') state.restoreForgotten(e.userId, e.atMs);
         else state.advance(e.atMs);
       },
-      options.onTornTail ? { onTornTail: options.onTornTail } : {},
+      { ...(options.onTornTail ? { onTornTail: options.onTornTail } : {}), ...(options.fs ? { fs: options.fs } : {}) },
     );
-    return new DurableOutcomeJoin(state, journal, options);
+    return { state, journal };
   }
 
   async addCases(cases: readonly TeacherCase[]): Promise<JoinResult> {
@@ -103,8 +121,18 @@ export class DurableOutcomeJoin {
   }
 
   private async finish(result: JoinResult, entries: OutcomeJournalEntry[]): Promise<JoinResult> {
-    if (result.labelled.length + result.unjoinable.length > 0) await this.options.sink(result);
-    await this.journal.append(entries);
+    try {
+      if (result.labelled.length + result.unjoinable.length > 0) await this.options.sink(result);
+      await this.journal.append(entries);
+    } catch (err) {
+      // Undo the call: back to what the journal holds, as after a crash.
+      try {
+        ({ state: this.state, journal: this.journal } = await DurableOutcomeJoin.load(this.options));
+      } catch (cause) {
+        throw new FatalError('OUTCOME_STATE_LOST', `outcome join: a failed call (${errorMessage(err)}) could not be undone from the journal`, { cause });
+      }
+      throw err;
+    }
     if (this.journal.entries >= this.options.compactAfterEntries) await this.journal.compact(this.snapshot());
     return result;
   }

@@ -1,7 +1,8 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FatalError } from '../../errors/index.ts';
+import { fileError, nodeFileSystem, writeAtomically, type FileSystem } from '../../util/files.ts';
+
+export { writeAtomically };
 
 /**
  * A small append-only journal of JSON lines with snapshot compaction: how the side stream's joins keep what
@@ -15,28 +16,39 @@ import { FatalError } from '../../errors/index.ts';
  *   not JSON): it was never acknowledged, so it is cut off (and reported through `onTornTail`). A bad line
  *   anywhere else means the file was damaged outside starstream: `FatalError` `JOURNAL_CORRUPT`, because
  *   guessing would silently drop cases.
+ * - A failed append or compaction (a full disk: `TransientError` `DISK_FULL`, see `fileError`) rejects that
+ *   call only: whatever it wrote is cut off again (the journal ends after its last acknowledged line, so the
+ *   next append never continues a torn one), and later calls run as usual.
  */
 export class Journal<E> {
   private appended = 0;
   private tail: Promise<void> = Promise.resolve();
+  /** Size of the acknowledged lines; the file is cut back to it after a failed append. */
+  private bytes: number;
+  /** A failed append could not be cut back yet: the next one does it first. */
+  private torn = false;
 
   private constructor(
     readonly path: string,
     entriesAtOpen: number,
+    bytesAtOpen: number,
+    private readonly fs: FileSystem,
   ) {
     this.appended = entriesAtOpen;
+    this.bytes = bytesAtOpen;
   }
 
   /** Opens (creating the directory) and replays the journal into `onEntry`. */
   static async open<E>(
     path: string,
     onEntry: (entry: E) => void,
-    options: { onTornTail?: (bytes: number) => void } = {},
+    options: { onTornTail?: (bytes: number) => void; fs?: FileSystem } = {},
   ): Promise<Journal<E>> {
-    await mkdir(dirname(path), { recursive: true });
+    const fs = options.fs ?? nodeFileSystem;
+    await fs.mkdir(dirname(path));
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = await fs.readFile(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       text = '';
@@ -65,9 +77,9 @@ export class Journal<E> {
     const bytes = Buffer.byteLength(text, 'utf8');
     if (good < bytes) {
       options.onTornTail?.(bytes - good);
-      await truncate(path, good);
+      await fs.truncate(path, good);
     }
-    return new Journal<E>(path, count);
+    return new Journal<E>(path, count, good, fs);
   }
 
   /** Entries in the file since it was last compacted. */
@@ -80,55 +92,52 @@ export class Journal<E> {
     if (entries.length === 0) return this.tail;
     const text = entries.map((e) => JSON.stringify(e)).join('\n') + '\n';
     const run = this.tail.then(async () => {
-      await appendFile(this.path, text, 'utf8');
-      await fsyncFile(this.path);
+      try {
+        if (this.torn) await this.cutBack();
+        await this.fs.appendFile(this.path, text);
+        await this.fs.fsync(this.path);
+      } catch (err) {
+        this.torn = true;
+        await this.cutBack().catch(() => undefined);
+        throw fileError(err, 'append to', this.path);
+      }
+      this.bytes += Buffer.byteLength(text, 'utf8');
       this.appended += entries.length;
     });
-    this.tail = run;
+    this.tail = run.catch(() => undefined);
     return run;
   }
 
   /** Replaces the journal with `snapshot` (the pending state as entries), atomically. */
   compact(snapshot: readonly E[]): Promise<void> {
     const run = this.tail.then(async () => {
-      await writeAtomically(this.path, snapshot.map((e) => JSON.stringify(e) + '\n').join(''));
+      const text = snapshot.map((e) => JSON.stringify(e) + '\n').join('');
+      try {
+        await writeAtomically(this.path, text, this.fs);
+      } catch (err) {
+        throw fileError(err, 'compact', this.path);
+      }
+      this.bytes = Buffer.byteLength(text, 'utf8');
+      this.torn = false;
       this.appended = snapshot.length;
     });
-    this.tail = run;
+    this.tail = run.catch(() => undefined);
     return run;
   }
 
-  /** Resolves when every append and compaction so far is on disk. */
+  /** Resolves when every append and compaction so far has settled (each call reports its own failure). */
   flush(): Promise<void> {
     return this.tail;
   }
-}
 
-/** Writes `path` through a temp file, fsync and rename, and fsyncs the directory so the rename is durable. */
-export async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, content);
-  await fsyncFile(tmp);
-  await rename(tmp, path);
-  fsyncDirectory(dirname(path));
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function fsyncDirectory(dir: string): void {
-  // Directories cannot be opened for fsync on Windows; there the rename is as durable as NTFS makes it.
-  if (process.platform === 'win32') return;
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  /** Cuts the file back to its acknowledged lines (a failed append may have left part of its text). */
+  private async cutBack(): Promise<void> {
+    try {
+      await this.fs.truncate(this.path, this.bytes);
+    } catch (err) {
+      // Nothing to cut when the failed append never created the file.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    this.torn = false;
   }
 }

@@ -24,7 +24,16 @@ export function validateJson(schema: JsonSchema, value: unknown): SchemaIssue[] 
 
 /** `path: message; …`, bounded: the text that goes back to the model and into the trajectory. */
 export function describeIssues(issues: readonly SchemaIssue[]): string {
-  return issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ');
+  const text = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ');
+  return text.length > MAX_DESCRIPTION ? `${text.slice(0, MAX_DESCRIPTION)}…` : text;
+}
+
+const MAX_DESCRIPTION = 1_000;
+const MAX_KEY_IN_PATH = 40;
+
+/** A key of the checked value as it appears in a path: the model chooses keys, so they are cut. */
+function keyInPath(key: string): string {
+  return key.length > MAX_KEY_IN_PATH ? `${key.slice(0, MAX_KEY_IN_PATH)}…` : key;
 }
 
 function check(schema: JsonSchema, value: unknown, path: string, issues: SchemaIssue[]): void {
@@ -82,12 +91,14 @@ function checkObject(schema: JsonSchema, value: unknown, path: string, issues: S
   const record = value as Record<string, unknown>;
   const properties = (schema.properties ?? {}) as Readonly<Record<string, JsonSchema>>;
   for (const key of (schema.required ?? []) as readonly string[]) {
-    if (!(key in record)) issues.push({ path: `${path}/${key}`, message: 'is required' });
+    if (!Object.hasOwn(record, key)) issues.push({ path: `${path}/${key}`, message: 'is required' });
   }
   for (const [key, v] of Object.entries(record)) {
-    const sub = properties[key];
-    if (sub) check(sub, v, `${path}/${key}`, issues);
-    else if (schema.additionalProperties === false) issues.push({ path: `${path}/${key}`, message: 'is not allowed' });
+    // Own properties only: `properties.constructor` (or `toString`, `__proto__`) is Object.prototype's, and
+    // was taken for a schema that allows anything, so such keys passed `additionalProperties: false`.
+    const sub = Object.hasOwn(properties, key) ? properties[key] : undefined;
+    if (sub) check(sub, v, `${path}/${keyInPath(key)}`, issues);
+    else if (schema.additionalProperties === false) issues.push({ path: `${path}/${keyInPath(key)}`, message: 'is not allowed' });
   }
 }
 

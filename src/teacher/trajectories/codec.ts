@@ -47,5 +47,10 @@ export function decodeTrajectory(record: Pick<LogRecord, 'value' | 'headers'>): 
   ) {
     throw new BadInputError('UNDECODABLE', 'trajectory record lacks caseId, status, steps, turns, ranking or serialized');
   }
+  // What the data set's readers need of it (`labelledIssue`): accepted here, such a record was written to the
+  // data set and then refused there (the writer's recovery, distill and the Python reader).
+  if (t.caseId === '' || !t.ranking.every((id) => typeof id === 'string') || typeof t.backend !== 'string' || typeof t.model !== 'string') {
+    throw new BadInputError('UNDECODABLE', 'trajectory record has an empty caseId, a ranking that is not a list of ids, or no backend or model');
+  }
   return t as Trajectory;
 }
