@@ -156,7 +156,7 @@ export class BatchProcessor {
   ): Promise<Recommendation | null> {
     const user = this.timed('learn', () => this.deps.learner.learn(view, event, negatives));
     if (!this.rankingEnabled) return null;
-    if (!this.deps.rateLimiter.allow(event.userId, event.timestampMs)) {
+    if (!this.deps.rateLimiter.allow(event.userId, event.timestampMs, event.eventId)) {
       this.deps.instruments.rateLimited();
       return null;
     }

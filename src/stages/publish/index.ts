@@ -8,27 +8,33 @@ import type { RankedCandidate } from '../ranking/index.ts';
 
 export class UserRateLimiter {
   private readonly lastPublished = new Map<string, number>();
+  /** Events allowed lately, oldest first: allowing one again is idempotent (see `allow`). */
+  private readonly allowedEvents = new Set<string>();
 
   /**
    * @param minIntervalMs 0 = no limit
-   * @param maxTrackedUsers bound on memory: the least recently published users are forgotten first
+   * @param maxTracked bound on memory: the least recently published users (and the oldest allowed events) are forgotten first
    */
   constructor(
     private readonly minIntervalMs: number,
-    private readonly maxTrackedUsers = 100_000,
+    private readonly maxTracked = 100_000,
   ) {}
 
-  /** True when `userId` may get a recommendation at event time `atMs`; records it if so. */
-  allow(userId: string, atMs: number): boolean {
-    if (this.minIntervalMs === 0) return true;
+  /**
+   * True when `userId` may get a recommendation for event `eventId` at event time `atMs`; records it if so.
+   * An event allowed before is allowed again: a batch that failed after ranking is redelivered and must
+   * publish what it would have, rather than be rate-limited by its own failed attempt.
+   */
+  allow(userId: string, atMs: number, eventId: string): boolean {
+    if (this.minIntervalMs === 0 || this.allowedEvents.has(eventId)) return true;
     const last = this.lastPublished.get(userId);
     if (last !== undefined && atMs - last < this.minIntervalMs) return false;
     // Delete then set moves the user to the end of the Map's insertion order, which makes it an LRU.
     this.lastPublished.delete(userId);
     this.lastPublished.set(userId, atMs);
-    if (this.lastPublished.size > this.maxTrackedUsers) {
-      this.lastPublished.delete(this.lastPublished.keys().next().value!);
-    }
+    if (this.lastPublished.size > this.maxTracked) this.lastPublished.delete(this.lastPublished.keys().next().value!);
+    this.allowedEvents.add(eventId);
+    if (this.allowedEvents.size > this.maxTracked) this.allowedEvents.delete(this.allowedEvents.values().next().value!);
     return true;
   }
 }
