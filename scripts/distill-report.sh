@@ -13,7 +13,7 @@
 #      → bench/results/eval-DATASET.{md,json,svg}; the trainers' reports sit beside it (distill-DATASET.json)
 #
 # Settings (env): WORK (default .data/distill-report-DATASET), TRAIN_TEACHER_S (3000), EVAL_TEACHER_S (1800),
-# PRESET (cpu), EPOCHS (2), GRPO_MAX_CASES (8000), SEED (1), STREAM_EVERY (4); teacher.* and sampling.dataset.*
+# PRESET (cpu), EPOCHS (2), GRPO_MAX_CASES (8000), SEED (1), STREAM_EVERY (20: four STAR models on every 4th event would add half an hour on 2 cores); teacher.* and sampling.dataset.*
 # come from the usual config (STARSTREAM_TEACHER__LLM__…, e.g. the openai backend for a hosted model).
 # The trajectories are kept whatever the teacher's rank of the true item (sampling.dataset.keep=all): the
 # soft teacher target is the point; set STARSTREAM_SAMPLING__DATASET__KEEP=top1 to keep only its hits.
@@ -29,7 +29,7 @@ PRESET=${PRESET:-cpu}
 EPOCHS=${EPOCHS:-2}
 GRPO_MAX_CASES=${GRPO_MAX_CASES:-8000}
 SEED=${SEED:-1}
-STREAM_EVERY=${STREAM_EVERY:-4}
+STREAM_EVERY=${STREAM_EVERY:-20}
 PY=train/.venv/bin/python
 export STARSTREAM_SAMPLING__DATASET__KEEP=${STARSTREAM_SAMPLING__DATASET__KEEP:-all}
 

@@ -21,6 +21,7 @@ import { TrajectoryRecorder } from '../../src/teacher/trajectories/recorder.ts';
 import { parseSerialized, stepBlock } from '../../src/teacher/trajectories/serialize.ts';
 import { caseFor, filledStore, syntheticCase, teacherDeps, type Filled } from '../teacher/fixtures.ts';
 import { ScriptedModel, candidateIdsOf, type ScriptedCall } from '../teacher/scripted-llm.ts';
+import { TEXT_BOUNDS as B } from '../../src/teacher/agents/schemas.ts';
 import { fuzzAsync, HOSTILE_PIECES, hostileText } from './fuzz.ts';
 import { applyJsonMutations, jsonMutation, type JsonMutation } from './json-mutation.ts';
 
@@ -104,17 +105,17 @@ const text = (max: number): fc.Arbitrary<string> => fc.oneof(hostileText(6), fc.
 const longText = (min: number, max: number): fc.Arbitrary<string> => fc.tuple(text(max), fc.constantFrom('a finding of some length', 'x'.repeat(min))).map(([a, b]) => `${b}${a}`.slice(0, max));
 
 const plannerAnswer = fc.record({
-  plan: text(800),
-  tasks: fc.array(fc.record({ analyst: fc.constantFrom(...ANALYSTS), focus: text(300) }), { minLength: 1, maxLength: 4 }),
+  plan: text(B.plan),
+  tasks: fc.array(fc.record({ analyst: fc.constantFrom(...ANALYSTS), focus: text(B.focus) }), { minLength: 1, maxLength: 4 }),
 });
 const reflectorAnswer = (final: boolean) =>
   fc.record({
-    assessment: text(800),
-    issues: fc.array(text(300), { maxLength: 5 }),
-    sendBack: final ? fc.constant([]) : fc.array(fc.record({ analyst: fc.constantFrom(...ANALYSTS), request: text(300) }), { maxLength: 4 }),
+    assessment: text(B.assessment),
+    issues: fc.array(text(B.issue), { maxLength: B.issues }),
+    sendBack: final ? fc.constant([]) : fc.array(fc.record({ analyst: fc.constantFrom(...ANALYSTS), request: text(B.request) }), { maxLength: 4 }),
   });
 const rankerAnswer = (ids: readonly string[]) =>
-  fc.record({ ranking: fc.shuffledSubarray([...ids], { minLength: ids.length, maxLength: ids.length }), justification: text(400) });
+  fc.record({ ranking: fc.shuffledSubarray([...ids], { minLength: ids.length, maxLength: ids.length }), justification: text(B.justification) });
 
 /** Tool arguments: the tools' own names with valid, out-of-range and foreign values, and unknown keys. */
 const toolArgs = (ids: readonly string[]) =>
@@ -130,7 +131,7 @@ const toolArgs = (ids: readonly string[]) =>
 const analystAnswer = (ids: readonly string[], tools: readonly string[]) =>
   fc.oneof(
     fc.record({ action: fc.constant('call_tool'), tool: fc.constantFrom(...tools), args: toolArgs(ids), finding: fc.constant('') }),
-    fc.record({ action: fc.constant('finish'), tool: fc.constant('none'), args: fc.constant({}), finding: longText(10, 1_200) }),
+    fc.record({ action: fc.constant('finish'), tool: fc.constant('none'), args: fc.constant({}), finding: longText(10, B.finding) }),
   );
 
 /** Keys no schema allows: some of them are Object.prototype's. */
@@ -287,11 +288,11 @@ describe('fuzz: LLM answers to the MARS agents', () => {
           const v = parsed(answer) as { plan: unknown; tasks: { analyst: unknown; focus: unknown }[] } | undefined;
           const expectOk =
             ownKeys(v, ['plan', 'tasks']) &&
-            str(v!.plan, 800) &&
+            str(v!.plan, B.plan) &&
             Array.isArray(v!.tasks) &&
             v!.tasks.length >= 1 &&
             v!.tasks.length <= 4 &&
-            v!.tasks.every((t) => ownKeys(t, ['analyst', 'focus']) && (ANALYSTS as readonly unknown[]).includes(t.analyst) && str(t.focus, 300));
+            v!.tasks.every((t) => ownKeys(t, ['analyst', 'focus']) && (ANALYSTS as readonly unknown[]).includes(t.analyst) && str(t.focus, B.focus));
           assert.equal(got.ok, expectOk, `accepted exactly the valid plans: ${answer.slice(0, 200)}`);
           if (got.ok) {
             const names = got.value.map((t) => t.analyst);
@@ -320,13 +321,13 @@ describe('fuzz: LLM answers to the MARS agents', () => {
           const v = parsed(answer) as { assessment: unknown; issues: unknown[]; sendBack: { analyst: unknown; request: unknown }[] } | undefined;
           const expectOk =
             ownKeys(v, ['assessment', 'issues', 'sendBack']) &&
-            str(v!.assessment, 800) &&
+            str(v!.assessment, B.assessment) &&
             Array.isArray(v!.issues) &&
-            v!.issues.length <= 5 &&
-            v!.issues.every((i) => str(i, 300)) &&
+            v!.issues.length <= B.issues &&
+            v!.issues.every((i) => str(i, B.issue)) &&
             Array.isArray(v!.sendBack) &&
             v!.sendBack.length <= (final ? 0 : 4) &&
-            v!.sendBack.every((s) => ownKeys(s, ['analyst', 'request']) && (ANALYSTS as readonly unknown[]).includes(s.analyst) && str(s.request, 300));
+            v!.sendBack.every((s) => ownKeys(s, ['analyst', 'request']) && (ANALYSTS as readonly unknown[]).includes(s.analyst) && str(s.request, B.request));
           assert.equal(got.ok, expectOk, `accepted exactly the valid reflections: ${answer.slice(0, 200)}`);
           if (got.ok) {
             const names = got.value.map((s) => s.analyst);
@@ -359,7 +360,7 @@ describe('fuzz: LLM answers to the MARS agents', () => {
             const got = await outcome(() => runRanker(rc, new Map()));
             if (got.ok) {
               assert.deepEqual([...got.value.ranking].sort(), [...ids].sort(), 'a permutation of the candidates');
-              assert.ok(str(got.value.justification, 400));
+              assert.ok(str(got.value.justification, B.justification));
               const step = rc.recorder.stepsSoFar.at(-1)!;
               assert.ok(step.kind === 'recommend' && step.ranking.join('\u0000') === got.value.ranking.join('\u0000'));
             } else {
@@ -370,7 +371,7 @@ describe('fuzz: LLM answers to the MARS agents', () => {
             const v = parsed(texts[Math.min(used, texts.length - 1)]!) as { ranking: unknown[]; justification: unknown } | undefined;
             const shapeOk =
               ownKeys(v, ['ranking', 'justification']) &&
-              str(v!.justification, 400) &&
+              str(v!.justification, B.justification) &&
               Array.isArray(v!.ranking) &&
               v!.ranking.length === ids.length &&
               v!.ranking.every((id) => typeof id === 'string' && ids.includes(id));
@@ -401,7 +402,7 @@ describe('fuzz: LLM answers to the MARS agents', () => {
           const { rc, dispose } = context(live, model, { ...LIMITS, ...limits });
           try {
             const got = await outcome(() => runAnalyst(rc, { analyst, focus: 'what now </data>' }));
-            if (got.ok) assert.ok(str(got.value, 1_200, 10) && got.value.trim() !== '');
+            if (got.ok) assert.ok(str(got.value, B.finding, 10) && got.value.trim() !== '');
             else assert.ok(AGENT_FAILURES.includes(got.code), got.code);
             const steps = rc.recorder.stepsSoFar;
             const names = rc.tools.names;

@@ -16,13 +16,31 @@ function object(properties: Readonly<Record<string, JsonSchema>>): JsonSchema {
 
 const analystEnum: JsonSchema = { type: 'string', enum: [...ANALYSTS] };
 
+/**
+ * Character bounds of the agents' free text. Each answer's bounds together stay well inside the completion
+ * budget (`teacher.limits.maxCompletionTokens`, 768) even at ~1.3 characters per token, the density of the
+ * repetitive text a small model drifts into: with a finding of up to 1,200 characters the 270M model's answers
+ * were cut at ~984 characters, mid-string, and 6 of 16 real ml-100k cases failed as unterminated JSON. The
+ * grammar enforces these lengths, so an answer now closes its strings before the token limit.
+ */
+export const TEXT_BOUNDS = {
+  plan: 300,
+  focus: 100,
+  finding: 600,
+  assessment: 250,
+  issue: 80,
+  issues: 3,
+  request: 60,
+  justification: 400,
+} as const;
+
 export const plannerSchema: JsonSchema = object({
-  plan: text(800, 'what matters for this user and how the work is split'),
+  plan: text(TEXT_BOUNDS.plan, 'what matters for this user and how the work is split'),
   tasks: {
     type: 'array',
     minItems: 1,
     maxItems: ANALYSTS.length,
-    items: object({ analyst: analystEnum, focus: text(300, 'what this analyst should look at') }),
+    items: object({ analyst: analystEnum, focus: text(TEXT_BOUNDS.focus, 'what this analyst should look at') }),
   },
 });
 
@@ -53,8 +71,8 @@ export function analystSchema(toolNames: readonly string[], argsSchema: JsonSche
       turn === 'call'
         ? { type: 'string', maxLength: 0, description: 'empty: this turn calls a tool' }
         : turn === 'finish'
-          ? { ...text(1_200, 'your finding: what the evidence says about this user and the candidates'), minLength: 10 }
-          : text(1_200, 'empty when calling a tool; the finding when finishing'),
+          ? { ...text(TEXT_BOUNDS.finding, 'your finding: what the evidence says about this user and the candidates'), minLength: 10 }
+          : text(TEXT_BOUNDS.finding, 'empty when calling a tool; the finding when finishing'),
   });
 }
 
@@ -68,12 +86,12 @@ export interface AnalystAnswer {
 /** `final`: the last reflection round, in which nobody can be sent back any more. */
 export function reflectorSchema(final: boolean): JsonSchema {
   return object({
-    assessment: text(800, 'how consistent and complete the findings are'),
-    issues: { type: 'array', maxItems: 5, items: text(300, 'one contradiction or gap') },
+    assessment: text(TEXT_BOUNDS.assessment, 'how consistent and complete the findings are'),
+    issues: { type: 'array', maxItems: TEXT_BOUNDS.issues, items: text(TEXT_BOUNDS.issue, 'one contradiction or gap') },
     sendBack: {
       type: 'array',
       maxItems: final ? 0 : ANALYSTS.length,
-      items: object({ analyst: analystEnum, request: text(300, 'what to check or add') }),
+      items: object({ analyst: analystEnum, request: text(TEXT_BOUNDS.request, 'what to check or add') }),
     },
   });
 }
@@ -95,7 +113,7 @@ export function rankerSchema(candidateIds: readonly string[]): JsonSchema {
       maxItems: candidateIds.length,
       items: { type: 'string', enum: [...candidateIds] },
     },
-    justification: text(400, 'why the top candidates come first, in a few sentences'),
+    justification: text(TEXT_BOUNDS.justification, 'why the top candidates come first, in a few sentences'),
   });
 }
 
