@@ -19,6 +19,7 @@
  *   KAFKA_BROKERS=host:9092 uses that broker; otherwise a local one is started for the run.
  *
  * Writes bench/results/soak.json (every sample), soak.md (summary, samples once a minute) and soak.svg
+ * (soak-closed.* for a closed world)
  * (RSS/heap, latency and throughput over time). The producer is open-loop: record i is due at i / rate s,
  * so a pipeline that falls behind shows as lag and latency, not as a lower input rate. Records are generated
  * lazily, so the producer's memory stays flat and what grows is the pipeline's.
@@ -367,8 +368,9 @@ function save(options: SoakOptions, summary: SoakSummary, samples: readonly Soak
   const w = options.world;
   const worldText = w ? `${w.closed ? 'closed' : 'open'} world of ${w.users.toLocaleString('en-US')} users × ${w.items.toLocaleString('en-US')} items` : 'open world';
   const title = `Soak: ${options.minutes} min at ${options.rate} events/s on Kafka, ${worldText}`;
+  const base = w?.closed ? 'soak-closed' : 'soak';
   writeFileSync(
-    join(RESULTS_DIR, 'soak.json'),
+    join(RESULTS_DIR, `${base}.json`),
     `${JSON.stringify({ title, measuredAt, machine: machine(), brokers: options.brokers, rateSource: options.rateSource, world: w ?? null, summary, heapGrowth: growth, samples }, null, 2)}\n`,
   );
   const perMinute: Row[] = samples
@@ -376,13 +378,13 @@ function save(options: SoakOptions, summary: SoakSummary, samples: readonly Soak
     .map((s) => ({ 'min': round(s.t / 60), 'out/s': s.throughput, 'p50 ms': s.p50Ms, 'p99 ms': s.p99Ms, lag: s.lag, 'RSS MB': s.rssMb, 'heap MB': s.heapMb }));
   const summaryRows: Row[] = Object.entries(summary).map(([k, v]) => ({ figure: k, value: v }));
   writeFileSync(
-    join(RESULTS_DIR, 'soak.md'),
+    join(RESULTS_DIR, `${base}.md`),
     `# ${title}\n\nMeasured ${measuredAt}. ${machine()}. Rate: ${options.rateSource ?? 'given'}.\n\n**${summary.verdict}**\n\n${table(summaryRows)}\n` +
-      `One sample per minute (all in soak.json):\n\n${table(perMinute)}\n![soak](soak.svg)\n` +
+      `One sample per minute (all in ${base}.json):\n\n${table(perMinute)}\n![soak](${base}.svg)\n` +
       (growth ? `\n${heapGrowthMarkdown(growth)}` : ''),
   );
-  writeFileSync(join(RESULTS_DIR, 'soak.svg'), soakSvg(samples, title));
-  process.stdout.write(`\n${table(summaryRows)}\n${summary.verdict}\nsaved bench/results/soak.{json,md,svg}\n`);
+  writeFileSync(join(RESULTS_DIR, `${base}.svg`), soakSvg(samples, title));
+  process.stdout.write(`\n${table(summaryRows)}\n${summary.verdict}\nsaved bench/results/${base}.{json,md,svg}\n`);
 }
 
 /** 60 % (or `load`) of the baseline-ranking capacity the Kafka suite measured, else 400 events/s. */
