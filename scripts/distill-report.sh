@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATASET=${1:-ml-100k}
-NAME=$(basename "$DATASET" | tr -c 'A-Za-z0-9._-\n' '_')
+NAME=$(basename "$DATASET" | tr -c 'A-Za-z0-9._\n-' '_')
 WORK=${WORK:-.data/distill-report-$NAME}
 TRAIN_TEACHER_S=${TRAIN_TEACHER_S:-3000}
 EVAL_TEACHER_S=${EVAL_TEACHER_S:-1800}
