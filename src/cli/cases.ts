@@ -6,7 +6,7 @@ import { resolveDataset } from '../data/datasets.ts';
 import type { LoadedDataset } from '../data/files.ts';
 import { createRng, type Rng } from '../data/random.ts';
 import type { LabelledTrajectory } from '../domain/teacher.ts';
-import { createMarsRanker, TeacherSampler, type TeacherRanker } from '../eval/teacher.ts';
+import { createMarsRanker, sampledTeacherRun, TeacherSampler, type TeacherRanker } from '../eval/teacher.ts';
 import { createBaselineScorer } from '../star/baseline/scorer.ts';
 import type { LanguageModel } from '../teacher/llm/port.ts';
 import type { Scorer } from '../star/port.ts';
@@ -276,17 +276,15 @@ class TrainCaseTeacher {
 
   /** Maybe runs the teacher on this train case (before the event is learned) and writes the labelled run. */
   async offer(record: CaseRecord, observedAtMs: number): Promise<void> {
-    if (!this.sampler.offer(record.case.eventId, this.toCome)) return;
-    const [serving] = await this.teacher.servingScorer.score([record.case]);
-    const answer = await this.teacher.ranker.rank(record.case, serving!, this.sampler.remainingMs);
-    this.sampler.record(answer.ms);
-    this.spentMs += answer.ms;
-    if (answer.cutByBudget) {
+    const sampled = await sampledTeacherRun(this.sampler, this.teacher, record.case, this.toCome);
+    if (!sampled) return;
+    this.spentMs += sampled.wallMs;
+    if (sampled.answer.cutByBudget) {
       this.cut++;
       return;
     }
-    if (!answer.run) throw new Error(`the teacher ranker ${this.teacher.ranker.version} keeps no trajectories`);
-    const { teacherCase, trajectory } = answer.run;
+    if (!sampled.answer.run) throw new Error(`the teacher ranker ${this.teacher.ranker.version} keeps no trajectories`);
+    const { teacherCase, trajectory } = sampled.answer.run;
     const listed = teacherCase.candidates.findIndex((c) => c.itemId === record.itemId);
     const outcome = { status: 'observed', nextItemId: record.itemId, observedAtMs, studentRank: listed < 0 ? null : listed + 1 } as const;
     await this.options.write(labelTrajectory(trajectory, { case: teacherCase, outcome }));

@@ -7,7 +7,7 @@ import { rankCases, type LabelledCase } from './lists.ts';
 import { buildPaperCase, learnEvent, ReplayState, type NegativeSampling, type ReplayEngine } from './replay.ts';
 import { DEFAULT_SLICE_RULES, HistoryTracker, type CaseTags, type SliceRules } from './slices.ts';
 import { streamingCase } from './streaming.ts';
-import { TeacherSampler, type TeacherRanker } from './teacher.ts';
+import { sampledTeacherRun, TeacherSampler, type SampledRun, type TeacherRanker } from './teacher.ts';
 
 /**
  * The evaluation harness: one replay of a data set in time order that measures both protocols for every
@@ -161,11 +161,10 @@ export async function runHarness(
       else {
         const caseIndex = paperBatch.tags.length;
         const casesToCome = Math.max(1, paperCasesTotal - caseIndex);
-        if (teacher && sampler!.offer(event.eventId, casesToCome)) {
-          const run = await runTeacherOn(teacher, built, caseIndex, sampler!.remainingMs);
-          sampler!.record(run.wallMs);
-          if (run.cut) cutByBudget++;
-          else teacherRuns.push(run.run);
+        const sampled = teacher ? await sampledTeacherRun(sampler!, teacher, built.case, casesToCome) : null;
+        if (sampled) {
+          if (sampled.answer.cutByBudget) cutByBudget++;
+          else teacherRuns.push(teacherRun(sampled, built, caseIndex));
           options.onProgress?.(t + 1, events.length, status());
         }
         await paperBatch.add(built, tags);
@@ -188,33 +187,21 @@ export async function runHarness(
   };
 }
 
-async function runTeacherOn(
-  teacher: NonNullable<HarnessOptions['teacher']>,
-  labelled: LabelledCase,
-  caseIndex: number,
-  remainingMs: number,
-): Promise<{ run: TeacherRun; wallMs: number; cut: boolean }> {
-  const t0 = performance.now();
-  const [serving] = await teacher.servingScorer.score([labelled.case]);
-  const answer = await teacher.ranker.rank(labelled.case, serving!, remainingMs);
-  const wallMs = performance.now() - t0;
+/** The harness's record of a run: the true item's rank in the teacher's order (the serving order if it failed). */
+function teacherRun({ answer, serving }: SampledRun, labelled: LabelledCase, caseIndex: number): TeacherRun {
   const order =
     answer.ranking ??
     labelled.case.candidates
-      .map((c, i) => ({ id: c.itemId, score: serving![i]!, i }))
+      .map((c, i) => ({ id: c.itemId, score: serving[i]!, i }))
       .sort((a, b) => b.score - a.score || a.i - b.i)
       .map((c) => c.id);
   return {
-    run: {
-      caseIndex,
-      eventId: labelled.case.eventId,
-      rank: order.indexOf(labelled.itemId),
-      completed: answer.ranking !== null,
-      failure: answer.failure,
-      ms: answer.ms,
-    },
-    wallMs,
-    cut: answer.cutByBudget,
+    caseIndex,
+    eventId: labelled.case.eventId,
+    rank: order.indexOf(labelled.itemId),
+    completed: answer.ranking !== null,
+    failure: answer.failure,
+    ms: answer.ms,
   };
 }
 

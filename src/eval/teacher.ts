@@ -8,6 +8,7 @@ import type { LanguageModel } from '../teacher/llm/port.ts';
 import { failureCodeOf, type TeacherLimits } from '../teacher/limits.ts';
 import { runTeacher } from '../teacher/run.ts';
 import type { ToolEvidenceOptions } from '../teacher/tools/index.ts';
+import type { Scorer } from '../star/port.ts';
 
 /**
  * The MARS teacher as a system of the evaluation harness. It is far slower than everything else (seconds
@@ -85,6 +86,32 @@ export function createMarsRanker(deps: MarsRankerDeps): TeacherRanker {
       };
     },
   };
+}
+
+/** A sampled teacher run: the answer, the serving scores the case was sent with, and the wall time booked. */
+export interface SampledRun {
+  readonly answer: TeacherAnswer;
+  readonly serving: Float32Array;
+  readonly wallMs: number;
+}
+
+/**
+ * Offers a case to the sampler; when it is taken, runs the teacher on it in the serving scorer's order, capped
+ * at the budget left, and books the wall time. Null when the sampler passed on it.
+ */
+export async function sampledTeacherRun(
+  sampler: TeacherSampler,
+  teacher: { readonly ranker: TeacherRanker; readonly servingScorer: Scorer },
+  scoringCase: ScoringCase,
+  casesToCome: number,
+): Promise<SampledRun | null> {
+  if (!sampler.offer(scoringCase.eventId, casesToCome)) return null;
+  const t0 = performance.now();
+  const [serving] = await teacher.servingScorer.score([scoringCase]);
+  const answer = await teacher.ranker.rank(scoringCase, serving!, sampler.remainingMs);
+  const wallMs = performance.now() - t0;
+  sampler.record(wallMs);
+  return { answer, serving: serving!, wallMs };
 }
 
 /** Decides which cases the teacher ranks, within a wall-time budget (see the module doc). */
