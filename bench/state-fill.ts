@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load.ts';
 import { generateStream } from '../src/data/synthetic.ts';
-import { learnEvent } from '../src/eval/replay.ts';
+import { learnEvent, replayEngine } from '../src/eval/replay.ts';
 import { buildEngine } from '../src/main.ts';
 import { StoreView } from '../src/stages/state/store-view.ts';
 import { runAsScript, table, type Row } from './report.ts';
@@ -20,7 +20,7 @@ runAsScript(import.meta.url, async () => {
   const config = loadConfig({});
   const engine = buildEngine(config);
   await engine.store.init();
-  const replay = { ...engine, negativesPerEvent: config.embeddings.negatives, dimension: config.store.dimension, consumedFilterBytes: config.store.consumedFilterBytes };
+  const replay = replayEngine(config, engine);
   const view = new StoreView(engine.store, engine.mergeItem);
   const itemIds = Array.from({ length: items }, (_, i) => `i${i}`);
   const userIds = Array.from({ length: users }, (_, i) => `u${i}`);

@@ -12,10 +12,11 @@ import type { LanguageModel } from '../teacher/llm/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { labelTrajectory } from '../teacher/dataset/label.ts';
 import { DatasetWriter } from '../teacher/dataset/writer.ts';
+import { Progress } from './progress.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
 import { BadInputError } from '../errors/index.ts';
-import { buildPaperCase, learnEvent, ReplayState } from '../eval/replay.ts';
+import { buildPaperCase, learnEvent, replayEngine, ReplayState } from '../eval/replay.ts';
 import { buildEngine, type Engine } from '../main.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 
@@ -168,18 +169,15 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
   const engine = buildEngine(config);
   await engine.store.init();
   await engine.store.putItemMetadata(data.items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
-  const replayEngine = {
-    ...engine,
-    negativesPerEvent: config.embeddings.negatives,
-    dimension: config.store.dimension,
-    consumedFilterBytes: config.store.consumedFilterBytes,
-  };
+  const replay = replayEngine(config, engine);
   const state = new ReplayState(createRng(o.seed).fork('cases'));
   const counts = { train: 0, test: 0 };
   const skipped = { repeat: 0, fewItems: 0 };
   await mkdir(dirname(opts.out), { recursive: true });
   const out = createWriteStream(opts.out, { encoding: 'utf8' });
-  const progress = new Progress(opts.progress === undefined ? process.stderr : opts.progress, opts.progressEveryMs ?? 2_000, events.length);
+  const sink = opts.progress === undefined ? process.stderr : opts.progress;
+  const progress = new Progress('cases export: events', events.length, opts.progressEveryMs ?? 2_000, (line) => void sink?.write(`${line}\n`));
+  const status = (): string => [`${(counts.train + counts.test).toLocaleString('en-US')} cases`, teacher?.status()].filter(Boolean).join('; ');
   // Every event is committed, which also empties the view's cache (as in the streaming evaluation).
   const view = new StoreView(engine.store, engine.mergeItem);
   let trainIndex = 0;
@@ -199,7 +197,7 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
       const selected =
         split === 'train' ? t >= warmupEnd && trainIndex++ % o.trainEvery === 0 : testIndex++ % o.testEvery === 0;
       if (selected && o.splits.has(split)) {
-        const built = await buildPaperCase(view, event, replayEngine, state, o.candidates, o.negativeSampler);
+        const built = await buildPaperCase(view, event, replay, state, o.candidates, o.negativeSampler);
         if (built === 'repeat') skipped.repeat++;
         else if (built === 'fewItems') skipped.fewItems++;
         else {
@@ -210,15 +208,15 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
         }
       }
       if (split === 'train' && selected) teacher?.passed();
-      await learnEvent(view, event, replayEngine);
+      await learnEvent(view, event, replay);
       state.observe(event);
-      progress.tick(t + 1, counts.train + counts.test, teacher?.status());
+      if (sink) progress.update(t + 1, status());
     }
   } finally {
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     await engine.store.close();
   }
-  progress.done(counts.train + counts.test);
+  if (sink) progress.finish(events.length, `${status()}; done`);
   const report: CasesExportReport = {
     version: CASE_FILE_VERSION,
     dataset: datasetName,
@@ -262,7 +260,6 @@ class TrainCaseTeacher {
   private runs = 0;
   private completed = 0;
   private cut = 0;
-  private spentMs = 0;
 
   constructor(
     private readonly teacher: { readonly ranker: TeacherRanker; readonly servingScorer: Scorer },
@@ -278,7 +275,6 @@ class TrainCaseTeacher {
   async offer(record: CaseRecord, observedAtMs: number): Promise<void> {
     const sampled = await sampledTeacherRun(this.sampler, this.teacher, record.case, this.toCome);
     if (!sampled) return;
-    this.spentMs += sampled.wallMs;
     if (sampled.answer.cutByBudget) {
       this.cut++;
       return;
@@ -302,7 +298,7 @@ class TrainCaseTeacher {
   }
 
   report(): NonNullable<CasesExportReport['teacher']> {
-    return { version: this.teacher.ranker.version, runs: this.runs, completed: this.completed, cutByBudget: this.cut, seconds: Math.round(this.spentMs / 1000) };
+    return { version: this.teacher.ranker.version, runs: this.runs, completed: this.completed, cutByBudget: this.cut, seconds: Math.round(this.sampler.spentMs / 1000) };
   }
 }
 
@@ -311,37 +307,3 @@ function writeLine(out: WriteStream, line: string): Promise<void> | void {
   return new Promise((resolve) => out.once('drain', resolve));
 }
 
-/** Periodic progress lines with rate and ETA. */
-class Progress {
-  private readonly start = performance.now();
-  private last = this.start;
-
-  constructor(
-    private readonly sink: NodeJS.WritableStream | null,
-    private readonly everyMs: number,
-    private readonly total: number,
-  ) {}
-
-  tick(done: number, cases: number, extra?: string): void {
-    if (!this.sink) return;
-    const now = performance.now();
-    if (now - this.last < this.everyMs) return;
-    this.last = now;
-    const rate = done / ((now - this.start) / 1000);
-    const eta = (this.total - done) / Math.max(rate, 1e-9);
-    this.sink.write(
-      `cases export: ${done}/${this.total} events (${((100 * done) / this.total).toFixed(1)}%), ${cases} cases, ` +
-        `${rate.toFixed(0)} events/s, ETA ${formatSeconds(eta)}${extra ? `; ${extra}` : ''}\n`,
-    );
-  }
-
-  done(cases: number): void {
-    this.sink?.write(`cases export: done, ${cases} cases in ${formatSeconds((performance.now() - this.start) / 1000)}\n`);
-  }
-}
-
-function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${s.toFixed(1)}s`;
-}

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.ts';
 import type { Interaction, Item } from '../domain/events.ts';
 import { resolveDataset } from '../data/datasets.ts';
 import { DEFAULT_HARNESS_OPTIONS, runHarness, type HarnessOptions, type HarnessSystem } from '../eval/harness.ts';
+import { replayEngine } from '../eval/replay.ts';
 import { buildReport, reportSvg, reportTables, type EvalReport } from '../eval/report.ts';
 import { cooccurrenceScorer, embeddingScorer, loadStarScorer, popularityScorer } from '../eval/systems.ts';
 import { createMarsRanker } from '../eval/teacher.ts';
@@ -113,12 +114,7 @@ export async function runEval(
     const result = await runHarness(
       dataset.events,
       dataset.items,
-      {
-        ...engine,
-        negativesPerEvent: config.embeddings.negatives,
-        dimension: config.store.dimension,
-        consumedFilterBytes: config.store.consumedFilterBytes,
-      },
+      replayEngine(config, engine),
       systems,
       {
         ...harnessOptions,

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FatalError } from '../errors/index.ts';
-import { writeAtomically } from '../teacher/outcomes/journal.ts';
+import { writeAtomically } from '../util/files.ts';
 import type { SourceState } from './sources.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeAtomically } from '../teacher/outcomes/journal.ts';
+import { writeAtomically } from '../util/files.ts';
 import type { HoldoutMetrics } from './evaluate.ts';
 import type { GateDecision } from './gate.ts';
 

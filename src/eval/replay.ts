@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
 import type { Interaction } from '../domain/events.ts';
 import type { Rng } from '../data/random.ts';
@@ -27,6 +28,14 @@ export interface ReplayEngine {
   readonly caseOptions: CaseOptions;
   readonly dimension: number;
   readonly consumedFilterBytes: number;
+}
+
+/** An engine (`buildEngine`) with the config values a replay needs. */
+export function replayEngine<E extends Omit<ReplayEngine, 'negativesPerEvent' | 'dimension' | 'consumedFilterBytes'>>(
+  config: Pick<Config, 'embeddings' | 'store'>,
+  engine: E,
+): E & ReplayEngine {
+  return { ...engine, negativesPerEvent: config.embeddings.negatives, dimension: config.store.dimension, consumedFilterBytes: config.store.consumedFilterBytes };
 }
 
 /** The learning step of the stream: sample negatives, load what the learner touches, learn, commit. */

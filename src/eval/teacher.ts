@@ -116,7 +116,7 @@ export async function sampledTeacherRun(
 
 /** Decides which cases the teacher ranks, within a wall-time budget (see the module doc). */
 export class TeacherSampler {
-  private spentMs = 0;
+  private spent = 0;
   private runs = 0;
 
   constructor(
@@ -125,14 +125,19 @@ export class TeacherSampler {
   ) {}
 
   get remainingMs(): number {
-    return this.budgetMs - this.spentMs;
+    return this.budgetMs - this.spent;
+  }
+
+  /** Wall time of the runs booked so far. */
+  get spentMs(): number {
+    return this.spent;
   }
 
   /** Whether the teacher should rank this case; `casesToCome` counts it and every later test case. */
   offer(eventId: string, casesToCome: number): boolean {
     if (this.remainingMs <= 0) return false;
     if (this.runs === 0) return true;
-    const meanMs = this.spentMs / this.runs;
+    const meanMs = this.spent / this.runs;
     if (this.remainingMs < 0.5 * meanMs) return false;
     const p = Math.min(1, this.remainingMs / meanMs / Math.max(1, casesToCome));
     return this.rng.fork(eventId).next() < p;
@@ -140,7 +145,7 @@ export class TeacherSampler {
 
   /** Books one run's wall time. */
   record(ms: number): void {
-    this.spentMs += ms;
+    this.spent += ms;
     this.runs++;
   }
 }

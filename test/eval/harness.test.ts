@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { replayEngine } from '../../src/eval/replay.ts';
 import { casesExport } from '../../src/cli/cases.ts';
 import { runEval, writeReport } from '../../src/cli/eval.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -46,7 +47,7 @@ async function harnessEngine(items: readonly Item[]) {
   const engine = buildEngine(config);
   await engine.store.init();
   await engine.store.putItemMetadata(items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
-  return { config, engine: { ...engine, negativesPerEvent: config.embeddings.negatives, dimension: config.store.dimension, consumedFilterBytes: config.store.consumedFilterBytes } };
+  return { config, engine: replayEngine(config, engine) };
 }
 
 describe('evaluation harness', () => {

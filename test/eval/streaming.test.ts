@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { replayEngine } from '../../src/eval/replay.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { generateStream } from '../../src/data/synthetic.ts';
@@ -20,7 +21,7 @@ async function streamingEngine(overrides: ConfigInput = {}): Promise<StreamingEn
   });
   const engine = buildEngine(config);
   await engine.store.init();
-  return { ...engine, negativesPerEvent: config.embeddings.negatives, dimension: config.store.dimension, consumedFilterBytes: config.store.consumedFilterBytes };
+  return replayEngine(config, engine);
 }
 
 function stream(pairs: readonly (readonly [string, string])[]): Interaction[] {

@@ -42,7 +42,7 @@ describe('cases export', () => {
     const records = read(out);
     assert.equal(records.length, report.cases.train + report.cases.test);
     assert.ok(report.cases.train > 100 && report.cases.test > 20, JSON.stringify(report.cases));
-    assert.ok(lines.some((l) => /events\/s, ETA/.test(l)), 'progress lines with rate and ETA');
+    assert.ok(lines.some((l) => /^cases export: events [\d,]+\/[\d,]+ .*\/s {2}ETA .* cases/.test(l)), 'progress lines with rate and ETA');
 
     const consumed = new Map<string, Set<string>>();
     const byId = new Map(dataset.interactions.map((e, t) => [e.eventId, { e, t }]));

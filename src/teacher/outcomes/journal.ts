@@ -2,7 +2,6 @@ import { dirname } from 'node:path';
 import { FatalError } from '../../errors/index.ts';
 import { fileError, nodeFileSystem, writeAtomically, type FileSystem } from '../../util/files.ts';
 
-export { writeAtomically };
 
 /**
  * A small append-only journal of JSON lines with snapshot compaction: how the side stream's joins keep what
