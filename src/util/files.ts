@@ -1,4 +1,3 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
 import {
   access,
   appendFile,
@@ -50,25 +49,20 @@ export const nodeFileSystem: FileSystem = {
   rename: (from, to) => rename(from, to),
   truncate: (path, bytes) => truncate(path, bytes),
   unlink: (path) => unlink(path),
-  fsync: async (path) => {
-    const handle = await open(path, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  },
-  fsyncDir: async (dir) => {
-    // Directories cannot be opened for fsync on Windows; there the rename is as durable as NTFS makes it.
-    if (process.platform === 'win32') return;
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  },
+  fsync: (path) => sync(path, 'r+'),
+  // Directories cannot be opened for fsync on Windows; there the rename is as durable as NTFS makes it.
+  fsyncDir: async (dir) => (process.platform === 'win32' ? undefined : sync(dir, 'r')),
 };
+
+/** Flushes a file or directory to the device (asynchronously: the event loop keeps serving meanwhile). */
+async function sync(path: string, flags: string): Promise<void> {
+  const handle = await open(path, flags);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 /**
  * Writes `path` through a temp file (`<path>.tmp`), fsync and rename, and fsyncs the directory so the rename is
