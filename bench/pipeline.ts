@@ -6,7 +6,7 @@ import { generateCatalogue, generateStream } from '../src/data/synthetic.ts';
 import { lineChartSvg } from '../src/eval/plot.ts';
 import { createEmbeddedEventLog } from '../src/eventlog/embedded/log.ts';
 import { silentLogger } from '../src/logging/logger.ts';
-import { buildPipeline } from '../src/main.ts';
+import { buildPipeline, buildStore } from '../src/main.ts';
 import { NO_MALFORMED, produceInteractions, produceItems } from '../src/cli/produce.ts';
 import { Progress } from '../src/cli/progress.ts';
 import { percentile } from '../src/util/stats.ts';
@@ -155,5 +155,142 @@ async function paced(total: number, rate: number, send: (n: number) => Promise<n
       sent += await send(due - sent);
     }
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Sizes of `benchPipelineStores`: small enough that the Qdrant side runs in a few minutes on 2 cores. */
+export interface PipelineStoresBenchOptions {
+  /** Events learned with ranking off, per store. */
+  readonly events: number;
+  /** Events then ranked (candidates + evidence + baseline ranking), per store. */
+  readonly rankedEvents: number;
+  /** A phase stops sending after this many seconds and reports the rate of what it processed. */
+  readonly maxPhaseSeconds: number;
+  readonly users: number;
+  readonly items: number;
+  readonly seed: number;
+}
+
+export const DEFAULT_PIPELINE_STORES_BENCH: PipelineStoresBenchOptions = {
+  events: 100_000,
+  rankedEvents: 5_000,
+  maxPhaseSeconds: 60,
+  users: 10_000,
+  items: 10_000,
+  seed: 12,
+};
+
+/** At most this many records sent ahead of the pipeline, so a capped phase leaves little backlog to drain. */
+const IN_FLIGHT = 2_000;
+
+/**
+ * The pipeline on the embedded store and on Qdrant (`store.kind = qdrant`, built by `buildStore` as `starstream
+ * run` builds it, so whatever the Qdrant store path is), the same workload in the same run, each on a fresh
+ * pipeline over the embedded event log: learn (ranking off) then rank, events/s, and the ratio qdrant/embedded.
+ * `qdrantUrl` is a server the caller provides (bench/index.ts starts one); its collections are the caller's to
+ * drop (prefix `collectionPrefix`).
+ */
+export async function benchPipelineStores(
+  options: PipelineStoresBenchOptions,
+  qdrant: { readonly url: string; readonly apiKey?: string; readonly collectionPrefix: string; readonly note: string },
+): Promise<Row[]> {
+  const measured: Record<'embedded' | 'qdrant', { learn: PhaseResult; rank: PhaseResult }> = {
+    embedded: await runStorePhases(options, { kind: 'embedded' }),
+    qdrant: await runStorePhases(options, {
+      kind: 'qdrant',
+      qdrant: { url: qdrant.url, collectionPrefix: qdrant.collectionPrefix, ...(qdrant.apiKey ? { apiKey: qdrant.apiKey } : {}) },
+    }),
+  };
+  const rows: Row[] = [];
+  for (const phase of ['learn', 'rank'] as const) {
+    const e = measured.embedded[phase];
+    const q = measured.qdrant[phase];
+    const label = phase === 'learn' ? 'learn (ranking off)' : 'rank (candidates + evidence + baseline)';
+    rows.push({ store: 'embedded', phase: label, events: e.events, seconds: e.seconds, 'events/s': e.perSecond, 'qdrant/embedded': '' });
+    rows.push({
+      store: 'qdrant',
+      phase: label,
+      events: q.events,
+      seconds: q.seconds,
+      'events/s': q.perSecond,
+      'qdrant/embedded': q.perSecond / e.perSecond,
+      note: qdrant.note,
+    });
+  }
+  save('pipeline-stores', 'Pipeline on Qdrant beside the embedded store (same workload, same run)', rows, {
+    machine: `${machine()}. Qdrant: ${qdrant.note}`,
+    options,
+  });
+  return rows;
+}
+
+interface PhaseResult {
+  readonly events: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+}
+
+async function runStorePhases(
+  options: PipelineStoresBenchOptions,
+  store: Record<string, unknown>,
+): Promise<{ learn: PhaseResult; rank: PhaseResult }> {
+  const config = loadConfig({ overrides: { ops: { port: 0 }, store } });
+  const logger = silentLogger();
+  const log = createEmbeddedEventLog(config.eventLog, logger);
+  // Built here, not by buildPipeline, so that it can be closed (a write-behind store flushes on close).
+  const vectorStore = buildStore(config, logger);
+  const pipeline = await buildPipeline(config, { logger, log, store: vectorStore });
+  const { runner, processor, topics, framing, engine } = pipeline;
+  const synthetic = {
+    users: options.users,
+    items: options.items,
+    events: options.events + options.rankedEvents,
+    seed: options.seed,
+    durationMs: 90 * 86_400_000,
+  };
+  const stream = generateStream(synthetic)[Symbol.iterator]();
+  const take = (n: number): Interaction[] => {
+    const out: Interaction[] = [];
+    while (out.length < n) {
+      const next = stream.next();
+      if (next.done) break;
+      out.push(next.value);
+    }
+    return out;
+  };
+  /** Sends up to `count` events, at most IN_FLIGHT ahead; stops sending at the cap; waits for what it sent. */
+  const phase = async (name: string, count: number): Promise<PhaseResult> => {
+    const progress = new Progress(`${String(store['kind'])} ${name}`, count);
+    const from = runner.processedRecords;
+    const started = performance.now();
+    let sent = 0;
+    for (;;) {
+      const done = runner.processedRecords - from;
+      progress.update(done);
+      const capped = (performance.now() - started) / 1000 > options.maxPhaseSeconds;
+      if (done >= sent && (sent >= count || capped)) break;
+      if (!capped && sent < count && sent - done < IN_FLIGHT) {
+        const events = take(Math.min(500, count - sent));
+        if (events.length === 0) count = sent;
+        sent += await produceInteractions(log, topics.interactions, events, engine.codecs, framing, NO_MALFORMED);
+      } else {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { events: sent, seconds, perSecond: sent / seconds };
+  };
+  try {
+    await runner.start();
+    await produceItems(log, topics.items, generateCatalogue(synthetic), engine.codecs, framing);
+    processor.rankingEnabled = false;
+    const learn = await phase('learn', options.events);
+    processor.rankingEnabled = true;
+    const rank = await phase('rank', options.rankedEvents);
+    return { learn, rank };
+  } finally {
+    await runner.stop();
+    await log.close();
+    await vectorStore.close();
   }
 }

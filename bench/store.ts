@@ -2,6 +2,7 @@ import { createRng } from '../src/data/random.ts';
 import { percentile } from '../src/util/stats.ts';
 import { performance } from 'node:perf_hooks';
 import type { ItemDelta, UserProfile, VectorStore } from '../src/store/port.ts';
+import type { ServerTimeRecorder } from '../scripts/qdrant/server-time.mjs';
 
 /**
  * Store throughput and latency, the same workload for every `VectorStore` adapter:
@@ -167,3 +168,77 @@ export async function benchStore(store: VectorStore, options: BenchStoreOptions)
   return rows;
 }
 
+
+/** One row of `benchServerTimes`: the client's and the server's median for the same kind of call. */
+export interface ServerTimeRow {
+  /** The store call and its size, with the Qdrant REST operation it makes. */
+  readonly op: string;
+  readonly n: number;
+  readonly clientP50Ms: number;
+  readonly serverP50Ms: number;
+}
+
+export interface ServerTimeOptions {
+  readonly items: number;
+  readonly users: number;
+  readonly dimension: number;
+  /** Measured calls per row (and as many recorded for the server's time). */
+  readonly calls: number;
+  /** Client time of each HTTP request as the adapter reports it (`onRequest`), to be drained per pass. */
+  readonly takeClientTimes: () => { op: string; ms: number }[];
+  /** Starts recording the server's reported times (`scripts/qdrant/server-time.mjs`). */
+  readonly recordServerTimes: () => ServerTimeRecorder;
+  /** @default 2 */
+  readonly seed?: number;
+}
+
+/**
+ * Qdrant only, after `benchStore` filled the store: for upsert, retrieve, search (query) and popular (scroll
+ * with order_by), the client's p50 per request beside the p50 of the `time` the server reports for it. Two
+ * passes of the same calls: one records the server's times (reading a copy of each answer costs the client a
+ * little), the other measures the client alone.
+ */
+export async function benchServerTimes(store: VectorStore, options: ServerTimeOptions): Promise<ServerTimeRow[]> {
+  const { items, users, dimension, calls } = options;
+  const rng = createRng(options.seed ?? 2);
+  const vector = () => Float32Array.from({ length: dimension }, () => Math.fround((rng.next() * 2 - 1) * 0.1));
+  const pick = (n: number) => Math.floor(rng.next() * n);
+  const kinds = [
+    {
+      op: 'upsert: putUsers n=10',
+      call: () =>
+        store.putUsers(
+          Array.from({ length: 10 }, () => ({
+            userId: `user-${pick(users)}`,
+            vector: vector(),
+            recentItems: [{ id: `item-${pick(items)}`, atMs: T0 }],
+            interactionCount: 1,
+            consumed: new Uint8Array(64),
+            firstSeenMs: T0,
+            lastSeenMs: T0,
+          })),
+        ),
+    },
+    { op: 'retrieve: getItems n=100', call: () => store.getItems(Array.from({ length: 100 }, () => `item-${pick(items)}`)) },
+    { op: 'search (query): searchItems k=50', call: () => store.searchItems(vector(), 50) },
+    { op: 'popular (scroll order_by): popularItems k=20', call: () => store.popularItems(20, T0) },
+  ] as const;
+  const rows: ServerTimeRow[] = [];
+  for (const kind of kinds) {
+    for (let i = 0; i < Math.min(10, calls); i++) await kind.call();
+    options.takeClientTimes();
+    const recorder = options.recordServerTimes();
+    try {
+      for (let i = 0; i < calls; i++) await kind.call();
+    } finally {
+      recorder.restore();
+    }
+    await recorder.settled();
+    const server = recorder.exchanges.map((e) => e.serverMs).filter(Number.isFinite);
+    options.takeClientTimes();
+    for (let i = 0; i < calls; i++) await kind.call();
+    const client = options.takeClientTimes().map((c) => c.ms);
+    rows.push({ op: kind.op, n: calls, clientP50Ms: percentile(client, 50), serverP50Ms: percentile(server, 50) });
+  }
+  return rows;
+}

@@ -6,8 +6,18 @@
 //   2. testcontainers (apache/kafka), only if a Docker engine answers within a second;
 //   3. the local KRaft broker of scripts/kafka/ (Java 17 + Maven; jars cached in .cache/kafka/libs).
 // The tests read the bootstrap servers from KAFKA_BROKERS.
-import { existsSync } from 'node:fs';
-import { request } from 'node:http';
+//
+// Qdrant: a selected test file needs a server when its path contains "qdrant" or "store-outage"
+// (test/store/qdrant.test.ts, the outage suites through a TCP proxy), or when its source names QDRANT_URL, the
+// variable every Qdrant suite reads. The server comes from scripts/qdrant/server.mjs provideQdrant(), in order:
+//   1. QDRANT_URL (and QDRANT_API_KEY), if set: used as it is;
+//   2. testcontainers (qdrant/qdrant:v1.17.1), only if a Docker engine answers within a second;
+//   3. the binary at ../shared/bin/qdrant beside the repository (QDRANT_BIN overrides it): free ports, a
+//      throwaway storage dir, stopped and deleted after the run.
+// The tests read the URL from QDRANT_URL. Where none can be had, the run goes on and the Qdrant suites skip
+// with the reason, except under CI (CI set and not "false"), where that is an error: CI runs every suite.
+import { readFileSync } from 'node:fs';
+import { dockerAnswers, provideQdrant } from './qdrant/server.mjs';
 
 const KAFKA_IMAGE = 'apache/kafka:4.1.0';
 
@@ -15,14 +25,33 @@ export function needsKafka(files) {
   return files.some((file) => /kafka/i.test(file));
 }
 
+/** Files whose path says Qdrant or a store outage, or whose source reads QDRANT_URL. */
+export function needsQdrant(files) {
+  return files.some((file) => {
+    if (/qdrant|store-outage/i.test(file)) return true;
+    try {
+      return readFileSync(file, 'utf8').includes('QDRANT_URL');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** True under a CI runner (CI=true, CI=1, ...); CI=false or an empty CI is a contributor's machine. */
+export function inCi() {
+  const ci = process.env.CI;
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+}
+
 export async function startServices(files) {
   const stops = [];
   const env = {};
-  if (needsKafka(files)) {
-    const kafka = await startKafka();
-    env.KAFKA_BROKERS = kafka.brokers;
-    stops.push(kafka.stop);
-    console.log(`test services: Kafka at ${kafka.brokers} (${kafka.source})`);
+  // Once a service is up, a failure starting the next must not leave the first one running.
+  try {
+    await startEach(files, env, stops);
+  } catch (err) {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    throw err;
   }
   return {
     env,
@@ -31,6 +60,29 @@ export async function startServices(files) {
         await stop().catch((err) => console.error(`stopping a test service: ${err.message}`));
     },
   };
+}
+
+async function startEach(files, env, stops) {
+  if (needsKafka(files)) {
+    const kafka = await startKafka();
+    env.KAFKA_BROKERS = kafka.brokers;
+    stops.push(kafka.stop);
+    console.log(`test services: Kafka at ${kafka.brokers} (${kafka.source})`);
+  }
+  if (needsQdrant(files)) {
+    let qdrant;
+    try {
+      qdrant = await provideQdrant({ log: (line) => console.log(`test services: ${line}`) });
+    } catch (err) {
+      if (inCi()) throw new Error(`Qdrant is needed and CI is set: ${err.message}`);
+      console.error(`test services: no Qdrant (${err.message}); its suites will skip`);
+      return;
+    }
+    env.QDRANT_URL = qdrant.url;
+    if (qdrant.apiKey) env.QDRANT_API_KEY = qdrant.apiKey;
+    stops.push(qdrant.stop);
+    console.log(`test services: Qdrant at ${qdrant.url} (${qdrant.source})`);
+  }
 }
 
 async function startKafka() {
@@ -54,31 +106,6 @@ async function startKafka() {
     source: `local KRaft broker, started in ${Date.now() - started} ms`,
     stop: () => broker.stop(),
   };
-}
-
-/** True when a Docker engine answers /_ping within a second (DOCKER_HOST over tcp or unix, or the default socket). */
-function dockerAnswers() {
-  const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-  let target;
-  if (host.startsWith('unix://')) {
-    const socketPath = host.slice('unix://'.length);
-    if (!existsSync(socketPath)) return Promise.resolve(false);
-    target = { socketPath };
-  } else if (host.startsWith('tcp://')) {
-    const url = new URL(host.replace('tcp://', 'http://'));
-    target = { host: url.hostname, port: Number(url.port || 2375) };
-  } else {
-    return Promise.resolve(false);
-  }
-  return new Promise((resolve) => {
-    const req = request({ ...target, path: '/_ping', timeout: 1_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
 }
 
 async function startKafkaContainer() {

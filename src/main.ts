@@ -13,7 +13,7 @@ import { instrumentStore } from './ops/instrumented-store.ts';
 import { createPipelineMetrics, type PipelineMetrics } from './ops/metrics.ts';
 import { packageVersion } from './ops/version.ts';
 import { PipelineRunner } from './pipeline/runner.ts';
-import type { InteractionDecoder } from './stages/ingest/index.ts';
+import { toDeadLetter, type InteractionDecoder } from './stages/ingest/index.ts';
 import { createCodecs, type Codecs } from './eventlog/codec/avro.ts';
 import type { LogRecord } from './eventlog/port.ts';
 import type { Logger } from './logging/logger.ts';
@@ -30,8 +30,10 @@ import { createBaselineScorer } from './star/baseline/scorer.ts';
 import type { Scorer } from './star/port.ts';
 import { openScorerHandle } from './star/registry/open.ts';
 import { StarRegistry, type RefreshResult, type ScorerHandle } from './star/registry/registry.ts';
-import { createEmbeddedStore } from './store/embedded/index.ts';
+import { createEmbeddedStore, EmbeddedStore } from './store/embedded/index.ts';
+import { createTieredStore } from './store/tiered/index.ts';
 import { applyItemDelta, cloneItem, validateItemDelta, type MutableItemProfile } from './store/item-merge.ts';
+import { decayedCount } from './store/popularity.ts';
 import { DEFAULT_DEDUPE_WINDOW, ItemDeltaWriter } from './stages/item-deltas/index.ts';
 import type { VectorStore } from './store/port.ts';
 import { createQdrantStore } from './store/qdrant/index.ts';
@@ -48,8 +50,26 @@ const NEGATIVE_POOL = 20_000;
 
 export function buildStore(config: Config, logger?: Logger, onRequest?: OnRequest): VectorStore {
   const s = config.store;
-  if (s.kind === 'qdrant') return createQdrantStore({ config: s, ...(logger ? { log: logger.child({ component: 'qdrant' }) } : {}), ...(onRequest ? { onRequest } : {}) });
-  return createEmbeddedStore({ ...s, ...s.embedded, path: s.embedded.path });
+  if (s.kind === 'qdrant') return buildTieredStore(config, logger, onRequest);
+  return createEmbeddedStore({ ...s, ...s.embedded, path: s.embedded.path, ...(logger ? { log: logger.child({ component: 'embedded-store' }) } : {}) });
+}
+
+/**
+ * `store.kind = qdrant`: a hot in-process tier (an embedded store, memory only) written through to Qdrant, so
+ * the hot path makes no per-event round trip (`store/tiered/tiered-store.ts`).
+ */
+function buildTieredStore(config: Config, logger?: Logger, onRequest?: OnRequest): VectorStore {
+  const s = config.store;
+  const durable = createQdrantStore({ config: s, ...(logger ? { log: logger.child({ component: 'qdrant' }) } : {}), ...(onRequest ? { onRequest } : {}) });
+  const hot = new EmbeddedStore({ ...s, ...s.embedded, path: undefined, ...(logger ? { log: logger.child({ component: 'hot-tier' }) } : {}) });
+  return createTieredStore({
+    durable,
+    hot,
+    limits: s,
+    cacheTtlMs: s.qdrant.cacheTtlMs,
+    pageSize: s.qdrant.maxBatchPoints,
+    ...(logger ? { log: logger } : {}),
+  });
 }
 
 export function caseOptions(config: Config): CaseOptions {
@@ -96,6 +116,7 @@ export function buildEngine(config: Config, store: VectorStore = buildStore(conf
     mergeItem: {
       clone: (profile, itemId) => cloneItem(profile, itemId, config.store.dimension),
       apply: (item, delta) => applyItemDelta(item as MutableItemProfile, delta, config.store),
+      popularity: (item, nowMs) => decayedCount(item.popularity.longLog, nowMs, config.store.popularityLongHalfLifeMs),
     },
     learner,
     negatives: new NegativeSampler(NEGATIVE_POOL, rng.fork('negatives')),
@@ -249,6 +270,8 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     maxBatchRecords: config.pipeline.maxBatchRecords,
     fromBeginning: wiring.fromBeginning ?? true,
     itemDeltaWriter: buildItemDeltaWriter(config, store, wiring.logger),
+    deadLetterMaxBytes: config.eventLog.topics.deadLetterMaxBytes,
+    stuckBatchMs: config.pipeline.stuckBatchMs,
   });
   const reloadModel = scorers instanceof StarRegistry ? () => scorers.refresh() : null;
   return { engine, log, processor, runner, metrics, topics, framing, scorers, online, reloadModel };
@@ -307,19 +330,7 @@ export async function buildTeacherWorker(config: Config, wiring: TeacherWiring):
       log,
       decodeCase: (record) => framing.decode(engine.codecs.teacherCase, record.value, record.headers),
       deadLetter: (record, err) =>
-        deadLetterRecord(
-          {
-            reason: err.message,
-            code: err.code,
-            source: { topic: record.topic, partition: record.partition, offset: record.offset },
-            key: record.key,
-            payload: record.value,
-            failedAtMs: Date.now(),
-          },
-          topics.deadLetters,
-          engine.codecs,
-          framing,
-        ),
+        deadLetterRecord(toDeadLetter(record, err, Date.now()), topics.deadLetters, engine.codecs, framing, config.eventLog.topics.deadLetterMaxBytes),
       teach: (teacherCase) =>
         runTeacher(teacherCase, {
           model,

@@ -1,5 +1,9 @@
-/** Polls `check` until it returns a truthy value or the deadline passes; tests wait with this, never with sleeps. */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
+/**
+ * Polls `check` until it returns a truthy value or the deadline passes; tests wait with this, never with sleeps.
+ * The deadline only guards against a hang: it is generous by default (a loaded 2-core machine runs many times
+ * slower than an idle one), and a test must never pass or fail on how soon the condition came true.
+ */
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 60_000, intervalMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -13,6 +13,8 @@ export interface LocalBroker {
   stop(): Promise<void>;
   /** SIGKILL, keeping the data. */
   kill(): Promise<void>;
+  /** Starts it again after `kill()`, on the same ports and data; resolves once it serves clients (no-op while running). */
+  start(): Promise<void>;
   /** Stop (SIGKILL when `hard`) and start again on the same ports and data. */
   restart(options?: { hard?: boolean }): Promise<void>;
 }

@@ -16,8 +16,8 @@ import { Progress } from './progress.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
 import { BadInputError } from '../errors/index.ts';
-import { buildPaperCase, learnEvent, replayEngine, ReplayState } from '../eval/replay.ts';
-import { buildEngine, type Engine } from '../main.ts';
+import { buildPaperCase, learnEvent, replayConfig, replayEngine, ReplayState } from '../eval/replay.ts';
+import { buildEngine, buildStore, type Engine } from '../main.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 
 /**
@@ -166,7 +166,7 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
   const splitAtMs = first + o.trainShare * (last - first);
   const warmupEnd = Math.floor(events.length * o.warmupShare);
 
-  const engine = buildEngine(config);
+  const engine = buildEngine(config, buildStore(replayConfig(config)));
   await engine.store.init();
   await engine.store.putItemMetadata(data.items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
   const replay = replayEngine(config, engine);

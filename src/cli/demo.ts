@@ -90,7 +90,10 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     host: config.ops.host,
     port: config.ops.port,
     registry,
-    readiness: async () => ({ ready: runner.ready, checks: { consuming: runner.ready } }),
+    readiness: async () => {
+      const health = runner.health();
+      return { ready: health.ready, checks: { consuming: health.ready }, reasons: health.reasons };
+    },
   });
   process.stderr.write(`metrics on ${server.url}/metrics\n`);
 

@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.ts';
 import type { Interaction, Item } from '../domain/events.ts';
 import { resolveDataset } from '../data/datasets.ts';
 import { DEFAULT_HARNESS_OPTIONS, runHarness, type HarnessOptions, type HarnessSystem } from '../eval/harness.ts';
-import { replayEngine } from '../eval/replay.ts';
+import { replayConfig, replayEngine } from '../eval/replay.ts';
 import { buildReport, reportSvg, reportTables, type EvalReport } from '../eval/report.ts';
 import { cooccurrenceScorer, embeddingScorer, loadStarScorer, popularityScorer } from '../eval/systems.ts';
 import { createMarsRanker } from '../eval/teacher.ts';
@@ -73,7 +73,7 @@ export async function runEval(
   for (const { name, dir } of options.star ?? []) {
     systems.push({ name: `STAR ${name}`, scorer: await loadStarScorer(dir), source: dir });
   }
-  const store = buildStore(config);
+  const store = buildStore(replayConfig(config));
   await store.init();
   // The catalogue arrives on the items topic in the stream; here it is loaded up front (titles, categories).
   await store.putItemMetadata(dataset.items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));

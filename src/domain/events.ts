@@ -61,5 +61,12 @@ export interface DeadLetter {
   readonly source: SourcePosition;
   readonly key: Uint8Array | null;
   readonly payload: Uint8Array;
+  /**
+   * True when the record had a null value (a Kafka tombstone), which the log port hands over as empty bytes.
+   * @default false
+   */
+  readonly payloadNull?: boolean;
+  /** The record's original headers (`starstream-schema` included), so a fixed record can be replayed as it was. */
+  readonly headers?: Readonly<Record<string, Uint8Array>>;
   readonly failedAtMs: number;
 }

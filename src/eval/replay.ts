@@ -31,6 +31,14 @@ export interface ReplayEngine {
 }
 
 /** An engine (`buildEngine`) with the config values a replay needs. */
+/**
+ * The config a replay runs on: the same, with the embedded store's graph refreshes made inline, so a replay's
+ * results depend on its events alone, not on when a worker thread finished a rebuild (`store.embedded.indexBuild`).
+ */
+export function replayConfig<C extends Pick<Config, 'store'>>(config: C): C {
+  return { ...config, store: { ...config.store, embedded: { ...config.store.embedded, indexBuild: 'inline' } } };
+}
+
 export function replayEngine<E extends Omit<ReplayEngine, 'negativesPerEvent' | 'dimension' | 'consumedFilterBytes'>>(
   config: Pick<Config, 'embeddings' | 'store'>,
   engine: E,

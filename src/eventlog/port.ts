@@ -18,6 +18,11 @@ export interface LogRecord {
   readonly offset: string;
   readonly key: Buffer | null;
   readonly value: Buffer;
+  /**
+   * True when the log holds a null value (a Kafka tombstone); `value` is then empty. Absent = not null, which
+   * is always the case on the embedded log (it has no null values).
+   */
+  readonly valueIsNull?: boolean;
   readonly headers: Headers;
   /** When the log appended the record (not the event time inside it). */
   readonly timestampMs: number;
@@ -48,6 +53,13 @@ export interface ConsumerOptions {
   readonly fromBeginning: boolean;
   /** Upper bound of records handed to one handler call. */
   readonly maxBatchRecords: number;
+  /**
+   * Told that this consumer now owns a partition it did not own before (a rebalance, or the first
+   * assignment), synchronously and before the handler gets a batch of it. A store that caches state owned by
+   * partition re-reads it (`VectorStore.ownershipChanged`). Embedded log: called once the partition's previous
+   * owner has finished its batch on it. Kafka: called on every group join.
+   */
+  readonly onPartitionsAssigned?: () => void;
 }
 
 export interface PartitionLag {
@@ -56,9 +68,26 @@ export interface PartitionLag {
   readonly lag: number;
 }
 
+/** What a consumer can tell about itself now, for readiness (`EventConsumer.health`). */
+export interface ConsumerHealth {
+  /**
+   * Null while the consumer fetches or waits for records (a pause included: it was asked for); otherwise why
+   * it does not: not started, joining its group, crashed and being restarted by the client, failed, stopped.
+   */
+  readonly notFetching: string | null;
+  /**
+   * Since when (epoch ms, as `Date.now()`) a fetch sent to the log has gone unanswered; null when none is
+   * pending. A log that stops answering without an error (a network partition) shows here before any crash.
+   * Always null on the embedded log, which has nothing to wait for.
+   */
+  readonly fetchUnansweredSinceMs: number | null;
+}
+
 export interface EventConsumer {
   /** Consumes until `stop()`; rejects only on a fatal error. */
   run(handler: BatchHandler): Promise<void>;
+  /** Synchronous and cheap: readiness probes call it on every request. */
+  health(): ConsumerHealth;
   /** Stops fetching new batches (the batch in flight finishes); used for backpressure. */
   pause(): void;
   resume(): void;

@@ -53,6 +53,8 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const EVENT_AGE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 /** A store call: an in-process index answers in microseconds, Qdrant over the network in milliseconds. */
 const STORE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+/** Store requests per batch: a handful by design (reads of misses, one write per collection), not per event. */
+const ROUND_TRIP_BUCKETS = [0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128];
 /** One STAR forward pass: a few ms on a GPU, tens to hundreds on a CPU for a full micro-batch. */
 const INFERENCE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** A teacher case runs several LLM agents: seconds to minutes. */
@@ -125,6 +127,14 @@ export const METRICS = {
     name: 'starstream_in_flight_records', type: 'gauge', group: 'pipeline', labels: [],
     help: 'Records being processed now (consumed, outputs not yet acknowledged)',
   },
+  batchRetries: {
+    name: 'starstream_batch_retries_total', type: 'counter', group: 'pipeline', labels: ['consumer'],
+    help: 'Batch attempts that failed and are redelivered uncommitted (the same records again), by consumer (interactions, items, item-deltas)',
+  },
+  batchFailedAttempts: {
+    name: 'starstream_batch_failed_attempts', type: 'gauge', group: 'pipeline', labels: ['consumer'],
+    help: 'Most attempts in a row that failed, over the batches of this consumer still being retried; 0 when none. A batch stuck on a record or a down dependency keeps it growing (readiness goes false after pipeline.stuckBatchMs)',
+  },
   consumptionPaused: {
     name: 'starstream_consumption_paused', type: 'gauge', group: 'pipeline', labels: [],
     help: '1 while consumption is paused by the admin API, else 0',
@@ -137,6 +147,10 @@ export const METRICS = {
   storeOperationErrors: {
     name: 'starstream_store_operation_errors_total', type: 'counter', group: 'pipeline', labels: ['operation', 'code'],
     help: 'Vector store port calls that failed after retries, by operation and error code',
+  },
+  storeRoundTripsPerBatch: {
+    name: 'starstream_store_round_trips_per_batch', type: 'histogram', group: 'pipeline', labels: [], buckets: ROUND_TRIP_BUCKETS,
+    help: 'Requests sent to the remote store (Qdrant; retries, and background refreshes or other consumers\' writes in the same interval, included) while one interaction batch was processed; 0 on the embedded store. Bounded by a constant, whatever the batch size',
   },
   storeUsers: {
     name: 'starstream_store_users', type: 'gauge', group: 'pipeline', labels: [],

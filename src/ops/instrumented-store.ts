@@ -39,5 +39,9 @@ export function instrumentStore(store: VectorStore, instruments: StoreInstrument
     counts: () => timed('counts', () => store.counts()),
     flush: () => timed('flush', () => store.flush()),
     close: () => store.close(),
+    ...(store.writeBatch ? { writeBatch: (users, deltas) => timed('writeBatch', () => store.writeBatch!(users, deltas)) } : {}),
+    // Not timed: a counter read and a synchronous notice, neither a store call.
+    ...(store.roundTrips ? { roundTrips: () => store.roundTrips!() } : {}),
+    ...(store.ownershipChanged ? { ownershipChanged: () => store.ownershipChanged!() } : {}),
   };
 }

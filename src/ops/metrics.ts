@@ -53,6 +53,9 @@ export function createPipelineMetrics(registry: Registry, options: { processMetr
     consumerLag: (topic, partition, n) => m.consumerLag.set({ topic, partition: String(partition) }, n),
     inFlight: (n) => m.inFlight.set(n),
     caseSampled: (reason) => m.casesSampled.inc({ reason }),
+    storeRoundTrips: (count) => m.storeRoundTripsPerBatch.observe(count),
+    batchRetried: (consumer) => m.batchRetries.inc({ consumer }),
+    batchFailures: (consumer, failures) => m.batchFailedAttempts.set({ consumer }, failures),
     operation: (operation, seconds) => m.storeOperationDuration.observe({ operation }, seconds),
     operationFailed: (operation, code) => m.storeOperationErrors.inc({ operation, code }),
     modelServing: (version, provider) => {

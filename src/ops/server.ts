@@ -4,11 +4,12 @@ import type { Registry } from 'prom-client';
 
 /**
  * The operations HTTP server: `/metrics` (Prometheus text), `/healthz` (the process answers) and `/readyz`
- * (consuming, store reachable, model loaded — whatever `readiness` checks; false while draining).
+ * (consuming, store reachable, model loaded — whatever `readiness` checks; false while draining). A 503 from
+ * `/readyz` carries `reasons`, one line per failing check, so a probe's log says why.
  * Further routes (the on-demand API) are added with `route`.
  */
 
-export type Readiness = () => Promise<{ ready: boolean; checks: Record<string, boolean> }>;
+export type Readiness = () => Promise<{ ready: boolean; checks: Record<string, boolean>; reasons?: readonly string[] }>;
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 
 export interface OpsServer {
@@ -66,7 +67,8 @@ export async function startOpsServer(options: {
       json(res, 200, { status: 'ok' });
     } else if (url.pathname === '/readyz') {
       const r = await options.readiness();
-      json(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+      const body = { status: r.ready ? 'ready' : 'not ready', checks: r.checks };
+      json(res, r.ready ? 200 : 503, r.ready ? body : { ...body, reasons: r.reasons ?? [] });
     } else {
       const route = routes.find(([prefix]) => url.pathname.startsWith(prefix));
       if (route) await route[1](req, res, url);

@@ -76,20 +76,33 @@ export async function startPipelineOpsServer(config: Config, pipeline: Pipeline,
 }
 
 /**
- * Ready = consuming (false before start, while draining and after stop), the store answers, a model serves.
- * A pause by the admin API keeps the instance ready: it still serves the API, and it was asked to stop fetching.
+ * Ready = consuming (`PipelineRunner.health`: false before start, while draining, after stop, while a consumer
+ * has failed, crashed or gets no answer to its fetches, and while a batch is stuck past `pipeline.stuckBatchMs`),
+ * the store answers, a model serves. A pause by the admin API keeps the instance ready: it still serves the
+ * API, and it was asked to stop fetching.
  */
 export function pipelineReadiness(pipeline: Pipeline, logger: Logger): Readiness {
+  // Probes ask every few seconds: the log says when the answer changes, not on every probe.
+  let wasReady = true;
   return async () => {
-    const consuming = pipeline.runner.ready;
+    const health = pipeline.runner.health();
+    const reasons = [...health.reasons];
     const store = await pipeline.engine.store.counts().then(
       () => true,
       (err: unknown) => {
         logger.warn({ code: errorCode(err), err: errorMessage(err) }, 'readiness: the store does not answer');
+        reasons.push(`store does not answer (${errorCode(err)})`);
         return false;
       },
     );
     const model = pipeline.scorers.version.length > 0;
-    return { ready: consuming && store && model, checks: { consuming, store, model } };
+    if (!model) reasons.push('no model serves');
+    const ready = health.ready && store && model;
+    if (ready !== wasReady) {
+      if (ready) logger.info('readiness: ready again');
+      else logger.warn({ reasons }, 'readiness: not ready');
+      wasReady = ready;
+    }
+    return { ready, checks: { consuming: health.ready, store, model }, reasons };
   };
 }

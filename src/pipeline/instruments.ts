@@ -23,6 +23,12 @@ export interface PipelineInstruments {
   inFlight(records: number): void;
   /** The sampler picked an event as a teacher case, for this reason (`SamplingReason`). */
   caseSampled(reason: string): void;
+  /** Requests the store sent to a remote server while one batch was processed (`VectorStore.roundTrips`). */
+  storeRoundTrips(count: number): void;
+  /** A batch of `consumer` (interactions, items, item-deltas) failed and will be redelivered. */
+  batchRetried(consumer: string): void;
+  /** The most attempts in a row that failed, over `consumer`'s batches still being retried (0: none). */
+  batchFailures(consumer: string, failures: number): void;
 }
 
 export const NO_INSTRUMENTS: PipelineInstruments = {
@@ -38,4 +44,7 @@ export const NO_INSTRUMENTS: PipelineInstruments = {
   consumerLag: () => {},
   inFlight: () => {},
   caseSampled: () => {},
+  storeRoundTrips: () => {},
+  batchRetried: () => {},
+  batchFailures: () => {},
 };

@@ -97,6 +97,7 @@ export class BatchProcessor {
 
   async process(records: readonly LogRecord[]): Promise<BatchOutput> {
     const receivedAt = this.clock();
+    const roundTripsBefore = this.deps.store.roundTrips?.() ?? 0;
     const { interactions, sources, deadLetters } = await this.timedAsync('ingest', () =>
       ingest(records, this.deps.decode, {
         nowMs: receivedAt,
@@ -121,7 +122,10 @@ export class BatchProcessor {
         eventTimesMs.push(event.timestampMs);
       }
     }
+    // The store's durable write (Qdrant: write-through, `store/tiered`) completes here, inside process(): before
+    // the runner sends this batch's outputs and commits its offsets.
     await this.timedAsync('commit', () => view.commit());
+    this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
     this.deps.instruments.interactionsAccepted(interactions.length);
     const itemDeltas = routed ? routeItemDeltas(learned) : [];
     return { recommendations, eventTimesMs, deadLetters, itemDeltas, teacherCases, accepted: interactions.length };

@@ -1,10 +1,12 @@
 import type { Codecs } from '../eventlog/codec/avro.ts';
 import type { Framing } from '../eventlog/codec/framing.ts';
-import type { ConsumedBatch, EventConsumer, EventLog, EventProducer, OutgoingRecord } from '../eventlog/port.ts';
+import type { BatchHandler, ConsumedBatch, EventConsumer, EventLog, EventProducer, OutgoingRecord } from '../eventlog/port.ts';
 import { BadInputError, errorCode, errorMessage } from '../errors/index.ts';
+import { escalate, toDeadLetter } from '../stages/ingest/index.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { VectorStore } from '../store/port.ts';
 import type { ItemDeltaWriter } from '../stages/item-deltas/index.ts';
+import { BatchWatch, type StuckBatch } from './batch-watch.ts';
 import type { PipelineInstruments } from './instruments.ts';
 import { decodeItemDeltas, itemDeltasRecord } from './item-delta-records.ts';
 import { deadLetterRecord, recommendationRecord, teacherCaseRecord } from './outputs.ts';
@@ -24,7 +26,14 @@ import type { BatchProcessor } from './processor.ts';
  * Lifecycle: created → running → draining → stopped. `stop()` is idempotent and follows a fixed order:
  * not ready → stop fetching and finish the batch in flight → commit → leave the group → flush and close
  * the producer → flush the store.
+ *
+ * Readiness (`health()`) is more than the lifecycle: running, and every consumer fetching (none failed,
+ * crashed and restarting, or waiting on a fetch the log does not answer for longer than `stuckBatchMs`), and
+ * no batch stuck, i.e. failing again and again or in its handler, for longer than `stuckBatchMs`.
  */
+
+/** Default of `pipeline.stuckBatchMs`. */
+export const DEFAULT_STUCK_BATCH_MS = 60_000;
 
 export interface RunnerTopics {
   readonly interactions: string;
@@ -51,29 +60,95 @@ export interface RunnerDeps {
   readonly fromBeginning: boolean;
   /** Set = routed item writes: consume the item-deltas topic and apply it with this writer. */
   readonly itemDeltaWriter?: ItemDeltaWriter | null;
+  /**
+   * Original bytes one dead letter carries (`eventLog.topics.deadLetterMaxBytes`); beyond, it is truncated.
+   * @default DEFAULT_DEAD_LETTER_MAX_BYTES
+   */
+  readonly deadLetterMaxBytes?: number;
+  /**
+   * A batch failing (or in its handler) this long, or a fetch unanswered this long, makes the runner not
+   * ready (`pipeline.stuckBatchMs`). Keep it above the redelivery ceiling (`eventLog.*.maxRedeliveryDelayMs`).
+   * @default DEFAULT_STUCK_BATCH_MS
+   */
+  readonly stuckBatchMs?: number;
+  /** Epoch ms, as `Date.now()` (the default); tests pass one they move by hand. */
+  readonly clock?: () => number;
 }
 
 export type RunnerState = 'created' | 'running' | 'draining' | 'stopped';
+
+/** Names of the runner's consumers, in logs, readiness reasons and the `consumer` metric label. */
+export type ConsumerName = 'interactions' | 'items' | 'item-deltas';
+
+const NOT_RUNNING: Readonly<Record<Exclude<RunnerState, 'running'>, string>> = {
+  created: 'runner not started',
+  draining: 'runner draining (shutting down)',
+  stopped: 'runner stopped',
+};
+
+export interface RunnerHealth {
+  readonly ready: boolean;
+  /** Why not ready, one line per cause; empty when ready. */
+  readonly reasons: readonly string[];
+  /** The batch stuck longest, if any. */
+  readonly stuck: StuckBatch | null;
+}
 
 export class PipelineRunner {
   private state: RunnerState = 'created';
   private producer: EventProducer | null = null;
   private consumers: EventConsumer[] = [];
+  private readonly named = new Map<ConsumerName, EventConsumer>();
   private itemDeltaConsumer: EventConsumer | null = null;
   private runs: Promise<void>[] = [];
   private stopping: Promise<void> | null = null;
+  /** The first consumer that failed fatally, and with which code (readiness says so until the process ends). */
+  private failure: string | null = null;
+  private readonly watch: BatchWatch;
+  private readonly stuckBatchMs: number;
+  private readonly clock: () => number;
   /** Records whose outputs were acknowledged since start. */
   processedRecords = 0;
 
-  constructor(private readonly deps: RunnerDeps) {}
+  constructor(private readonly deps: RunnerDeps) {
+    this.stuckBatchMs = deps.stuckBatchMs ?? DEFAULT_STUCK_BATCH_MS;
+    this.clock = deps.clock ?? Date.now;
+    this.watch = new BatchWatch(this.stuckBatchMs, this.clock);
+  }
 
   get status(): RunnerState {
     return this.state;
   }
 
-  /** True while the runner consumes; readiness probes read this. */
+  /** True while the runner consumes and nothing is stuck (`health()`); readiness probes read this. */
   get ready(): boolean {
-    return this.state === 'running';
+    return this.health().ready;
+  }
+
+  /** Whether the runner is consuming, and if not, why; also refreshes the failed-attempts gauges. */
+  health(): RunnerHealth {
+    const reasons: string[] = [];
+    const now = this.clock();
+    if (this.state !== 'running') reasons.push(NOT_RUNNING[this.state]);
+    if (this.failure !== null) reasons.push(this.failure);
+    if (this.state === 'running') {
+      for (const [name, consumer] of this.named) {
+        const h = consumer.health();
+        if (h.notFetching !== null) reasons.push(`${name} consumer not fetching: ${h.notFetching}`);
+        else if (h.fetchUnansweredSinceMs !== null && now - h.fetchUnansweredSinceMs > this.stuckBatchMs) {
+          reasons.push(`${name} consumer not fetching: the log has not answered a fetch for ${now - h.fetchUnansweredSinceMs} ms`);
+        }
+      }
+    }
+    const stuck = this.watch.stuck();
+    if (stuck) {
+      reasons.push(
+        `${stuck.consumer} batch stuck for ${now - stuck.sinceMs} ms (pipeline.stuckBatchMs ${this.stuckBatchMs}): ` +
+          `${stuck.topic} partition ${stuck.partition} from offset ${stuck.offset}, ${stuck.failures} failed attempts in a row`,
+      );
+    }
+    this.reportFailures();
+    return { ready: reasons.length === 0, reasons, stuck };
   }
 
   /** Starts consuming; resolves once consumers are running. `done()` resolves when they stop. */
@@ -81,11 +156,15 @@ export class PipelineRunner {
     if (this.state !== 'created') throw new Error(`runner cannot start from state ${this.state}`);
     const d = this.deps;
     this.producer = d.log.producer();
+    // Users are owned by interactions partition (and, with direct item writes, so are the items this instance
+    // writes): a store that caches owned state must re-read it when a partition arrives.
+    const ownershipChanged = () => d.store.ownershipChanged?.();
     const interactions = d.log.consumer({
       groupId: d.groupId,
       topics: [d.topics.interactions],
       fromBeginning: d.fromBeginning,
       maxBatchRecords: d.maxBatchRecords,
+      onPartitionsAssigned: ownershipChanged,
     });
     const items = d.log.consumer({
       groupId: `${d.groupId}.items`,
@@ -94,10 +173,12 @@ export class PipelineRunner {
       maxBatchRecords: d.maxBatchRecords,
     });
     this.consumers = [interactions, items];
+    this.named.set('interactions', interactions);
+    this.named.set('items', items);
     this.state = 'running';
     this.runs = [
-      this.supervise('interactions', interactions.run((batch) => this.handleInteractions(batch))),
-      this.supervise('items', items.run((batch) => this.handleItems(batch))),
+      this.supervise('interactions', interactions.run(this.watched('interactions', (batch) => this.handleInteractions(batch)))),
+      this.supervise('items', items.run(this.watched('items', (batch) => this.handleItems(batch)))),
     ];
     const writer = d.itemDeltaWriter;
     if (writer) {
@@ -108,9 +189,13 @@ export class PipelineRunner {
         topics: [d.topics.itemDeltas],
         fromBeginning: true,
         maxBatchRecords: d.maxBatchRecords,
+        onPartitionsAssigned: ownershipChanged,
       });
       this.consumers.push(this.itemDeltaConsumer);
-      this.runs.push(this.supervise('item-deltas', this.itemDeltaConsumer.run((batch) => this.handleItemDeltas(batch, writer))));
+      this.named.set('item-deltas', this.itemDeltaConsumer);
+      this.runs.push(
+        this.supervise('item-deltas', this.itemDeltaConsumer.run(this.watched('item-deltas', (batch) => this.handleItemDeltas(batch, writer)))),
+      );
     }
   }
 
@@ -136,6 +221,8 @@ export class PipelineRunner {
       this.deps.instruments.consumerLag(partition.topic, partition.partition, partition.lag);
     }
     await this.itemDeltaLag();
+    // The gauges also move without a batch event: a retried batch whose partition went elsewhere drops out.
+    this.reportFailures();
     return total;
   }
 
@@ -170,13 +257,30 @@ export class PipelineRunner {
     this.state = 'stopped';
   }
 
-  private async supervise(name: string, run: Promise<void>): Promise<void> {
+  private async supervise(name: ConsumerName, run: Promise<void>): Promise<void> {
     try {
       await run;
     } catch (err) {
+      this.failure ??= `${name} consumer failed (${errorCode(err)})`;
       this.deps.logger.fatal({ consumer: name, code: errorCode(err), err: errorMessage(err) }, 'consumer failed');
       throw err;
     }
+  }
+
+  /** `handler`, watched for stuck batches; each failed attempt is counted and the gauge of its consumer set. */
+  private watched(name: ConsumerName, handler: BatchHandler): BatchHandler {
+    const watched = this.watch.wrap(name, handler, (consumer) => this.deps.instruments.batchRetried(consumer));
+    return async (batch) => {
+      try {
+        await watched(batch);
+      } finally {
+        this.deps.instruments.batchFailures(name, this.watch.failures(name));
+      }
+    };
+  }
+
+  private reportFailures(): void {
+    for (const name of this.named.keys()) this.deps.instruments.batchFailures(name, this.watch.failures(name));
   }
 
   private async handleInteractions(batch: ConsumedBatch): Promise<void> {
@@ -195,7 +299,7 @@ export class PipelineRunner {
       records.push(await teacherCaseRecord(teacherCase, d.topics.teacherCases, d.codecs, d.framing));
     }
     for (const letter of out.deadLetters) {
-      records.push(await deadLetterRecord(letter, d.topics.deadLetters, d.codecs, d.framing));
+      records.push(await deadLetterRecord(letter, d.topics.deadLetters, d.codecs, d.framing, d.deadLetterMaxBytes));
       d.logger.warn({ topic: letter.source.topic, partition: letter.source.partition, offset: letter.source.offset, code: letter.code }, 'dead-lettered');
     }
     const publishStart = performance.now();
@@ -222,9 +326,13 @@ export class PipelineRunner {
       try {
         items.push(await d.framing.decode(d.codecs.item, record.value, record.headers));
       } catch (err) {
-        const letter = { code: errorCode(err), reason: errorMessage(err), source: record, key: record.key, payload: record.value, failedAtMs: Date.now() };
-        letters.push(await deadLetterRecord(letter, d.topics.deadLetters, d.codecs, d.framing));
+        // Only bad input is dead-lettered; a registry 5xx or refused credentials would otherwise commit valid
+        // catalogue records as dead letters. Transient: the batch is redelivered; fatal: the consumer stops.
+        if (!(err instanceof BadInputError)) throw escalate(err, record);
+        const letter = toDeadLetter(record, err, Date.now());
+        letters.push(await deadLetterRecord(letter, d.topics.deadLetters, d.codecs, d.framing, d.deadLetterMaxBytes));
         d.instruments.deadLettered(letter.code);
+        d.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, code: err.code }, 'dead-lettered');
       }
     }
     if (items.length) await d.store.putItemMetadata(items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
@@ -245,9 +353,9 @@ export class PipelineRunner {
         writer.check(message);
         messages.push(message);
       } catch (err) {
-        if (!(err instanceof BadInputError)) throw err;
-        const letter = { code: err.code, reason: err.message, source: record, key: record.key, payload: record.value, failedAtMs: Date.now() };
-        letters.push(await deadLetterRecord(letter, d.topics.deadLetters, d.codecs, d.framing));
+        if (!(err instanceof BadInputError)) throw escalate(err, record);
+        const letter = toDeadLetter(record, err, Date.now());
+        letters.push(await deadLetterRecord(letter, d.topics.deadLetters, d.codecs, d.framing, d.deadLetterMaxBytes));
         d.instruments.deadLettered(letter.code);
         d.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, code: err.code }, 'dead-lettered');
       }

@@ -106,4 +106,22 @@ export interface VectorStore {
   /** Makes everything written so far durable (embedded: the snapshot file). */
   flush(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Writes one batch's users and item deltas as one unit, as far as this process can tell: either later reads
+   * here see both, or (the call rejected) neither, so a redelivered batch is learned from the same state. The
+   * stages' `StoreView.commit()` prefers it to `putUsers` + `applyItemDeltas` when present (`store/tiered`).
+   */
+  writeBatch?(users: readonly UserProfile[], deltas: readonly ItemDelta[]): Promise<void>;
+  /**
+   * Requests sent to a remote store since it was created, retries included (in-process stores: 0). The
+   * processor reports the difference over a batch as `starstream_store_round_trips_per_batch`.
+   */
+  roundTrips?(): number;
+  /**
+   * The event log gave this process a partition it did not own before (a rebalance, or the first assignment):
+   * state this process cached for users and items it may now own can be stale, as another process may have
+   * written it meanwhile. A store that caches shared state re-reads it before trusting it (`store/tiered/`).
+   * Called synchronously, before the first batch of the new partition is handled.
+   */
+  ownershipChanged?(): void;
 }

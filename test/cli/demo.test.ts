@@ -16,7 +16,8 @@ interface Run {
   readonly stderr: string;
 }
 
-function starstream(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
+/** `timeoutMs` kills a hung CLI; it is no speed bound, so it is far beyond a run on a loaded machine. */
+function starstream(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 600_000): Promise<Run> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   // The parent's test runner must not leak into the child (it would run the CLI as a test file).
   delete childEnv.NODE_TEST_CONTEXT;

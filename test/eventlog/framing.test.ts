@@ -215,6 +215,23 @@ describe('confluent framing', () => {
     );
   });
 
+  it('registers the full schema (logical types, defaults, docs), not the Parsing Canonical Form (issue 16)', async () => {
+    const framing = confluentFraming(client());
+    const rec = { eventId: 'e1', userId: 'u1', items: [], modelVersion: 'v', generatedAtMs: 1_700_000_000_000, pipelineLatencyMs: 1.5 };
+    const framed = await framing.encode(codecs.recommendation, rec, 'full-schema');
+    const registered = JSON.parse(registry.schemas[framed.value.readUInt32BE(1) - 1]!) as unknown;
+    assert.deepEqual(registered, readSchema('recommendation'), 'exactly the schema file');
+    const generatedAt = (registered as { fields: { name: string; type: unknown }[] }).fields.find((f) => f.name === 'generatedAtMs');
+    assert.deepEqual(generatedAt?.type, { type: 'long', logicalType: 'timestamp-millis' }, 'Confluent consumers see a timestamp');
+
+    const letters = await framing.encode(codecs.deadLetter, codecs.deadLetterValue({ reason: 'r', code: 'C', source: { topic: 't', partition: 0, offset: '1' }, key: null, payload: Buffer.alloc(0), failedAtMs: 1 }), 'full-dlq');
+    const dlq = JSON.parse(registry.schemas[letters.value.readUInt32BE(1) - 1]!) as { doc?: string; fields: { name: string; default?: unknown }[] };
+    assert.ok(dlq.doc, 'docs are kept');
+    assert.equal(dlq.fields.find((f) => f.name === 'truncated')?.default, false, 'defaults are kept for the registry\'s compatibility check');
+    // The full schema read back from the registry has the codec's fingerprint: fingerprints use the canonical form.
+    assert.equal((await framing.decode(codecs.recommendation, framed.value, {})).generatedAtMs, rec.generatedAtMs);
+  });
+
   it('is what the config picks when a registry URL is set on Kafka', () => {
     const withUrl = parseConfig({
       eventLog: { kind: 'kafka', kafka: { schemaRegistryUrl: 'http://r:8081' } },

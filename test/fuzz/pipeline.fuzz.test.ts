@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { Interaction } from '../../src/domain/events.ts';
 import { headerFraming } from '../../src/eventlog/codec/framing.ts';
 import type { LogRecord } from '../../src/eventlog/port.ts';
+import { FatalError } from '../../src/errors/index.ts';
 import { buildEngine, buildProcessor } from '../../src/main.ts';
 import { deadLetterRecord, recommendationRecord, teacherCaseRecord } from '../../src/pipeline/outputs.ts';
 import { ingest } from '../../src/stages/ingest/index.ts';
@@ -126,7 +127,8 @@ describe('fuzz: ingest and the batch processor', () => {
       const eventId = `e${eventSeq++}`;
       let event: Interaction = { eventId, userId: g.userId, itemId: g.itemId, type: g.type, value: g.value, timestampMs: NOW - g.ageMs, context: g.context };
       let key: Buffer | null = g.nullKey ? null : Buffer.from(g.userId);
-      if (spec.kind === 'good') return { record: { ...base, key, value: encodeEvent(event) }, expect: null, eventId };
+      // A good event without a key is still dead-lettered: its partition does not own its user.
+      if (spec.kind === 'good') return { record: { ...base, key, value: encodeEvent(event) }, expect: key === null ? 'KEY_MISSING' : null, eventId };
       let value: Buffer | null = null;
       switch (spec.bad) {
         case 'truncated': {
@@ -185,7 +187,7 @@ describe('fuzz: ingest and the batch processor', () => {
     function oracle(record: LogRecord): boolean {
       try {
         const e = validateInteraction(codecs.interaction.decode(record.value), { nowMs: NOW, maxEventAgeMs: 0, maxFutureSkewMs: SKEW_MS });
-        return record.key === null || record.key.equals(Buffer.from(e.userId));
+        return record.key !== null && record.key.equals(Buffer.from(e.userId));
       } catch {
         return false;
       }
@@ -242,7 +244,7 @@ describe('fuzz: ingest and the batch processor', () => {
     await engine.store.close();
   });
 
-  it('ingest alone: any decoder failure, even an unclassified one, ends in a dead letter (code INTERNAL for a bug)', async () => {
+  it('ingest alone: an unclassified decoder failure is a bug, never a dead letter: FatalError INGEST_UNCLASSIFIED with the cause', async () => {
     const failures = fc.constantFrom<() => never>(
       () => {
         throw new TypeError('a bug in a decoder');
@@ -269,12 +271,19 @@ describe('fuzz: ingest and the batch processor', () => {
           headers: {},
           timestampMs: NOW,
         }));
-        const result = await ingest(records, (r) => plan[Number(r.offset)]?.() ?? codecs.interaction.decode(r.value), { nowMs: NOW, maxEventAgeMs: 0, maxFutureSkewMs: SKEW_MS });
-        assert.equal(result.interactions.length + result.deadLetters.length, records.length);
-        for (const letter of result.deadLetters) {
-          assert.equal(letter.code, 'INTERNAL');
-          assert.ok(typeof letter.reason === 'string');
+        const failing = plan.findIndex((p) => p !== null);
+        const run = ingest(records, (r) => plan[Number(r.offset)]?.() ?? codecs.interaction.decode(r.value), { nowMs: NOW, maxEventAgeMs: 0, maxFutureSkewMs: SKEW_MS });
+        if (failing < 0) {
+          assert.equal((await run).interactions.length, records.length);
+          return;
         }
+        await assert.rejects(run, (err: unknown) => {
+          assert.ok(err instanceof FatalError, `fatal, not ${String(err)}`);
+          assert.equal(err.code, 'INGEST_UNCLASSIFIED');
+          assert.ok(err.message.includes(`@${failing}`), 'names the first failing record');
+          assert.ok('cause' in err, 'the original error is attached');
+          return true;
+        });
       }),
       { seed: 9900, numRuns: 30 },
     );

@@ -255,12 +255,15 @@ function checkTurns(rc: RunContext, model: ScriptedModel): void {
 }
 
 describe('fuzz: LLM answers to the MARS agents', () => {
-  it('stripFence is linear: fences of newlines and whitespace (was minutes of backtracking)', () => {
-    for (const text of [`\`\`\`\n${'\n'.repeat(100_000)}`, `\`\`\`\n${'\n '.repeat(100_000)}`, `\`\`\`json${' '.repeat(100_000)}\n`, `\`\`\`\n${'\n'.repeat(100_000)}\`\`\``]) {
-      const started = performance.now();
-      stripFence(text);
-      assert.ok(performance.now() - started < 100, `${JSON.stringify(text.slice(0, 12))}… took ${performance.now() - started} ms`);
-    }
+  // These inputs took minutes of regex backtracking before the fix, so a regression hangs the test until the
+  // guard timeout; what is asserted is the answer, not a duration (a ms bound failed on a loaded machine).
+  it('stripFence is linear: fences of newlines and whitespace (was minutes of backtracking)', { timeout: 120_000 }, () => {
+    const newlines = '\n'.repeat(100_000);
+    const spaced = '\n '.repeat(100_000);
+    // Trimmed, these are a bare or unclosed fence: returned unchanged.
+    for (const text of [`\`\`\`\n${newlines}`, `\`\`\`\n${spaced}`, `\`\`\`json${' '.repeat(100_000)}\n`]) assert.equal(stripFence(text), text);
+    // A closed fence around nothing but newlines: the newlines between the fences, less the closing line's.
+    assert.equal(stripFence(`\`\`\`\n${newlines}\`\`\``), newlines.slice(1));
     assert.equal(stripFence('```json\n{"a":1}\n```'), '{"a":1}');
     assert.equal(stripFence('  ```\n[1]\n  ```  '), '[1]');
     assert.equal(stripFence('```json\n{"a":1}'), '```json\n{"a":1}');

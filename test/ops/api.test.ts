@@ -48,7 +48,9 @@ describe('on-demand API with a STAR registry and a token', () => {
   let user: string;
   before(async () => {
     running = await startTestPipeline({
-      ranking: { scorer: 'star', modelDir: registry.dir, registryPollMs: 0, retireGraceMs: 2_000 },
+      // A retired model is closed after this grace, whoever still holds it; requests in flight across a reload
+      // on a loaded machine can hold it for seconds, so the grace is far beyond that.
+      ranking: { scorer: 'star', modelDir: registry.dir, registryPollMs: 0, retireGraceMs: 10_000 },
       ops: { apiToken: TOKEN },
     });
     await running.feed(300);

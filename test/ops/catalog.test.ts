@@ -65,7 +65,8 @@ describe('metric catalog', () => {
       if (m.type === 'histogram') {
         assert.ok(m.buckets && m.buckets.length >= 5, `${m.name} needs buckets that fit`);
         assert.deepEqual([...m.buckets].sort((a, b) => a - b), [...m.buckets], `${m.name} buckets ascend`);
-        assert.match(m.name, /_(seconds|rows|lists|records|bytes)$/, `${m.name} names its unit`);
+        // `_per_batch`: a count whose unit is the batch (store round trips per batch).
+        assert.match(m.name, /_(seconds|rows|lists|records|bytes|per_batch)$/, `${m.name} names its unit`);
       }
       for (const label of m.labels) assert.doesNotMatch(label, forbidden, `${m.name}: label ${label} is unbounded`);
       assert.ok(m.help.length > 10, `${m.name} explains itself`);

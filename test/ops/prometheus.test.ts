@@ -34,6 +34,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** How long a wait polls before giving up: a guard against a hang, generous for a loaded machine. */
+const WAIT_MS = 120_000;
+
 async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | null>): Promise<T> {
   const deadline = Date.now() + deadlineMs;
   let last: unknown = null;
@@ -109,7 +112,7 @@ describe('a real Prometheus scraping a running pipeline', () => {
     );
     prometheus.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     prometheus.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
-    await waitFor('Prometheus ready', 30_000, async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : null)).catch((err: Error) => {
+    await waitFor('Prometheus ready', WAIT_MS, async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : null)).catch((err: Error) => {
       throw new Error(`${err.message}\n${output}`);
     });
     // Keep the stream moving (and the lag gauge fresh, as `starstream run` does every few seconds).
@@ -137,7 +140,7 @@ describe('a real Prometheus scraping a running pipeline', () => {
 
   test('the target is up and the key series exist', async (t) => {
     if (!bin) return t.skip(skipReason);
-    await waitFor('up{job="starstream"} == 1', 30_000, async () => ((await value('up{job="starstream"}')) === 1 ? true : null));
+    await waitFor('up{job="starstream"} == 1', WAIT_MS, async () => ((await value('up{job="starstream"}')) === 1 ? true : null));
     const series = [
       'starstream_records_consumed_total',
       'starstream_recommendations_total',
@@ -154,7 +157,7 @@ describe('a real Prometheus scraping a running pipeline', () => {
       'starstream_process_cpu_seconds_total',
       'starstream_nodejs_eventloop_lag_p99_seconds',
     ];
-    await waitFor('every key series', 30_000, async () => {
+    await waitFor('every key series', WAIT_MS, async () => {
       for (const s of series) if ((await query(s)).length === 0) return null;
       return true;
     }).catch(async (err: Error) => {
@@ -166,22 +169,23 @@ describe('a real Prometheus scraping a running pipeline', () => {
 
   test('counters and histograms move between scrapes', async (t) => {
     if (!bin) return t.skip(skipReason);
-    const first = await waitFor('records consumed', 20_000, () => value('sum(starstream_records_consumed_total)'));
-    const moved = await waitFor('records consumed to grow', 30_000, async () => {
+    const first = await waitFor('records consumed', WAIT_MS, () => value('sum(starstream_records_consumed_total)'));
+    const moved = await waitFor('records consumed to grow', WAIT_MS, async () => {
       const now = await value('sum(starstream_records_consumed_total)');
       return now !== null && now > first ? now : null;
     });
     assert.ok(moved > first);
-    const rate = await waitFor('a positive rate', 30_000, async () => {
+    const rate = await waitFor('a positive rate', WAIT_MS, async () => {
       const r = await value('sum(rate(starstream_recommendations_total[10s]))');
       return r !== null && r > 0 ? r : null;
     });
     assert.ok(rate > 0);
-    const p99 = await waitFor('an end-to-end p99', 30_000, async () => {
+    const p99 = await waitFor('an end-to-end p99', WAIT_MS, async () => {
       const q = await value('histogram_quantile(0.99, sum by (le) (rate(starstream_end_to_end_latency_seconds_bucket[10s])))');
       return q !== null && Number.isFinite(q) ? q : null;
     });
-    assert.ok(p99 >= 0 && p99 < 30, `p99 ${p99}`);
+    // The query answers with a latency; how large it is depends on the machine's load, which is not tested here.
+    assert.ok(p99 >= 0, `p99 ${p99}`);
   });
 
   test('every dashboard query and rule expression is accepted by Prometheus', async (t) => {
@@ -200,7 +204,7 @@ describe('a real Prometheus scraping a running pipeline', () => {
     const body = (await res.json()) as { data: { groups: { name: string; rules: { health: string; name: string; lastError?: string }[] }[] } };
     const groups = body.data.groups.map((g) => g.name).sort();
     assert.deepEqual(groups, ['starstream.model', 'starstream.recording', 'starstream.stream', 'starstream.teacher']);
-    await waitFor('every rule evaluated healthy', 20_000, async () => {
+    await waitFor('every rule evaluated healthy', WAIT_MS, async () => {
       const r = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as typeof body;
       const rules = r.data.groups.flatMap((g) => g.rules);
       const bad = rules.filter((rule) => rule.health !== 'ok');

@@ -4,7 +4,6 @@
  * it down for longer than the `store.retry` budget, bring it back, and measure what the pipeline did meanwhile
  * from the outside (its outputs) and from its own logs (the consumers' redelivery lines).
  */
-import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { Interaction } from '../../src/domain/events.ts';
 import { createLogger, type Logger } from '../../src/logging/logger.ts';
@@ -66,8 +65,10 @@ export interface OutageReport {
   readonly answeredWhileDown: number;
   /** Batch attempts that failed during the outage. */
   readonly failedBatches: number;
-  /** From `up()` to the first new output. */
+  /** From `up()` to the first new output (a figure to report, not to bound: it depends on the machine's load). */
   readonly recoveryMs: number;
+  /** Outputs seen after `up()` when the scenario returned: more than 0, or it throws. */
+  readonly answeredAfterUp: number;
 }
 
 /** Runs the outage; resolves once outputs flow again after it. */
@@ -89,12 +90,10 @@ export async function injectOutage(o: OutageOptions): Promise<OutageReport> {
   const downAt = Date.now();
   const answeredAtDown = o.answered();
   await o.whileDown?.();
+  // The store stays down until a batch has failed on it, however long a busy machine takes to get there, so
+  // the scenario always is an outage the pipeline saw; `outageMs` is the least it lasts, not a bound.
   await until('a failed batch during the outage', () => o.failedBatches() > failedBefore);
-  assert.ok(
-    Date.now() - downAt < o.outageMs,
-    `the first failed batch came only ${Date.now() - downAt} ms into a ${o.outageMs} ms outage`,
-  );
-  await new Promise((r) => setTimeout(r, downAt + o.outageMs - Date.now()));
+  await new Promise((r) => setTimeout(r, Math.max(0, downAt + o.outageMs - Date.now())));
   const answeredAtUp = o.answered();
   const failedBatches = o.failedBatches() - failedBefore;
   await o.control.up();
@@ -105,6 +104,7 @@ export async function injectOutage(o: OutageOptions): Promise<OutageReport> {
     answeredWhileDown: answeredAtUp - answeredAtDown,
     failedBatches,
     recoveryMs: Date.now() - upAt,
+    answeredAfterUp: o.answered() - answeredAtUp,
   };
 }
 

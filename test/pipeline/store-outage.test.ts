@@ -7,8 +7,9 @@
  * pipeline must ride it out by itself: the failed batches are not committed and come again, nothing is
  * dead-lettered for it, every input offset is answered (recommendation or, for the garbage mixed in, a dead
  * letter), repeats stay within the batches in flight, and every good event is learned once (at most one
- * partially written batch again). A fatal store error (401) instead stops the runner loudly and commits
- * nothing past the failed batch.
+ * partially written batch again). How soon the stream resumes is reported (`t.diagnostic`), never asserted
+ * against the wall clock. A fatal store error (401) instead stops the runner loudly and commits nothing past
+ * the failed batch.
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
@@ -125,6 +126,29 @@ async function producePaced(log: EventLog, pipeline: Pipeline, events: readonly 
   return sent;
 }
 
+/** No new output for this long while inputs are unanswered: the pipeline is stuck (a slow one still moves). */
+const STALL_MS = 30_000;
+
+/**
+ * Waits until every input is answered, as long as outputs keep coming: how long that takes depends on the
+ * store and the machine, so only a stall (or a stopped runner) fails it, with the accounting so far.
+ */
+async function waitAccounted(ledger: Ledger, failed: () => string | null): Promise<ReturnType<typeof account>> {
+  let seen = ledger.answered;
+  let movedAt = Date.now();
+  for (;;) {
+    const result = account(ledger);
+    if (ledger.inputs.size >= N && result.missing.length === 0) return result;
+    const why = failed() ?? (Date.now() - movedAt > STALL_MS ? `no output for ${STALL_MS} ms` : null);
+    if (why) throw new Error(`${why}: ${N} inputs expected, ${ledger.inputs.size} read; ${describeAccounting(result)}`);
+    if (ledger.answered !== seen) {
+      seen = ledger.answered;
+      movedAt = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function start(t: TestContext, config: Readonly<Config>, store: VectorStore, logger: Logger): Promise<{ log: EventLog; pipeline: Pipeline }> {
   const log = createEmbeddedEventLog(config.eventLog, logger);
   t.after(() => log.close());
@@ -133,8 +157,11 @@ async function start(t: TestContext, config: Readonly<Config>, store: VectorStor
   return { log, pipeline };
 }
 
-describe('vector store unavailable mid-run, embedded event log', { timeout: 120_000 }, () => {
-  for (const target of storeTargets()) {
+const targets = await storeTargets();
+
+// A safety net for a hung run, not a bound on speed: the waits inside fail on a stall, with what they saw.
+describe('vector store unavailable mid-run, embedded event log', { timeout: 600_000 }, () => {
+  for (const target of targets) {
     it(`rides out a ${OUTAGE_MS} ms outage: resumes by itself, every offset answered, nothing dead-lettered for it (${target.name})`, { skip: target.skip }, async (t) => {
       const config = testConfig();
       const opened = await target.open(config);
@@ -148,6 +175,7 @@ describe('vector store unavailable mid-run, embedded event log', { timeout: 120_
 
       const events = [...generateStream({ events: N, users: 200, items: 400, seed: 91 })];
       const { topics, engine, framing } = pipeline;
+      const startedAt = Date.now();
       const producing = producePaced(log, pipeline, events, CHUNK_MS);
       const catalogue = generateCatalogue({ items: 50, seed: 93 }).map((item) => ({ ...item, itemId: `cat-${item.itemId}`, title: `title of ${item.itemId}` }));
       // Every GARBAGE_EVERY-th event is sent as garbage: those never reach the store.
@@ -160,21 +188,21 @@ describe('vector store unavailable mid-run, embedded event log', { timeout: 120_
         failedBatches,
         startAfter: N / 4,
         outageMs: OUTAGE_MS,
-        timeoutMs: 60_000,
+        timeoutMs: 120_000,
         failed: () => (stoppedWith ? `the runner stopped: ${String(stoppedWith)}` : null),
         // The catalogue consumer writes to the store too: its batches must wait out the outage, not be dropped.
         whileDown: () => produceItems(log, topics.items, catalogue, engine.codecs, framing),
       });
       assert.equal(await producing, N);
-      await eventually(() => ledger.inputs.size >= N && account(ledger).missing.length === 0, 60_000, 50);
-      const result = account(ledger);
+      const result = await waitAccounted(ledger, () => (stoppedWith ? `the runner stopped: ${String(stoppedWith)}` : null));
       const codes = redeliveries(captured.lines());
       const twice = await relearned(opened.store, good);
       t.diagnostic(describeAccounting(result));
       t.diagnostic(
         `outage ${report.outageMs} ms: ${report.failedBatches} failed batch attempts ${JSON.stringify(codes)}, ` +
           `${report.answeredWhileDown} outputs while down, first output ${report.recoveryMs} ms after it ended; ` +
-          `${result.extraAnswers} duplicates; ${twice} events learned twice; ${opened.stats()}`,
+          `${result.extraAnswers} duplicates; ${twice} events learned twice; ${opened.stats()}; ` +
+          `all ${N} inputs answered ${Date.now() - startedAt} ms after the first was sent`,
       );
 
       assertAccountedFor(result, { inputs: N, deadLettered: GARBAGE, deadLetterCodes: ['UNDECODABLE'], maxExtraAnswers: MAX_BATCH * PARTITIONS });
@@ -183,9 +211,9 @@ describe('vector store unavailable mid-run, embedded event log', { timeout: 120_
       assert.ok(report.failedBatches > 0, 'the outage failed batches');
       assert.deepEqual(Object.keys(codes).filter((c) => c !== 'STORE_UNAVAILABLE' && c !== 'STORE_TIMEOUT'), [], 'batches failed only for the store');
       assert.ok(report.answeredWhileDown <= MAX_BATCH * PARTITIONS, `${report.answeredWhileDown} outputs while the store was down`);
-      // The consumer's redelivery backoff (eventLog.embedded.maxRedeliveryDelayMs, 2 s, +20 % jitter) bounds it.
-      const ceiling = config.eventLog.embedded.maxRedeliveryDelayMs * 1.2 + 2_000;
-      assert.ok(report.recoveryMs < ceiling, `first output ${report.recoveryMs} ms after the outage (bound ${ceiling})`);
+      // Resumed: outputs came after the outage (injectOutage waited for them). How soon is a figure, reported
+      // above, not a bound: on a busy machine any wall-clock bound flakes (issue 18).
+      assert.ok(report.answeredAfterUp > 0, 'outputs after the outage');
       const stored = await eventually(async () => {
         const items = await opened.store.getItems(catalogue.map((i) => i.itemId));
         return catalogue.every((c) => items.get(c.itemId)?.title === c.title);

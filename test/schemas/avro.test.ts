@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import avro from 'avsc';
@@ -6,6 +7,7 @@ import type { DeadLetter, Interaction, Item, RankedItem, Recommendation } from '
 import { EVENT_TYPES } from '../../src/domain/events.ts';
 import { createCodecs, readSchema, SCHEMA_NAMES, type DeadLetterRecord } from '../../src/eventlog/codec/avro.ts';
 import { BadInputError } from '../../src/errors/index.ts';
+import { schemaHeaderValue } from '../../src/eventlog/codec/framing.ts';
 import type { TeacherCase } from '../../src/domain/teacher.ts';
 import { teacherCase as buildTeacherCase } from '../teacher/case-fixtures.ts';
 import { toRecord } from '../../src/pipeline/item-delta-records.ts';
@@ -229,6 +231,22 @@ describe('src/domain/events.ts agrees with the schemas', () => {
     assert.deepEqual((field.type as { symbols: string[] }).symbols, [...EVENT_TYPES]);
   });
 
+  it('dead-letter.avsc v1 (before headers, payloadNull, truncation) and the current one read each other (issue 16)', () => {
+    const current = schemaOf('dead-letter.avsc');
+    const added = ['payloadNull', 'headers', 'truncated', 'payloadSize', 'payloadSha256'];
+    assert.ok(current.fields.filter((f) => added.includes(f.name)).every((f) => 'default' in f), 'new fields have defaults');
+    const v1 = avro.Type.forSchema({ ...current, fields: current.fields.filter((f) => !added.includes(f.name)) } as avro.Schema);
+    const v2 = codecs.deadLetter.type;
+    const old = { reason: 'r', code: 'C', sourceTopic: 't', sourcePartition: 1, sourceOffset: '9', key: null, payload: Buffer.from('x'), failedAtMs: 5 };
+    const read = v2.fromBuffer(v1.toBuffer(old), v2.createResolver(v1)) as DeadLetterRecord;
+    assert.deepEqual(
+      { payloadNull: read.payloadNull, headers: read.headers, truncated: read.truncated, payloadSize: read.payloadSize, payloadSha256: read.payloadSha256 },
+      { payloadNull: false, headers: {}, truncated: false, payloadSize: null, payloadSha256: null },
+    );
+    const back = v1.fromBuffer(v2.toBuffer(deadLetterRecord), v1.createResolver(v2)) as { payload: Buffer };
+    assert.deepEqual(back.payload, deadLetterRecord.payload);
+  });
+
   it('a DeadLetter maps onto the dead-letter schema through codecs.deadLetterValue', () => {
     assert.deepEqual(Object.keys(deadLetterRecord).sort(), fieldNames('dead-letter.avsc'));
     assert.equal(deadLetterRecord.sourceTopic, deadLetter.source.topic);
@@ -261,6 +279,23 @@ describe('codecs (src/eventlog/codec/avro.ts)', () => {
     }
   });
 
+  it('the fingerprint is SHA-256 over the Parsing Canonical Form, first 16 hex digits (README "Wire format")', () => {
+    // The canonical form of interaction.avsc written out by hand from the Avro spec's rules, independently of
+    // avsc: full names ([FULLNAMES]: the enum inherits the namespace), only name/type/fields/symbols/items/
+    // values/size in that order ([STRIP], [ORDER]; doc, default and logicalType go), no whitespace.
+    const pcf =
+      '{"name":"starstream.v1.Interaction","type":"record","fields":[' +
+      '{"name":"eventId","type":"string"},{"name":"userId","type":"string"},{"name":"itemId","type":"string"},' +
+      '{"name":"type","type":{"name":"starstream.v1.EventType","type":"enum","symbols":["view","click","cart","purchase","rating"]}},' +
+      '{"name":"value","type":["null","double"]},{"name":"timestampMs","type":"long"},' +
+      '{"name":"context","type":{"type":"map","values":"string"}}]}';
+    const independent = createHash('sha256').update(pcf, 'utf8').digest('hex').slice(0, 16);
+    assert.equal(codecs.interaction.fingerprint, independent);
+    // Pinned: a change here breaks every external producer that names this schema in `starstream-schema`.
+    assert.equal(independent, '92a211a96903bd5f');
+    assert.equal(schemaHeaderValue(codecs.interaction), 'starstream.v1.Interaction@92a211a96903bd5f');
+  });
+
   it('fingerprints differ per schema', () => {
     const prints = new Set([codecs.interaction, codecs.item, codecs.recommendation, codecs.deadLetter].map((c) => c.fingerprint));
     assert.equal(prints.size, 4);
@@ -284,3 +319,4 @@ describe('teacher-case.avsc (the side stream)', () => {
     );
   });
 });
+

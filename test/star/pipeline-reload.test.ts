@@ -12,7 +12,9 @@ import { point, registryOptions, tempRegistry } from './helpers.ts';
 // and during batches: every accepted event still yields its recommendation, from one whole model.
 test('hot reload mid-stream: no failed or dropped recommendation', async () => {
   const { dir, cleanup } = tempRegistry(['v1', 'v2']);
-  const registry = await StarRegistry.open(registryOptions(dir, { retireGraceMs: 1_000 }));
+  // A retired model is closed after this grace, whoever still holds it: a batch ranked on a loaded machine can
+  // hold the old model for seconds, so the grace is far beyond that (the swaps themselves are what is tested).
+  const registry = await StarRegistry.open(registryOptions(dir, { retireGraceMs: 10_000 }));
   const config = loadConfig({ overrides: { store: { dimension: 16 }, candidates: { maxCandidates: 40 } } });
   const engine = buildEngine(config);
   await engine.store.init();
@@ -21,7 +23,9 @@ test('hot reload mid-stream: no failed or dropped recommendation', async () => {
   const processor = buildProcessor(engine, { scorer: () => registry.current() });
   const codecs = createCodecs();
   const now = Date.now();
-  const records: LogRecord[] = [...generateStream({ ...world, startMs: now - 10 * 86_400_000, durationMs: 86_400_000 })].map((e, i) => ({
+  const events = [...generateStream({ ...world, startMs: now - 10 * 86_400_000, durationMs: 86_400_000 })];
+  const rankable = somethingToRank(events);
+  const records: LogRecord[] = events.map((e, i) => ({
     topic: 'interactions',
     partition: 0,
     offset: String(i),
@@ -45,7 +49,9 @@ test('hot reload mid-stream: no failed or dropped recommendation', async () => {
       recommendations += out.recommendations.length;
       for (const r of out.recommendations) {
         versions.add(r.modelVersion);
-        assert.ok(r.items.length > 0, 'every recommendation ranks something');
+        // Catalogue-only items carry no signal to rank by: a list may be empty only while every item the stream
+        // has shown so far is one this user consumed (the stream's first user, at its very start).
+        if (rankable.get(r.eventId)) assert.ok(r.items.length > 0, `${r.eventId}: something to rank, and nothing ranked`);
         assert.ok(r.items.every((item) => Number.isFinite(item.score) && item.evidence.length > 0));
       }
     }
@@ -58,3 +64,18 @@ test('hot reload mid-stream: no failed or dropped recommendation', async () => {
     cleanup();
   }
 });
+
+/** Per event: whether some item interacted with up to then (by anyone) is not one its user has consumed. */
+function somethingToRank(events: readonly { eventId: string; userId: string; itemId: string }[]): Map<string, boolean> {
+  const seen = new Set<string>();
+  const consumed = new Map<string, Set<string>>();
+  const out = new Map<string, boolean>();
+  for (const e of events) {
+    seen.add(e.itemId);
+    const mine = consumed.get(e.userId) ?? new Set<string>();
+    mine.add(e.itemId);
+    consumed.set(e.userId, mine);
+    out.set(e.eventId, [...seen].some((id) => !mine.has(id)));
+  }
+  return out;
+}

@@ -65,7 +65,7 @@ describe('STAR model registry', () => {
       ['v1', 'v2'],
       async (dir, registry) => {
         point(dir, 'v2');
-        await eventually(() => registry.version === 'star-v2', 5_000);
+        await eventually(() => registry.version === 'star-v2');
         assert.deepEqual(swapped, ['star-v1', 'star-v2']);
       },
       { pollMs: 20, onSwapped: (v) => swapped.push(v) },
@@ -152,16 +152,21 @@ describe('STAR model registry', () => {
           }
         });
         for (let swap = 0; swap < 6; swap++) {
+          // Lists are being scored across every swap, however the machine's load splits the time between the
+          // clients and the refresh (a count over the whole run depended on that split).
+          const before = done;
+          await eventually(() => done >= before + 10);
           point(dir, swap % 2 === 0 ? 'v2' : 'v1');
           const result = await registry.refresh();
           assert.equal(result.status, 'swapped');
         }
         stop = true;
         await Promise.all(clients);
-        assert.ok(done > 50, `only ${done} lists scored`);
         assert.deepEqual([...seen].sort(), ['star-v1', 'star-v2']);
       },
-      { retireGraceMs: 200 },
+      // The registry closes a retired model after this grace, not when its last user is done: a client
+      // stalled longer than the grace (a loaded machine) would fail, so the grace here is far beyond a stall.
+      { retireGraceMs: 10_000 },
     );
   });
 });

@@ -367,6 +367,52 @@ export function runVectorStoreContract(
         assert.deepEqual(await store.popularItems(0, nowMs), []);
       }));
 
+    // The popular candidates and the popularity baseline read this ranking on every event, so it must be the
+    // ranking as of the last write on every adapter. The embedded store once served a cached ranking refreshed
+    // every 1000 deltas while Qdrant ordered live, and the same stream ranked differently on the two.
+    it('popularItems reflects every write at once, several items raised per write included', () =>
+      withStore(async (store) => {
+        const longLog = new Map<string, number>();
+        const write = (deltas: readonly (readonly [string, number, number])[]) => {
+          for (const [itemId, interactions, atMs] of deltas) {
+            longLog.set(itemId, logAddEvent(longLog.get(itemId) ?? EMPTY_LOG_SUM, atMs, opts.popularityLongHalfLifeMs, interactions));
+          }
+          return store.applyItemDeltas(
+            deltas.map(([itemId, interactions, atMs]) => ({ itemId, initialVector: filled(0), interactions, atMs })),
+          );
+        };
+        const ranking = () => [...longLog].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+        const ids = async (k: number, nowMs: number) => (await store.popularItems(k, nowMs)).map((n) => n.id);
+
+        await write([['a', 6, T0], ['b', 4, T0], ['y', 3, T0], ['x', 1, T0]]);
+        assert.deepEqual(await ids(4, T0), ['a', 'b', 'y', 'x']);
+        // x passes b while y, raised in the same write, passes everything: x must not stop behind y's old place.
+        await write([['x', 4, T0], ['y', 5, T0]]);
+        assert.deepEqual(await ids(4, T0), ['y', 'a', 'x', 'b']);
+
+        const local = createRng(7);
+        const items = Array.from({ length: 10 }, (_, i) => `p${i}`);
+        let at = T0;
+        for (let call = 0; call < 30; call++) {
+          const deltas: [string, number, number][] = [];
+          for (let n = 1 + local.int(4); n > 0; n--) {
+            at += 1 + local.int(6 * 3_600_000);
+            // Skewed towards the first ids, so the head changes order as well as membership.
+            deltas.push([items[Math.floor(items.length * local.next() ** 2)]!, 1 + local.int(2), at]);
+          }
+          await write(deltas);
+          // The whole ranking: a write that raises several items must leave every one of them in its place.
+          const expected = ranking();
+          const got = await store.popularItems(expected.length, at);
+          assert.deepEqual(
+            got.map((n) => n.id),
+            expected.map(([id]) => id),
+            `after write ${call}`,
+          );
+          got.forEach((n, i) => assertClose(n.score, decayedCount(expected[i]![1], at, opts.popularityLongHalfLifeMs), 1e-9));
+        }
+      }));
+
     it('counts() counts users and items', () =>
       withStore(async (store) => {
         await store.putUsers([user('a'), user('b'), user('c')]);

@@ -10,18 +10,21 @@
  * - `startOutageProxy`: a TCP proxy in front of a real Qdrant (`QDRANT_URL`); `down()` stops listening and cuts
  *   the open connections, so the real adapter sees real `ECONNREFUSED`/socket errors until `up()`.
  *
- * `storeTargets()` lists the stores a test should run against: the wrapped embedded store always, Qdrant
- * through the proxy when `QDRANT_URL` is set (else that target carries the reason it is skipped).
+ * `storeTargets()` lists the stores a test should run against: the wrapped embedded store always, and a real
+ * Qdrant through the proxy (`QDRANT_URL` as `npm test` sets it, else one started for the file; where none can
+ * be had that target carries the reason it is skipped, and under CI the call fails instead: `qdrant-server.ts`).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import type { Config } from '../../src/config/schema.ts';
 import type { StarstreamError } from '../../src/errors/index.ts';
-import { createEmbeddedStore } from '../../src/store/embedded/index.ts';
+import { createEmbeddedStore, EmbeddedStore } from '../../src/store/embedded/index.ts';
 import type { VectorStore } from '../../src/store/port.ts';
 import { classifyQdrantError, createQdrantStore } from '../../src/store/qdrant/index.ts';
+import { createTieredStore } from '../../src/store/tiered/index.ts';
 import { withRetry, type RetryPolicy } from '../../src/util/retry.ts';
 import { uniqueName } from '../helpers.ts';
+import { qdrantForTests } from './qdrant-server.ts';
 
 /** What the Qdrant adapter makes of a refused TCP connect (the shape undici's fetch rejects with). */
 export function connectionRefused(op: string, target: string): StarstreamError {
@@ -219,12 +222,12 @@ export interface StoreTarget {
 }
 
 /**
- * The wrapped embedded store (always), and Qdrant behind an outage proxy when `QDRANT_URL` is set. The
- * embedded store's retry budget is `config.store.retry`, as the Qdrant adapter's is.
+ * The wrapped embedded store (always), and a real Qdrant behind an outage proxy (see the top of this file).
+ * The embedded store's retry budget is `config.store.retry`, as the Qdrant adapter's is. Call it at the top
+ * level of a test file: a server it starts is stopped after the file.
  */
-export function storeTargets(): StoreTarget[] {
-  const qdrantUrl = process.env['QDRANT_URL'];
-  const apiKey = process.env['QDRANT_API_KEY'];
+export async function storeTargets(): Promise<StoreTarget[]> {
+  const qdrant = await qdrantForTests();
   return [
     {
       name: 'embedded store behind a connection-refusing wrapper',
@@ -241,49 +244,62 @@ export function storeTargets(): StoreTarget[] {
         };
       },
     },
-    {
-      name: 'Qdrant behind a TCP proxy that is shut',
-      skip: qdrantUrl
-        ? false
-        : 'QDRANT_URL is unset: no Qdrant server to cut off (the embedded target covers the pipeline)',
-      open: async (config) => {
-        const proxy = await startOutageProxy(qdrantUrl!);
-        const prefix = `${uniqueName('outage').replace(/-/g, '_')}_`;
-        const store = createQdrantStore({
-          config: {
-            ...config.store,
-            kind: 'qdrant',
-            qdrant: {
-              ...config.store.qdrant,
-              url: proxy.url,
-              collectionPrefix: prefix,
-              ...(apiKey ? { apiKey } : {}),
-            },
-          },
-        });
-        const admin = new QdrantClient({
-          url: qdrantUrl!,
-          checkCompatibility: false,
-          ...(apiKey ? { headers: { 'api-key': apiKey } } : {}),
-        });
-        return {
-          store,
-          control: {
-            down: (kind = 'refused') => {
-              if (kind !== 'refused') throw new Error('the proxy can only refuse connections');
-              return proxy.down();
-            },
-            up: () => proxy.up(),
-          },
-          stats: () => 'Qdrant adapter behind the proxy (attempts not counted)',
-          cleanup: async () => {
-            await store.close();
-            await proxy.close();
-            for (const name of [`${prefix}users`, `${prefix}items`])
-              await admin.deleteCollection(name).catch(() => undefined);
-          },
-        };
-      },
-    },
+    qdrantTarget('Qdrant adapter behind a TCP proxy that is shut', qdrant, false),
+    qdrantTarget('tiered store (the store.kind=qdrant path) over Qdrant behind a TCP proxy that is shut', qdrant, true),
   ];
+}
+
+/** A real Qdrant behind an outage proxy: the adapter alone, or the tiered store over it (the production path). */
+function qdrantTarget(name: string, qdrant: Awaited<ReturnType<typeof qdrantForTests>>, tiered: boolean): StoreTarget {
+  const qdrantUrl = 'skip' in qdrant ? undefined : qdrant.url;
+  const apiKey = 'skip' in qdrant ? undefined : qdrant.apiKey;
+  return {
+    name,
+    skip: 'skip' in qdrant ? `${qdrant.skip} (the embedded target covers the pipeline)` : false,
+    open: async (config) => {
+      const proxy = await startOutageProxy(qdrantUrl!);
+      const prefix = `${uniqueName('outage').replace(/-/g, '_')}_`;
+      const adapter = createQdrantStore({
+        config: {
+          ...config.store,
+          kind: 'qdrant',
+          qdrant: {
+            ...config.store.qdrant,
+            url: proxy.url,
+            collectionPrefix: prefix,
+            ...(apiKey ? { apiKey } : {}),
+          },
+        },
+      });
+      // The production path wraps the adapter in the hot tier (`buildStore` for store.kind=qdrant).
+      const store = tiered ? tieredOver(adapter, config.store) : adapter;
+      const admin = new QdrantClient({
+        url: qdrantUrl!,
+        checkCompatibility: false,
+        ...(apiKey ? { headers: { 'api-key': apiKey } } : {}),
+      });
+      return {
+        store,
+        control: {
+          down: (kind = 'refused') => {
+            if (kind !== 'refused') throw new Error('the proxy can only refuse connections');
+            return proxy.down();
+          },
+          up: () => proxy.up(),
+        },
+        stats: () => `${name} (attempts not counted)`,
+        cleanup: async () => {
+          await store.close();
+          await proxy.close();
+          for (const collection of [`${prefix}users`, `${prefix}items`])
+            await admin.deleteCollection(collection).catch(() => undefined);
+        },
+      };
+    },
+  };
+}
+
+function tieredOver(adapter: ReturnType<typeof createQdrantStore>, store: Config['store']): VectorStore {
+  const hot = new EmbeddedStore({ ...store, ...store.embedded, path: undefined });
+  return createTieredStore({ durable: adapter, hot, limits: store, cacheTtlMs: store.qdrant.cacheTtlMs, pageSize: store.qdrant.maxBatchPoints });
 }

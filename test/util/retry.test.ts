@@ -66,11 +66,13 @@ describe('withRetry', () => {
     assert.equal(g.calls(), 1);
   });
 
-  it('stops waiting and gives up when the signal aborts', async () => {
+  it('stops waiting and gives up when the signal aborts', async (t) => {
+    // The clock is mocked and never advanced: the run can only settle through the abort, never by waiting out
+    // the 60 s backoff, whatever the machine's load.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const controller = new AbortController();
     const slow: RetryPolicy = { retries: 100, initialDelayMs: 60_000, maxDelayMs: 60_000, multiplier: 1, jitter: 0 };
     let calls = 0;
-    const started = Date.now();
     const run = withRetry(
       async () => {
         calls++;
@@ -80,25 +82,49 @@ describe('withRetry', () => {
       // Aborts while the backoff is being waited (the microtask runs once the wait has begun).
       { signal: controller.signal, onRetry: () => queueMicrotask(() => controller.abort()) },
     );
-    await assert.rejects(run, TransientError);
-    assert.ok(Date.now() - started < 5_000, 'did not wait out the 60 s backoff');
+    const outcome = await settledWithoutTime(run);
+    assert.ok(outcome.settled, 'the abort ended the 60 s backoff');
+    assert.ok(outcome.error instanceof TransientError);
     assert.equal(calls, 2, 'one call after the wake-up, then it gives up');
   });
 });
 
+/**
+ * Lets pending I/O callbacks and microtasks run (setImmediate is not mocked) and reports whether `p` settled;
+ * with mocked timers no delay can have elapsed meanwhile.
+ */
+async function settledWithoutTime(p: Promise<unknown>): Promise<{ settled: boolean; error?: unknown }> {
+  let outcome: { settled: boolean; error?: unknown } = { settled: false };
+  p.then(
+    () => (outcome = { settled: true }),
+    (error: unknown) => (outcome = { settled: true, error }),
+  );
+  for (let i = 0; i < 10 && !outcome.settled; i++) await new Promise((r) => setImmediate(r));
+  return outcome;
+}
+
 describe('sleep', () => {
-  it('resolves after the delay', async () => {
-    const started = Date.now();
-    await sleep(5);
-    assert.ok(Date.now() - started >= 4);
+  it('resolves once its delay has passed, not before', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const slept = sleep(5);
+    t.mock.timers.tick(4);
+    assert.equal((await settledWithoutTime(slept)).settled, false, 'still asleep at 4 ms');
+    t.mock.timers.tick(1);
+    assert.equal((await settledWithoutTime(slept)).settled, true, 'awake at 5 ms');
   });
 
-  it('returns at once for a signal that is already aborted', async () => {
-    const outcome = await Promise.race([
-      sleep(800, AbortSignal.abort()).then(() => 'woke'),
-      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), 100)),
-    ]);
-    assert.equal(outcome, 'woke');
+  it('returns at once for a signal that is already aborted', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    assert.equal((await settledWithoutTime(sleep(800, AbortSignal.abort()))).settled, true, 'woke with no time passed');
+  });
+
+  it('wakes when the signal aborts during the wait', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const controller = new AbortController();
+    const slept = sleep(800, controller.signal);
+    assert.equal((await settledWithoutTime(slept)).settled, false);
+    controller.abort();
+    assert.equal((await settledWithoutTime(slept)).settled, true);
   });
 });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { DeadLetter, Interaction, Item, Recommendation } from '../../domain/events.ts';
@@ -22,20 +23,31 @@ export function readSchema(name: SchemaName): avro.Schema {
 export interface Codec<T> {
   readonly name: SchemaName;
   readonly type: avro.Type;
-  /** Rabin fingerprint of the canonical schema, hex; identifies the writer schema without a registry. */
+  /**
+   * Identifies the writer schema without a registry: the first 16 lowercase hex digits (8 bytes) of the
+   * SHA-256 of the schema's Avro Parsing Canonical Form (not Avro's 64-bit Rabin fingerprint, which the spec
+   * also defines; any client can compute this one with a standard SHA-256). README "Wire format" says how.
+   */
   readonly fingerprint: string;
+  /**
+   * The schema file as JSON (docs, defaults and logical types kept): what a schema registry gets. Not the
+   * canonical form, which drops exactly what registry consumers and compatibility checks need.
+   */
+  readonly schemaJson: string;
   encode(value: T): Buffer;
   /** Throws `BadInputError` (code `UNDECODABLE`) when the bytes are not a value of this schema. */
   decode(bytes: Buffer): T;
 }
 
 function makeCodec<T>(name: SchemaName): Codec<T> {
-  const type = avro.Type.forSchema(readSchema(name));
-  const fingerprint = type.fingerprint('sha256').toString('hex').slice(0, 16);
+  const schema = readSchema(name);
+  const type = avro.Type.forSchema(schema);
+  const fingerprint = schemaFingerprint(type);
   return {
     name,
     type,
     fingerprint,
+    schemaJson: JSON.stringify(schema),
     encode: (value) => type.toBuffer(value),
     decode: (bytes) => {
       try {
@@ -48,6 +60,16 @@ function makeCodec<T>(name: SchemaName): Codec<T> {
   };
 }
 
+/**
+ * The fingerprint every codec and framing uses: SHA-256 over the Parsing Canonical Form (avsc's
+ * `type.fingerprint('sha256')` hashes `type.getSchema({ exportAttrs: false })`, which is that form), first 8
+ * bytes as hex. The canonical form drops docs, defaults, aliases and logical types, so two schemas that differ
+ * only there share a fingerprint (and read each other's data unchanged).
+ */
+export function schemaFingerprint(type: avro.Type): string {
+  return type.fingerprint('sha256').toString('hex').slice(0, 16);
+}
+
 export interface DeadLetterRecord {
   reason: string;
   code: string;
@@ -57,6 +79,11 @@ export interface DeadLetterRecord {
   key: Buffer | null;
   payload: Buffer;
   failedAtMs: number;
+  payloadNull: boolean;
+  headers: Record<string, Buffer>;
+  truncated: boolean;
+  payloadSize: number | null;
+  payloadSha256: string | null;
 }
 
 /**
@@ -92,7 +119,10 @@ export interface Codecs {
   readonly itemDeltas: Codec<ItemDeltasRecord>;
   /** The side stream's cases; decoding also checks that `reason` is a known `SamplingReason`. */
   readonly teacherCase: Codec<TeacherCase>;
-  /** The envelope of a dead letter as the Avro record `deadLetter` encodes. */
+  /**
+   * The envelope of a dead letter as the Avro record `deadLetter` encodes, whole (`truncated: false`), with the
+   * value's size and SHA-256. Bounding it to what the DLQ topic takes is `pipeline/outputs.ts`'s job.
+   */
   deadLetterValue(letter: DeadLetter): DeadLetterRecord;
 }
 
@@ -114,6 +144,11 @@ export function createCodecs(): Codecs {
         key: letter.key ? Buffer.from(letter.key) : null,
         payload: Buffer.from(letter.payload),
         failedAtMs: letter.failedAtMs,
+        payloadNull: letter.payloadNull === true,
+        headers: Object.fromEntries(Object.entries(letter.headers ?? {}).map(([name, value]) => [name, Buffer.from(value)])),
+        truncated: false,
+        payloadSize: letter.payload.length,
+        payloadSha256: createHash('sha256').update(letter.payload).digest('hex'),
       }),
   };
 }

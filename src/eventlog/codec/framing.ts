@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.ts';
 import { BadInputError } from '../../errors/index.ts';
 import { checkAvroBounds } from './guard.ts';
 import type { Headers } from '../port.ts';
-import type { Codec } from './avro.ts';
+import { schemaFingerprint, type Codec } from './avro.ts';
 import { createSchemaRegistryClient, type SchemaRegistryClient } from './registry.ts';
 
 /**
@@ -58,7 +58,7 @@ export function createFraming(config: Config['eventLog'], options: { fetch?: typ
  */
 export function headerFraming(options: { writers?: readonly avro.Type[] } = {}): Framing {
   const writers = new Map<string, avro.Type>();
-  for (const type of options.writers ?? []) writers.set(`${type.name}@${fingerprintOf(type)}`, type);
+  for (const type of options.writers ?? []) writers.set(`${type.name}@${schemaFingerprint(type)}`, type);
   const resolvers = new Resolvers();
   return {
     kind: 'header',
@@ -90,7 +90,10 @@ export function confluentFraming(registry: SchemaRegistryClient): Framing {
   return {
     kind: 'confluent',
     encode: async (codec, value, topic) => {
-      const id = await registry.register(`${topic}-value`, JSON.stringify(codec.type.schema()));
+      // The schema file as written, not avsc's `schema()` (the Parsing Canonical Form): the registry and every
+      // Confluent consumer need the logical types (`timestamp-millis`), the defaults (the compatibility check
+      // judges "new fields need defaults" on them) and the docs. The canonical form is only for fingerprints.
+      const id = await registry.register(`${topic}-value`, codec.schemaJson);
       const prefix = Buffer.alloc(5);
       prefix.writeUInt32BE(id, 1);
       return { value: Buffer.concat([prefix, codec.encode(value)]), headers: {} };
@@ -115,7 +118,7 @@ export function confluentFraming(registry: SchemaRegistryClient): Framing {
             cause,
           });
         }
-        writer = { type, fingerprint: fingerprintOf(type) };
+        writer = { type, fingerprint: schemaFingerprint(type) };
         types.set(id, writer);
       }
       if (writer.type.name !== codec.type.name) {
@@ -130,10 +133,6 @@ export function confluentFraming(registry: SchemaRegistryClient): Framing {
   };
 }
 
-function fingerprintOf(type: avro.Type): string {
-  // The same fingerprint as the codecs' (codec/avro.ts).
-  return type.fingerprint('sha256').toString('hex').slice(0, 16);
-}
 
 function decodeWith<T>(codec: Codec<T>, writer: avro.Type, resolver: avro.Resolver, bytes: Buffer): T {
   try {

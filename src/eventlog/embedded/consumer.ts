@@ -1,7 +1,7 @@
 import type { Logger } from '../../logging/logger.ts';
 import { FatalError } from '../../errors/index.ts';
 import { backoffDelayMs, type RetryPolicy } from '../../util/retry.ts';
-import type { BatchHandler, ConsumedBatch, ConsumerOptions, EventConsumer, PartitionLag } from '../port.ts';
+import type { BatchHandler, ConsumedBatch, ConsumerHealth, ConsumerOptions, EventConsumer, PartitionLag } from '../port.ts';
 import type { Group, GroupMember, PartitionRef } from './group.ts';
 import { logRedelivery, refuseRun } from '../consumer-common.ts';
 import type { Topic } from './topic.ts';
@@ -32,8 +32,13 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
   private wakeUp: (() => void) | null = null;
   private cursor = 0;
   private readonly redeliveries = new Map<string, Redelivery>();
+  /** Partitions this member has handed out a batch of since they were (last) assigned to it. */
+  private readonly taken = new Set<string>();
+  private lastAssignment: readonly PartitionRef[] = [];
   private done: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | null = null;
+  /** The code of the fatal error that stopped the loop, for `health()`. */
+  private failedWith: string | null = null;
 
   constructor(
     private readonly group: Group,
@@ -53,6 +58,18 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
       this.group.leave(this);
     });
     return this.done;
+  }
+
+  health(): ConsumerHealth {
+    const notFetching =
+      this.failedWith !== null
+        ? `failed (${this.failedWith})`
+        : this.state === 'running'
+          ? null
+          : this.state === 'idle'
+            ? 'not started'
+            : this.state;
+    return { notFetching, fetchUnansweredSinceMs: null };
   }
 
   pause(): void {
@@ -123,6 +140,7 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
   /** The next batch to hand out, or how long until a partition in backoff may be retried (null: until woken). */
   private nextBatch(nowMs: number): { ref: PartitionRef; batch: ConsumedBatch } | { waitMs: number | null } {
     const assigned = this.group.assignment(this);
+    this.forgetRevoked(assigned);
     let waitMs: number | null = null;
     for (let i = 0; i < assigned.length; i++) {
       const index = (this.cursor + i) % assigned.length;
@@ -137,6 +155,7 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
       }
       if (!this.group.tryLock(ref)) continue;
       this.cursor = index + 1;
+      this.firstTake(ref);
       const records = log.read(from, this.options.maxBatchRecords);
       const batch = {
         topic: ref.topic.name,
@@ -149,12 +168,31 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
     return { waitMs };
   }
 
+  /** A rebalance deals a new assignment array: partitions no longer in it must be announced again if they return. */
+  private forgetRevoked(assigned: readonly PartitionRef[]): void {
+    if (assigned === this.lastAssignment) return;
+    this.lastAssignment = assigned;
+    const kept = new Set(assigned.map((ref) => ref.id));
+    for (const id of this.taken) if (!kept.has(id)) this.taken.delete(id);
+  }
+
+  /**
+   * The first batch of a newly assigned partition: its lock was just won, so the previous owner's batch on it
+   * has committed or failed, and whatever that owner wrote is in the store before this member is told.
+   */
+  private firstTake(ref: PartitionRef): void {
+    if (this.taken.has(ref.id)) return;
+    this.taken.add(ref.id);
+    this.options.onPartitionsAssigned?.();
+  }
+
   private async deliver(handler: BatchHandler, ref: PartitionRef, batch: ConsumedBatch): Promise<void> {
     const last = batch.records[batch.records.length - 1]!;
     try {
       await handler(batch);
     } catch (err) {
       if (err instanceof FatalError) {
+        this.failedWith = err.code;
         this.logger.error(
           { topic: batch.topic, partition: batch.partition, code: err.code, err },
           'fatal error in batch handler; consumer stops',

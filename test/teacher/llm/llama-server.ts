@@ -58,7 +58,8 @@ export async function startLlamaServer(modelPath: string, options: { readonly co
         const res = await fetch(`${baseUrl}/models`).catch(() => null);
         return res?.ok;
       },
-      90_000,
+      // A guard against a server that never comes up; a loaded machine takes far longer than an idle one.
+      300_000,
       200,
     );
   } catch (err) {

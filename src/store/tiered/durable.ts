@@ -1,0 +1,31 @@
+import type { ItemMetadata, ItemProfile, StoreCounts, UserProfile } from '../port.ts';
+
+/**
+ * What the tiered store needs of its durable, shared tier: whole-state reads and writes, a paged scan of the
+ * items, and a request counter. The Qdrant adapter (`store/qdrant/adapter.ts`) implements it; tests wrap it
+ * to inject failures.
+ */
+
+/** A page of a scan over every item; `next` is null after the last page. */
+export interface ItemPage {
+  readonly items: readonly ItemProfile[];
+  readonly next: string | number | null;
+}
+
+export interface DurableTier {
+  init(): Promise<void>;
+  getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>>;
+  getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
+  /** Whole user states, the last of an id winning; acknowledged = durable and visible to every reader. */
+  putUsers(users: readonly UserProfile[]): Promise<void>;
+  /** Whole item states (no read, no merge), in one request; acknowledged = durable and visible. */
+  putItems(items: readonly ItemProfile[]): Promise<void>;
+  putItemMetadata(items: readonly ItemMetadata[]): Promise<void>;
+  /** Items in point-id order, `limit` per page, starting after `offset` (null: from the first). */
+  scrollItems(limit: number, offset: string | number | null): Promise<ItemPage>;
+  counts(): Promise<StoreCounts>;
+  /** Requests sent since creation, retries included. */
+  roundTrips(): number;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

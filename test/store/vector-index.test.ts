@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/load.ts';
+import { createRng } from '../../src/data/random.ts';
+import { createEmbeddedStore, type EmbeddedStore } from '../../src/store/embedded/index.ts';
+import type { GraphBuilds } from '../../src/store/embedded/graph-builds.ts';
+import { VectorIndex, type VectorIndexOptions } from '../../src/store/embedded/vector-index.ts';
+import type { Neighbour } from '../../src/store/port.ts';
+
+/**
+ * The embedded vector index: every committed vector is searchable from its write, placeholders never are,
+ * and results match exact search. Small collections here (exactSearchBelow lowered so the graph exists); the
+ * 100k recall run is in `vector-index-recall.test.ts`.
+ */
+
+const DIM = 8;
+const T0 = 1_760_000_000_000;
+
+function indexOptions(overrides: Partial<VectorIndexOptions> = {}): VectorIndexOptions {
+  return {
+    dimension: DIM,
+    exactSearchBelow: 200,
+    hnswM: 16,
+    hnswEfConstruction: 64,
+    hnswEfSearch: 64,
+    rebuildDirtyFraction: 0.05,
+    rebuildDirtyMin: 50,
+    indexBuild: 'inline',
+    ...overrides,
+  };
+}
+
+function randomVectors(seed: number, n: number): Float32Array[] {
+  const rng = createRng(seed);
+  return Array.from({ length: n }, () => Float32Array.from({ length: DIM }, () => rng.normal()));
+}
+
+function exact(vectors: ReadonlyMap<string, Float32Array>, query: Float32Array, k: number, exclude = new Set<string>()): string[] {
+  const scored = [...vectors].filter(([id]) => !exclude.has(id)).map(([id, v]) => ({ id, score: dotOf(v, query) }));
+  return scored.sort((a, b) => b.score - a.score).slice(0, k).map((s) => s.id);
+}
+
+function dotOf(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let d = 0; d < a.length; d++) s += a[d]! * b[d]!;
+  return s;
+}
+
+const ids = (found: readonly Neighbour[]): string[] => found.map((n) => n.id);
+
+describe('VectorIndex', () => {
+  for (const indexBuild of ['inline', 'worker'] as const) {
+    it(`${indexBuild}: a new or moved vector is searchable from the write that set it`, async () => {
+      const index = new VectorIndex(indexOptions({ indexBuild }));
+      try {
+        const vectors = randomVectors(1, 1_000);
+        vectors.forEach((v, i) => index.set(`v${i}`, v));
+        await index.rebuild();
+        assert.ok(index.stats().graphSize === 1_000 && index.stats().dirty === 0, JSON.stringify(index.stats()));
+
+        const far = new Float32Array(DIM).fill(10);
+        index.set('new', far);
+        assert.deepEqual(ids(index.search(far, 1)), ['new'], 'a new vector, not yet in any graph');
+
+        const moved = new Float32Array(DIM).fill(-10);
+        index.set('v3', moved);
+        assert.deepEqual(ids(index.search(moved, 1)), ['v3'], 'a moved vector, stale in the graph');
+        const old = vectors[3]!;
+        const stale = index.search(old, 1_001).find((n) => n.id === 'v3');
+        assert.equal(stale?.score, dotOf(moved, old), 'scored with the current vector, never the graph copy');
+      } finally {
+        await index.close();
+      }
+    });
+
+    it(`${indexBuild}: results equal exact search while refreshes come and go`, async () => {
+      const index = new VectorIndex(indexOptions({ indexBuild }));
+      try {
+        const rng = createRng(2);
+        const current = new Map<string, Float32Array>();
+        const pool = randomVectors(3, 3_000);
+        for (let step = 0; step < 3_000; step++) {
+          // Half new vectors, half moves of existing ones: dirty sets of both kinds, refreshes triggered.
+          const id = step % 2 === 0 || current.size === 0 ? `v${step}` : `v${2 * rng.int(Math.floor(step / 2))}`;
+          const v = pool[step]!;
+          index.set(id, v);
+          current.set(id, v);
+          if (step % 500 === 499) {
+            const query = pool[rng.int(pool.length)]!;
+            const exclude = new Set([...current.keys()].filter(() => rng.bool(0.05)));
+            const want = exact(current, query, 10, exclude);
+            const got = ids(index.search(query, 10, exclude));
+            assert.ok(got.every((g) => !exclude.has(g)), 'exclude is honoured');
+            // Graph hits may miss an item (approximate); anything returned is exactly scored and in order.
+            assert.ok(overlap(got, want) >= 8, `step ${step}: ${got} vs ${want}`);
+          }
+        }
+        await index.awaitRebuild();
+        assert.ok(index.stats().refreshes >= 2, JSON.stringify(index.stats()));
+        assert.equal(index.stats().failedRefreshes, 0);
+      } finally {
+        await index.close();
+      }
+    });
+  }
+
+  it('inline refreshes happen at the same writes on every run (deterministic results)', () => {
+    const run = (): string[] => {
+      const index = new VectorIndex(indexOptions());
+      const vectors = randomVectors(4, 2_000);
+      vectors.forEach((v, i) => index.set(`v${i}`, v));
+      vectors.slice(0, 300).forEach((v, i) => index.set(`v${i * 5}`, v));
+      const out = vectors.slice(0, 20).flatMap((q) => ids(index.search(q, 10)));
+      out.push(JSON.stringify(index.stats(), (k, v: unknown) => (k === 'lastRefreshMs' ? 0 : v)));
+      void index.close();
+      return out;
+    };
+    assert.deepEqual(run(), run());
+  });
+
+  it('a rebuild that fails is reported, and search stays exact', async () => {
+    const errors: unknown[] = [];
+    const index = new FailingIndex(indexOptions({ onError: (err) => errors.push(err) }));
+    try {
+      const vectors = randomVectors(5, 500);
+      const current = new Map(vectors.map((v, i) => [`v${i}`, v] as const));
+      for (const [id, v] of current) index.set(id, v);
+      await index.awaitRebuild();
+      await index.rebuild();
+      assert.ok(errors.length >= 2 && index.stats().failedRefreshes === errors.length, JSON.stringify(index.stats()));
+      assert.equal(index.stats().graphSize, 0);
+      for (const q of vectors.slice(0, 10)) assert.deepEqual(ids(index.search(q, 5)), exact(current, q, 5));
+    } finally {
+      await index.close();
+    }
+  });
+});
+
+describe('EmbeddedStore index wiring', () => {
+  function store(overrides: Record<string, unknown> = {}): EmbeddedStore {
+    const s = parseConfig({ store: { dimension: DIM, embedded: { exactSearchBelow: 100, rebuildDirtyMin: 50, indexBuild: 'inline', ...overrides } } }).store;
+    return createEmbeddedStore({ ...s, ...s.embedded, path: undefined });
+  }
+
+  it('catalogue placeholders are never indexed nor returned, before or after they are learned', async () => {
+    const st = store();
+    try {
+      await st.putItemMetadata(Array.from({ length: 2_000 }, (_, i) => ({ itemId: `i${i}`, title: `t${i}`, categories: [] })));
+      const learned = randomVectors(6, 300);
+      await st.applyItemDeltas(learned.map((v, i) => ({ itemId: `i${i}`, initialVector: v, interactions: 1, atMs: T0 })));
+      await st.rebuildIndexes();
+      assert.equal(st.indexStats().items.size, 300, 'only learned items are in the index');
+      // Catalogue after learning must not re-index or un-learn anything either.
+      await st.putItemMetadata([{ itemId: 'i1', title: 'again', categories: ['x'] }, { itemId: 'i5000', title: 'late', categories: [] }]);
+      assert.equal(st.indexStats().items.size, 300);
+      for (const query of [...randomVectors(7, 20), new Float32Array(DIM), new Float32Array(DIM).fill(-1)]) {
+        const found = await st.searchItems(query, 1_000);
+        assert.equal(found.length, 300, 'every learned item and nothing else');
+        assert.ok(found.every((n) => Number(n.id.slice(1)) < 300), 'no placeholder returned');
+      }
+      // Learning an item that was catalogue-only makes it searchable at once.
+      const late = new Float32Array(DIM).fill(5);
+      await st.applyItemDeltas([{ itemId: 'i1999', initialVector: late, interactions: 1, atMs: T0 }]);
+      assert.equal((await st.searchItems(late, 1))[0]?.id, 'i1999');
+    } finally {
+      await st.close();
+    }
+  });
+
+  it('a vector is searchable right after the commit that wrote it (worker refresh in flight or not)', async () => {
+    const st = store({ indexBuild: 'worker' });
+    try {
+      const users = randomVectors(8, 400);
+      await st.putUsers(users.map((v, i) => userProfile(`u${i}`, v)));
+      await st.applyItemDeltas(users.map((v, i) => ({ itemId: `i${i}`, initialVector: v, interactions: 1, atMs: T0 })));
+      for (let round = 0; round < 5; round++) {
+        const v = new Float32Array(DIM).fill(round % 2 === 0 ? 20 + round : -20 - round);
+        await st.applyItemDeltas([{ itemId: `i${round}`, vectorDelta: v, interactions: 0, atMs: T0 }]);
+        await st.putUsers([userProfile(`new-u${round}`, v)]);
+        const item = (await st.getItems([`i${round}`])).get(`i${round}`)!;
+        assert.equal((await st.searchItems(item.vector, 1))[0]?.id, `i${round}`);
+        assert.equal((await st.searchUsers(v, 1))[0]?.id, `new-u${round}`);
+        assert.deepEqual(ids(await st.searchUsers(v, 1, new Set([`new-u${round}`]))).includes(`new-u${round}`), false);
+      }
+      await st.awaitIndexRebuilds();
+    } finally {
+      await st.close();
+    }
+  });
+});
+
+/** Every refresh fails, half of them synchronously, half asynchronously (as a dying worker would). */
+class FailingIndex extends VectorIndex {
+  protected override createBuilds(): GraphBuilds {
+    let calls = 0;
+    return {
+      needsFull: true,
+      sync: () => {
+        if (calls++ % 2 === 0) throw new Error('build failed');
+        return Promise.reject(new Error('worker died'));
+      },
+      reset: () => {},
+      close: async () => {},
+    };
+  }
+}
+
+function userProfile(userId: string, vector: Float32Array) {
+  return { userId, vector, recentItems: [], interactionCount: 1, consumed: new Uint8Array(8), firstSeenMs: T0, lastSeenMs: T0 };
+}
+
+function overlap(a: readonly string[], b: readonly string[]): number {
+  const set = new Set(b);
+  return a.filter((x) => set.has(x)).length;
+}
