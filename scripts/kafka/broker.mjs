@@ -11,40 +11,18 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout } from 'node:timers';
 import kafkajs from 'kafkajs';
+import { freePort, GroupProcess, HOST } from '../local-process.mjs';
 import { ensureKafkaLibs } from './libs.mjs';
 
-const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 10_000;
-const LOG_LINES_KEPT = 200;
 
-// exec 3<&0 keeps this process's pipe: background jobs of a non-interactive shell get /dev/null as stdin.
-const WRAPPER = `
-exec 3<&0
-"$@" <&- &
-pid=$!
-( cat <&3 >/dev/null; kill -TERM $pid 2>/dev/null ) &
-trap 'kill -TERM $pid 2>/dev/null' TERM INT
-while kill -0 $pid 2>/dev/null; do wait $pid; done
-`;
-
-/** A port the OS says is free now (it may be taken again before use; tests tolerate the small race). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Kafka's cluster id format: 16 random bytes, base64url without padding (never starting with '-'). */
 function clusterId() {
@@ -128,10 +106,7 @@ export async function startLocalBroker(options = {}) {
 
 class LocalBroker {
   #opts;
-  #child = null;
-  #exited = null;
-  #logTail = [];
-  #onExit = () => this.#killGroup();
+  #process = new GroupProcess('starstream-kafka');
 
   constructor(opts) {
     this.#opts = opts;
@@ -142,16 +117,16 @@ class LocalBroker {
   }
 
   get running() {
-    return this.#child !== null;
+    return this.#process.running;
   }
 
   /** The broker's last log lines (WARN and above unless KAFKA_BROKER_LOG_LEVEL says otherwise). */
   logTail() {
-    return this.#logTail.join('\n');
+    return this.#process.logTail();
   }
 
   async start() {
-    if (this.#child) return;
+    if (this.running) return;
     const { dataDir, libs } = this.#opts;
     const logDir = join(dataDir, 'logs');
     const props = join(dataDir, 'server.properties');
@@ -168,28 +143,26 @@ class LocalBroker {
       await this.#runToEnd([...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', props]);
     }
     const startedAt = Date.now();
-    this.#spawn([...jvm, 'kafka.Kafka', props]);
+    this.#process.start('java', [...jvm, 'kafka.Kafka', props]);
     await this.#waitReady(startedAt + READY_TIMEOUT_MS);
     this.#opts.log(`local Kafka broker ready on ${this.brokers} after ${Date.now() - startedAt} ms`);
   }
 
   /** Graceful (SIGTERM, then SIGKILL after a deadline); deletes the data dir if startLocalBroker made it. */
   async stop() {
-    await this.#terminate();
+    await this.#process.stop({ how: 'stdin', graceMs: STOP_TIMEOUT_MS });
     if (this.#opts.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
 
   /** SIGKILL, keeping the data dir: what a crash looks like to clients. */
   async kill() {
-    if (!this.#child) return;
-    this.#killGroup();
-    await this.#exited;
+    await this.#process.kill();
   }
 
   /** Stops (gracefully unless `hard`) and starts again on the same ports and data. */
   async restart({ hard = false } = {}) {
     if (hard) await this.kill();
-    else await this.#terminate();
+    else await this.#process.stop({ how: 'stdin', graceMs: STOP_TIMEOUT_MS });
     await this.start();
   }
 
@@ -208,19 +181,11 @@ class LocalBroker {
     ];
   }
 
-  #remember(chunk) {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line) continue;
-      this.#logTail.push(line);
-      if (this.#logTail.length > LOG_LINES_KEPT) this.#logTail.shift();
-    }
-  }
-
   #runToEnd(args) {
     return new Promise((resolve, reject) => {
       const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout.on('data', (c) => this.#remember(c));
-      child.stderr.on('data', (c) => this.#remember(c));
+      child.stdout.on('data', (c) => this.#process.remember(c));
+      child.stderr.on('data', (c) => this.#process.remember(c));
       child.on('error', reject);
       child.on('exit', (code) =>
         code === 0
@@ -230,46 +195,9 @@ class LocalBroker {
     });
   }
 
-  #spawn(args) {
-    const child = spawn('sh', ['-c', WRAPPER, 'starstream-kafka', 'java', ...args], {
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child.stdout.on('data', (c) => this.#remember(c));
-    child.stderr.on('data', (c) => this.#remember(c));
-    child.stdin.on('error', () => {});
-    this.#exited = new Promise((resolve) => child.on('exit', resolve));
-    this.#child = child;
-    void this.#exited.then(() => {
-      if (this.#child === child) this.#child = null;
-      child.stdin.destroy();
-      process.removeListener('exit', this.#onExit);
-    });
-    process.on('exit', this.#onExit);
-  }
-
-  #killGroup() {
-    const pid = this.#child?.pid;
-    if (!pid) return;
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-
-  async #terminate() {
-    const child = this.#child;
-    if (!child) return;
-    child.stdin.end();
-    const timer = setTimeout(() => this.#killGroup(), STOP_TIMEOUT_MS);
-    await this.#exited;
-    clearTimeout(timer);
-  }
-
   async #waitReady(deadline) {
     let exited = false;
-    void this.#exited.then(() => (exited = true));
+    void this.#process.exited.then(() => (exited = true));
     const fail = (why) => new Error(`local Kafka broker ${why}:\n${this.logTail()}`);
     while (!(await canConnect(this.port))) {
       if (exited) throw fail('exited during startup');

@@ -10,51 +10,27 @@
 // throwaway dir under os.tmpdir() that stop() deletes. If this Node process dies without stopping it (even by
 // SIGKILL), the server goes too: it runs under a small shell that stops it when its stdin, a pipe from this
 // process, closes (the same wrapper as scripts/kafka/broker.mjs).
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
+import { freePort, GroupProcess, HOST } from '../local-process.mjs';
 
-const HOST = '127.0.0.1';
+export { freePort };
+
 /** The image testcontainers runs when a Docker engine answers: the same version as the binary. */
 export const QDRANT_IMAGE = 'qdrant/qdrant:v1.17.1';
 const READY_TIMEOUT_MS = 30_000;
 /** Qdrant flushes its WAL and segments on SIGTERM; a test server's data is thrown away, so this stays short. */
 const STOP_GRACE_MS = 5_000;
-const LOG_LINES_KEPT = 200;
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-// exec 3<&0 keeps this process's pipe: background jobs of a non-interactive shell get /dev/null as stdin.
-const WRAPPER = `
-exec 3<&0
-"$@" <&- &
-pid=$!
-( cat <&3 >/dev/null; kill -TERM $pid 2>/dev/null ) &
-trap 'kill -TERM $pid 2>/dev/null' TERM INT
-while kill -0 $pid 2>/dev/null; do wait $pid; done
-`;
 
 /** Where the local binary is: QDRANT_BIN, else ../shared/bin/qdrant beside the repository. */
 export function qdrantBinary() {
   return process.env.QDRANT_BIN ?? resolve(REPO_ROOT, '../shared/bin/qdrant');
-}
-
-/** A port the OS says is free now (it may be taken again before use; the start fails loudly if so). */
-export function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 /**
@@ -122,10 +98,7 @@ export async function startQdrantServer(options = {}) {
 
 class LocalQdrant {
   #opts;
-  #child = null;
-  #exited = null;
-  #logTail = [];
-  #onExit = () => this.#signalGroup('SIGKILL');
+  #process = new GroupProcess('starstream-qdrant');
 
   constructor(opts) {
     this.#opts = opts;
@@ -137,22 +110,20 @@ class LocalQdrant {
   }
 
   get running() {
-    return this.#child !== null;
+    return this.#process.running;
   }
 
   /** The server's last log lines (WARN and above unless QDRANT__LOG_LEVEL says otherwise). */
   logTail() {
-    return this.#logTail.join('\n');
+    return this.#process.logTail();
   }
 
   async start() {
-    if (this.#child) return;
+    if (this.running) return;
     const startedAt = Date.now();
-    const child = spawn('sh', ['-c', WRAPPER, 'starstream-qdrant', this.bin], {
+    this.#process.start(this.bin, [], {
       // The server writes `.qdrant-initialized` to its working directory: keep it in the throwaway dir.
       cwd: this.dir,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
       env: {
         ...process.env,
         QDRANT__SERVICE__HOST: HOST,
@@ -164,54 +135,19 @@ class LocalQdrant {
         QDRANT__LOG_LEVEL: process.env.QDRANT__LOG_LEVEL ?? 'WARN',
       },
     });
-    child.stdout.on('data', (c) => this.#remember(c));
-    child.stderr.on('data', (c) => this.#remember(c));
-    child.stdin.on('error', () => {});
-    this.#exited = new Promise((resolveExit) => child.on('exit', resolveExit));
-    this.#child = child;
-    void this.#exited.then(() => {
-      if (this.#child === child) this.#child = null;
-      child.stdin.destroy();
-      process.removeListener('exit', this.#onExit);
-    });
-    process.on('exit', this.#onExit);
     await this.#waitReady(startedAt + this.#opts.readyTimeoutMs);
     this.#opts.log(`local Qdrant ready on ${this.url} after ${Date.now() - startedAt} ms`);
   }
 
   /** SIGTERM, SIGKILL after a grace; then deletes the throwaway dir. Idempotent. */
   async stop() {
-    const child = this.#child;
-    if (child) {
-      this.#signalGroup('SIGTERM');
-      const timer = setTimeout(() => this.#signalGroup('SIGKILL'), STOP_GRACE_MS);
-      await this.#exited;
-      clearTimeout(timer);
-    }
+    await this.#process.stop({ how: 'SIGTERM', graceMs: STOP_GRACE_MS });
     await rm(this.dir, { recursive: true, force: true });
-  }
-
-  #remember(chunk) {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line.trim()) continue;
-      this.#logTail.push(line);
-      if (this.#logTail.length > LOG_LINES_KEPT) this.#logTail.shift();
-    }
-  }
-
-  #signalGroup(signal) {
-    const pid = this.#child?.pid;
-    if (!pid) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // already gone
-    }
   }
 
   async #waitReady(deadline) {
     let exited = false;
-    void this.#exited.then(() => (exited = true));
+    void this.#process.exited.then(() => (exited = true));
     const fail = (why) => new Error(`local Qdrant (${this.bin}) ${why}:\n${this.logTail()}`);
     for (;;) {
       if (exited) throw fail('exited during startup');
