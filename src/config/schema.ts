@@ -154,12 +154,23 @@ const storeSchema = z
           .max(1)
           .default(0.05)
           .describe(
-            'Refresh the HNSW graph once this fraction of a collection changed since its snapshot; until then the ' +
-              'changed vectors are searched exactly (a flat scan, ~50 ns per vector at d=32), so this bounds that scan',
+            'Refresh the HNSW graph once this fraction of a collection changed since its snapshot (new, or moved ' +
+              'beyond reindexDrift); until then those are searched exactly (a flat scan, ~30 ns per vector at d=32), ' +
+              'so this bounds that scan',
           ),
         rebuildDirtyMin: positiveInt()
           .default(2_000)
           .describe('…and at least this many changed (small collections would otherwise refresh on every few writes)'),
+        reindexDrift: z
+          .number()
+          .min(0)
+          .default(0.3)
+          .describe(
+            'A vector in the HNSW graph counts as changed (searched exactly until the next refresh) only once its ' +
+              'relative L2 distance from its position in the graph, |v - v_graph| / |v_graph|, exceeds this; a ' +
+              'smaller move is still found through its graph position and scored with its current vector. 0 = every ' +
+              'change counts. At 100k, d=32, BPR drift: recall@50 0.96 at 0.15 to 1',
+          ),
         indexBuild: z
           .enum(['worker', 'inline'])
           .default('worker')
