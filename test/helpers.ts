@@ -1,3 +1,5 @@
+import type { Interaction } from '../src/domain/events.ts';
+
 /**
  * Polls `check` until it returns a truthy value or the deadline passes; tests wait with this, never with sleeps.
  * The deadline only guards against a hang: it is generous by default (a loaded 2-core machine runs many times
@@ -21,4 +23,9 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 60_
 /** A short random suffix so parallel tests never share topics, groups or files. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** The i-th event of a tiny world (3 users, 5 items, a millisecond apart from `startMs`) for pipeline tests. */
+export function tinyWorldEvent(i: number, startMs: number): Interaction {
+  return { eventId: `e${i}`, userId: `u${i % 3}`, itemId: `i${i % 5}`, type: 'view', value: null, timestampMs: startMs + i, context: {} };
 }

@@ -15,7 +15,7 @@ import { NO_INSTRUMENTS } from '../../src/pipeline/instruments.ts';
 import { boundDeadLetter, DLQ_HEADERS } from '../../src/pipeline/outputs.ts';
 import { PipelineRunner } from '../../src/pipeline/runner.ts';
 import type { InteractionDecoder } from '../../src/stages/ingest/index.ts';
-import { eventually, uniqueName } from '../helpers.ts';
+import { eventually, tinyWorldEvent, uniqueName } from '../helpers.ts';
 
 /**
  * Issue 16, "nothing a producer sends can stop the stream": which failures become dead letters (only bad
@@ -38,15 +38,7 @@ function configFor(): Config {
   });
 }
 
-const event = (i: number): Interaction => ({
-  eventId: `e${i}`,
-  userId: `u${i % 3}`,
-  itemId: `i${i % 5}`,
-  type: 'view',
-  value: null,
-  timestampMs: NOW - 60_000 + i,
-  context: {},
-});
+const event = (i: number): Interaction => tinyWorldEvent(i, NOW - 60_000);
 
 interface Harness {
   readonly config: Config;

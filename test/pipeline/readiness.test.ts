@@ -11,7 +11,7 @@ import { startOpsServer } from '../../src/ops/server.ts';
 import { pipelineReadiness } from '../../src/ops/service.ts';
 import { PipelineRunner } from '../../src/pipeline/runner.ts';
 import type { InteractionDecoder } from '../../src/stages/ingest/index.ts';
-import { eventually, uniqueName } from '../helpers.ts';
+import { eventually, tinyWorldEvent, uniqueName } from '../helpers.ts';
 
 /**
  * Issue 16, finding 4 ("readiness lies"): `/readyz` must say not-ready while a batch is stuck, failing and
@@ -24,15 +24,7 @@ const NOW = Date.now();
 const logger = silentLogger();
 const STUCK_MS = 1_000;
 
-const event = (i: number): Interaction => ({
-  eventId: `e${i}`,
-  userId: `u${i % 3}`,
-  itemId: `i${i % 5}`,
-  type: 'view',
-  value: null,
-  timestampMs: NOW - 60_000 + i,
-  context: {},
-});
+const event = (i: number): Interaction => tinyWorldEvent(i, NOW - 60_000);
 
 interface Harness {
   readonly log: EventLog;
