@@ -33,6 +33,23 @@ export function freePort() {
   });
 }
 
+/**
+ * Starts `server` (anything with `start()` and `stop()`) and returns it; a start that fails is stopped again
+ * (its process and throwaway files gone) before the error goes on.
+ * @template {{ start(): Promise<void>, stop(): Promise<void> }} S
+ * @param {S} server
+ * @returns {Promise<S>}
+ */
+export async function started(server) {
+  try {
+    await server.start();
+  } catch (err) {
+    await server.stop().catch(() => {});
+    throw err;
+  }
+  return server;
+}
+
 /** One run of a server process; `start()` again after it exited to run it anew. */
 export class GroupProcess {
   #name;

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers';
 import kafkajs from 'kafkajs';
-import { freePort, GroupProcess, HOST } from '../local-process.mjs';
+import { freePort, GroupProcess, HOST, started } from '../local-process.mjs';
 import { ensureKafkaLibs } from './libs.mjs';
 
 const READY_TIMEOUT_MS = 90_000;
@@ -95,13 +95,7 @@ export async function startLocalBroker(options = {}) {
     quickJit: options.quickJit ?? true,
     log: options.log ?? (() => {}),
   });
-  try {
-    await broker.start();
-  } catch (err) {
-    await broker.stop().catch(() => {});
-    throw err;
-  }
-  return broker;
+  return started(broker);
 }
 
 class LocalBroker {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
-import { freePort, GroupProcess, HOST } from '../local-process.mjs';
+import { freePort, GroupProcess, HOST, started } from '../local-process.mjs';
 
 export { freePort };
 
@@ -87,13 +87,7 @@ export async function startQdrantServer(options = {}) {
     readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS,
     log: options.log ?? (() => {}),
   });
-  try {
-    await server.start();
-  } catch (err) {
-    await server.stop().catch(() => {});
-    throw err;
-  }
-  return server;
+  return started(server);
 }
 
 class LocalQdrant {

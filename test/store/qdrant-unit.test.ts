@@ -9,7 +9,7 @@ import { EMPTY_LOG_SUM } from '../../src/store/popularity.ts';
 import type { ItemProfile } from '../../src/store/port.ts';
 import { createQdrantStore, type QdrantApi, type StoreConfig } from '../../src/store/qdrant/adapter.ts';
 import { classifyQdrantError } from '../../src/store/qdrant/errors.ts';
-import { KeyedLock } from '../../src/store/qdrant/keyed-lock.ts';
+import { KeyedLock } from '../../src/util/keyed-lock.ts';
 import {
   itemToPoint,
   pointId,

@@ -17,7 +17,7 @@ import type {
 import type { DurableTier, ItemPage } from '../tiered/durable.ts';
 import { ensureCollection, type CallFn, type CollectionReport, type CollectionSpec } from './collections.ts';
 import { classifyQdrantError } from './errors.ts';
-import { KeyedLock } from './keyed-lock.ts';
+import { KeyedLock } from '../../util/keyed-lock.ts';
 import {
   ID_KEY,
   itemToPoint,

@@ -18,7 +18,7 @@ import type {
   UserProfile,
   VectorStore,
 } from '../port.ts';
-import { KeyedLock } from '../qdrant/keyed-lock.ts';
+import { KeyedLock } from '../../util/keyed-lock.ts';
 import type { DurableTier } from './durable.ts';
 import { AbsentIds, EntryBook } from './entries.ts';
 
