@@ -15,6 +15,10 @@ const vendorImportBan = {
   ],
 };
 
+// CST words the facts its callers compute; the evidence stage, STAR's prompt and the teacher's tools all use it,
+// so it imports none of them (a folder cycle between stages/ and star/ came from CST living in stages/).
+const CST_CALLERS = ['**/stages/**', '**/star/**', '**/teacher/**', '**/pipeline/**', '**/ops/**', '**/store/**', '**/eval/**', '**/cli/**'];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.cache/**', '.scratch/**', 'train/**', 'bench/results/**', 'out/**'] },
   js.configs.recommended,
@@ -29,5 +33,28 @@ export default tseslint.config(
   {
     files: ['src/stages/**', 'src/domain/**', 'src/pipeline/**', 'src/config/**', 'src/errors/**', 'src/eval/**', 'src/data/**'],
     rules: vendorImportBan,
+  },
+  {
+    files: ['src/cst/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...vendorImportBan['no-restricted-imports'][1].patterns,
+            { group: CST_CALLERS, message: 'CST is below its callers (evidence, STAR, teacher tools): it imports none of them.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/star/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/stages/**'], message: 'The stages call STAR through its port; STAR reads CST from src/cst, never from the stages.' }] },
+      ],
+    },
   },
 );

@@ -22,7 +22,7 @@ import { NO_INSTRUMENTS, type PipelineInstruments } from './pipeline/instruments
 import { BatchProcessor } from './pipeline/processor.ts';
 import type { CaseOptions } from './pipeline/recommend.ts';
 import { CollaborativeLearner, NegativeSampler } from './stages/embeddings/index.ts';
-import { loadCstTemplates, type CstTemplates } from './stages/evidence/templates.ts';
+import { loadCstTemplates, type CstTemplates } from './cst/index.ts';
 import { UserRateLimiter } from './stages/publish/index.ts';
 import { CaseSampler, type SamplingOptions } from './stages/sampling/index.ts';
 import type { ItemMerger } from './stages/state/store-view.ts';
@@ -91,6 +91,8 @@ export interface Engine {
   readonly mergeItem: ItemMerger;
   readonly learner: CollaborativeLearner;
   readonly negatives: NegativeSampler;
+  /** The same draws over item slots (one of the two serves, by store: `VectorStore.openBatch`). */
+  readonly negativeSlots: NegativeSampler<number>;
   readonly templates: CstTemplates;
   readonly codecs: Codecs;
   readonly caseOptions: CaseOptions;
@@ -120,6 +122,7 @@ export function buildEngine(config: Config, store: VectorStore = buildStore(conf
     },
     learner,
     negatives: new NegativeSampler(NEGATIVE_POOL, rng.fork('negatives')),
+    negativeSlots: new NegativeSampler<number>(NEGATIVE_POOL, rng.fork('negatives')),
     templates: loadCstTemplates(),
     codecs: createCodecs(),
     caseOptions: caseOptions(config),
@@ -144,6 +147,7 @@ export function buildProcessor(engine: Engine, wiring: ProcessorWiring = {}): Ba
       decode,
       learner: engine.learner,
       negatives: engine.negatives,
+      negativeSlots: engine.negativeSlots,
       scorer: wiring.scorer ?? (() => baseline),
       templates: engine.templates,
       rateLimiter: new UserRateLimiter(config.publish.minIntervalPerUserMs),

@@ -14,7 +14,7 @@ import { runDistill } from '../src/distill/run.ts';
 import { createEmbeddedEventLog } from '../src/eventlog/embedded/log.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { buildPipeline } from '../src/main.ts';
-import { loadCstTemplates } from '../src/stages/evidence/templates.ts';
+import { loadCstTemplates } from '../src/cst/index.ts';
 import { loadPromptSpec } from '../src/star/prompt/spec.ts';
 import { baseOptions, tempDir } from './distill/helpers.ts';
 import { eventually, uniqueName } from './helpers.ts';

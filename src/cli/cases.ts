@@ -2,7 +2,6 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { resolveDataset } from '../data/datasets.ts';
 import type { LoadedDataset } from '../data/files.ts';
 import { createRng, type Rng } from '../data/random.ts';
 import type { LabelledTrajectory } from '../domain/teacher.ts';
@@ -13,6 +12,7 @@ import type { Scorer } from '../star/port.ts';
 import { labelTrajectory } from '../teacher/dataset/label.ts';
 import { DatasetWriter } from '../teacher/dataset/writer.ts';
 import { Progress } from './progress.ts';
+import { loadDatasetArg } from './sources.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { ScoringCase } from '../domain/evidence.ts';
 import { BadInputError } from '../errors/index.ts';
@@ -158,7 +158,7 @@ export async function casesExport(config: Readonly<Config>, opts: CasesExportOpt
   for (const [name, n] of [['trainEvery', o.trainEvery], ['testEvery', o.testEvery]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new BadInputError('CASES_OPTIONS', `${name} must be a positive integer, got ${n}`);
   }
-  const data = typeof opts.dataset === 'string' ? await resolveDataset(opts.dataset) : opts.dataset;
+  const data = typeof opts.dataset === 'string' ? await loadDatasetArg(opts.dataset, 'cases export --dataset') : opts.dataset;
   const datasetName = typeof opts.dataset === 'string' ? opts.dataset : 'in-memory';
   const events = data.interactions;
   const first = events[0]?.timestampMs ?? 0;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { unwrap } from '../config/fields.ts';
+import { envNameOf, unwrap } from '../config/fields.ts';
 import { configSchema } from '../config/schema.ts';
 
 /**
@@ -18,7 +18,7 @@ function walk(schema: z.ZodType, path: string[], rows: string[]): void {
     for (const [key, child] of Object.entries(inner.shape as Record<string, z.ZodType>)) walk(child, [...path, key], rows);
     return;
   }
-  const env = `STARSTREAM_${path.map((p) => p.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()).join('__')}`;
+  const env = envNameOf(path);
   rows.push(`| \`${path.join('.')}\` | \`${env}\` | ${defaultOf(schema)} | ${schema.description ?? unwrapDescription(schema) ?? ''} |`);
 }
 

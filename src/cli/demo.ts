@@ -11,6 +11,7 @@ import { buildPipeline } from '../main.ts';
 import { startOpsServer } from '../ops/server.ts';
 import { produceInteractions, produceItems, type MalformedMix } from './produce.ts';
 import { percentile } from '../util/stats.ts';
+import { refreshGauges } from './gauges.ts';
 import { Progress } from './progress.ts';
 import { startSideStream, type SideStreamSummary } from './side-stream.ts';
 import type { LanguageModel } from '../teacher/llm/port.ts';
@@ -58,6 +59,9 @@ export interface DemoSummary {
   readonly sideStream?: SideStreamSummary;
 }
 
+/** How often the store-size and lag gauges are refreshed during an in-process run. */
+const GAUGE_REFRESH_MS = 2_000;
+
 export function demo(config: Config, logger: Logger, options: DemoOptions): Promise<DemoSummary> {
   const synthetic = { users: options.users, items: options.items, events: options.events, seed: options.seed };
   return runInProcess(config, logger, {
@@ -86,14 +90,16 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     hits.observe(ranked);
     progress.update(runner.processedRecords, `recs ${latencies.length.toLocaleString('en-US')}  hit@10 ${hits.servedRate.toFixed(3)}`);
   };
-  const server = await startOpsServer({
-    host: config.ops.host,
-    port: config.ops.port,
-    registry,
-    readiness: async () => {
-      const health = runner.health();
-      return { ready: health.ready, checks: { consuming: health.ready }, reasons: health.reasons };
-    },
+  const readiness = async () => {
+    const health = runner.health();
+    return { ready: health.ready, checks: { consuming: health.ready }, reasons: health.reasons };
+  };
+  // A run that ends on its own does not need the configured port: when another process holds it (a `run`
+  // beside it, a second replay), any free port does, and the line below says which.
+  const server = await startOpsServer({ host: config.ops.host, port: config.ops.port, registry, readiness }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    process.stderr.write(`port ${config.ops.port} is in use; serving metrics on a free port instead\n`);
+    return startOpsServer({ host: config.ops.host, port: 0, registry, readiness });
   });
   process.stderr.write(`metrics on ${server.url}/metrics\n`);
 
@@ -118,6 +124,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     ? await startSideStream(config, logger, pipeline, { registry, drainTimeoutMs: input.teacher.drainTimeoutMs, ...(input.teacher.model ? { model: input.teacher.model } : {}) })
     : null;
   await runner.start();
+  const gauges = refreshGauges(pipeline, GAUGE_REFRESH_MS);
   const started = performance.now();
   await produceItems(log, topics.items, input.items, engine.codecs, framing);
   const produced = produceInteractions(log, topics.interactions, input.events, engine.codecs, framing, input.malformed);
@@ -127,11 +134,13 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   progress.finish(runner.processedRecords);
   const sideStream = await side?.finish();
 
+  await gauges.stop();
   await runner.stop();
   // The sink may still be catching up with the last recommendations: let it drain before stopping it.
   const drainDeadline = Date.now() + 10_000;
   while (Date.now() < drainDeadline && (await sink.lag()).some((p) => p.lag > 0)) await new Promise((r) => setTimeout(r, 20));
   const counts = await pipeline.engine.store.counts();
+  pipeline.metrics.setStoreSize(counts.users, counts.items);
   await pipeline.scorers.close();
   await sink.stop();
   await sinking;

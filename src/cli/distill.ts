@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.ts';
 import { runDistill, type DistillDeps } from '../distill/run.ts';
 import { ConfigError } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
-import { loadCstTemplates } from '../stages/evidence/templates.ts';
+import { loadCstTemplates } from '../cst/index.ts';
 import { loadPromptSpec } from '../star/prompt/spec.ts';
 
 /**

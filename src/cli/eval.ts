@@ -2,7 +2,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Interaction, Item } from '../domain/events.ts';
-import { resolveDataset } from '../data/datasets.ts';
 import { DEFAULT_HARNESS_OPTIONS, runHarness, type HarnessOptions, type HarnessSystem } from '../eval/harness.ts';
 import { replayConfig, replayEngine } from '../eval/replay.ts';
 import { buildReport, reportSvg, reportTables, type EvalReport } from '../eval/report.ts';
@@ -13,6 +12,7 @@ import { buildEngine, buildStore } from '../main.ts';
 import { createBaselineScorer } from '../star/baseline/scorer.ts';
 import type { LanguageModel } from '../teacher/llm/port.ts';
 import { Progress } from './progress.ts';
+import { loadDatasetArg } from './sources.ts';
 
 /**
  * `starstream eval`: the evaluation harness (`src/eval/harness.ts`) on a data set. One replay in time order
@@ -42,7 +42,7 @@ export interface EvalCommandOptions {
 }
 
 export async function evalCommand(config: Config, logger: Logger, options: EvalCommandOptions): Promise<number> {
-  const dataset = await resolveDataset(options.dataset);
+  const dataset = await loadDatasetArg(options.dataset, 'eval --dataset');
   const events = options.limitEvents ? dataset.interactions.slice(0, options.limitEvents) : dataset.interactions;
   const report = await runEval(config, logger, { name: dataset.name, events, items: dataset.items }, options);
   process.stdout.write(`\n${reportTables(report)}`);

@@ -1,47 +1,21 @@
 #!/usr/bin/env node
 /**
  * The `starstream` command line. One file per command in this folder; this one parses arguments, loads the
- * config once (file from --config, then STARSTREAM_* env) and dispatches. Exit codes: 0 ok, 1 failure,
- * 2 bad usage or config.
+ * config once (file from --config, then STARSTREAM_* env) and dispatches. `usage.ts` holds the help texts.
+ *
+ * Exit codes: 0 ok; 2 a mistake the user fixes in the command line, the config or the input (an unknown
+ * flag or command, a bad value, a config error, a data set or file that is not there or not readable, the
+ * trainer not installed), reported in one line on stderr; 1 a failure at run time (a broker or store that
+ * does not answer, a failed pipeline), also one line, with a stack trace only for an error nobody classified.
  */
 import { parseArgs } from 'node:util';
+import { nearestName } from '../config/fields.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config, ConfigInput } from '../config/schema.ts';
-import { ConfigError, errorMessage } from '../errors/index.ts';
-import { createLogger, type Logger } from '../logging/logger.ts';
-
-const USAGE = `usage: starstream <command> [options]
-
-commands:
-  demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--teacher]
-                         the whole pipeline on the embedded default over a generated stream (npm start);
-                         --teacher adds the side stream: sampled cases → MARS teacher → labelled data set
-  run                    the pipeline on the configured event log and store, until SIGTERM
-  teacher [--label]      the MARS teacher worker: teacher-cases → trajectories, until SIGTERM; --label also
-                         runs the outcome join and dataset export (one such process per data directory)
-  replay <ml-100k|lastfm|DIR|FILE.jsonl> [--teacher]
-                         produce a data set into the interactions topic (Kafka), or run it in-process (embedded)
-  eval [--dataset ml-100k] [--out DIR] [--star NAME=DIR]… [--teacher-budget-s S] [--seed N]
-       [--stream-every N] [--limit-events N]
-                         evaluation harness: the paper's protocol (HR@1/3/5 on 20 candidates) and the streaming
-                         one (hit rate, NDCG@10) per scenario slice, for popularity, item-CF, embeddings,
-                         baseline, STAR models and the teacher (within S seconds); table, JSON, SVG under DIR
-  cases export [--dataset ml-100k] [--out FILE.jsonl] [--seed N] [--teacher-budget-s S --trajectories DIR]
-                         replay a data set and write labelled 20-candidate cases for train/; with a budget, the
-                         MARS teacher also ranks a sample of the train cases into a labelled data set in DIR
-  train --cases FILE --out DIR [--preset tiny|cpu|gpu]
-                         train a STAR model with the Python trainer (bash train/install.sh first)
-  distill [--force] [--margin X]
-                         one turn of the distillation loop: new trajectories → challenger → held-out
-                         evaluation against the serving model → publish only if it wins (config distill.*)
-  topics create          create every starstream topic (idempotent)
-  store init             create or check the vector store's collections
-  config docs|check      print the configuration reference, or validate the config and print it
-  metrics docs           print the metric catalog (docs/metrics.md)
-
-common options:
-  --config FILE          JSON config file (env STARSTREAM_* overrides it; see README "Configuration")
-`;
+import { createLogger } from '../logging/logger.ts';
+import { DeliberateDeadLetters } from './deliberate.ts';
+import { reportFailure } from './failure.ts';
+import { COMMANDS, COMMON_FLAGS, FLAGS, UsageError, commandUsage, isCommand, usage, type CommandName, type FlagName } from './usage.ts';
 
 /** Sampling for `demo --teacher` when none is configured: ~6 cases over the generated stream's 30 days. */
 const TEACHER_DEMO_SAMPLING = { enabled: true, casesPerMinute: 0.3 / (24 * 60), burstCases: 4, rateWindowMs: 86_400_000, candidatesPerCase: 10 };
@@ -50,36 +24,20 @@ const TEACHER_DEMO_SAMPLING = { enabled: true, casesPerMinute: 0.3 / (24 * 60), 
 const TEACHER_DRAIN_MS = 30 * 60_000;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      events: { type: 'string' },
-      users: { type: 'string' },
-      items: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-      dataset: { type: 'string' },
-      cases: { type: 'string' },
-      preset: { type: 'string' },
-      force: { type: 'boolean' },
-      margin: { type: 'string' },
-      label: { type: 'boolean' },
-      teacher: { type: 'boolean' },
-      star: { type: 'string', multiple: true },
-      'teacher-budget-s': { type: 'string' },
-      trajectories: { type: 'string' },
-      'stream-every': { type: 'string' },
-      'limit-events': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [command, sub, ...rest] = positionals;
-  if (values.help || !command) {
-    process.stdout.write(USAGE);
-    return command ? 0 : 2;
+  const { values, positionals, command } = parseCommandLine(argv);
+  if (!command) {
+    if (values.help) {
+      process.stdout.write(usage());
+      return 0;
+    }
+    throw new UsageError('no command given');
   }
+  if (values.help) {
+    process.stdout.write(commandUsage(command));
+    return 0;
+  }
+  const [, sub, ...rest] = positionals;
+  checkSubcommand(command, sub, rest);
   const overrides: ConfigInput = command === 'demo' ? { ops: { port: 0 } } : {};
   let config = loadConfig({ file: values.config, env: process.env, overrides: envWins(overrides) });
   if (values.teacher && !config.sampling.enabled) {
@@ -87,23 +45,29 @@ export async function main(argv: readonly string[]): Promise<number> {
     // teacher needs about a minute per case. Configure `sampling.*` to choose otherwise.
     config = loadConfig({ file: values.config, env: process.env, overrides: { ...envWins(overrides), sampling: TEACHER_DEMO_SAMPLING } });
   }
-  const logger = createLogger(config.logLevel);
-  const num = (text: string | undefined, fallback: number): number => (text === undefined ? fallback : positiveNumber(text));
+  const deliberate = command === 'demo' ? new DeliberateDeadLetters(process.stderr) : null;
+  const logger = createLogger(config.logLevel, deliberate ?? process.stderr);
 
   switch (command) {
     case 'demo': {
       const { demo } = await import('./demo.ts');
-      const { printDemoSummary } = await import('./report.ts');
+      const { deliberateCount, printSummary } = await import('./report.ts');
+      const out = values.out ?? 'out/recommendations.jsonl';
       const summary = await demo(config, logger, {
-        events: num(values.events, 50_000),
-        users: num(values.users, 5_000),
-        items: num(values.items, 10_000),
-        seed: num(values.seed, 1),
-        out: values.out ?? 'out/recommendations.jsonl',
-        malformed: { garbageEvery: 5_000, nonFiniteEvery: 7_919 },
+        events: count(command, values, 'events', 50_000),
+        users: count(command, values, 'users', 5_000),
+        items: count(command, values, 'items', 10_000),
+        seed: count(command, values, 'seed', 1),
+        out,
+        malformed: DEMO_MALFORMED,
         ...(values.teacher ? { teacher: { drainTimeoutMs: TEACHER_DRAIN_MS } } : {}),
       });
-      printDemoSummary(summary, values.out ?? 'out/recommendations.jsonl');
+      printSummary(summary, {
+        title: 'demo',
+        out,
+        deliberate: { mix: DEMO_MALFORMED, count: deliberateCount(summary.events, DEMO_MALFORMED) },
+        next: ['`starstream replay ml-100k` runs a public data set through the same pipeline; `starstream --help` lists every command'],
+      });
       return 0;
     }
     case 'run': {
@@ -114,54 +78,52 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'replay': {
       const { replay } = await import('./replay.ts');
-      if (!sub) throw new UsageError('replay needs a data set name, directory or .jsonl file');
+      if (!sub) throw new UsageError('replay needs a data set name, a directory or a .jsonl file', 'replay');
       return replay(config, logger, sub, values.teacher ? { drainTimeoutMs: TEACHER_DRAIN_MS } : undefined);
     }
     case 'eval': {
       const { evalCommand } = await import('./eval.ts');
-      const budget = values['teacher-budget-s'];
       return evalCommand(config, logger, {
         dataset: values.dataset ?? 'ml-100k',
         out: values.out ?? 'bench/results',
         star: (values.star ?? []).map(starSpec),
-        teacherBudgetS: budget === undefined || Number(budget) === 0 ? 0 : positiveNumber(budget),
-        seed: num(values.seed, 1),
-        streamEvery: num(values['stream-every'], 1),
-        ...(values['limit-events'] ? { limitEvents: positiveNumber(values['limit-events']) } : {}),
+        teacherBudgetS: amount(command, values, 'teacher-budget-s', 0),
+        seed: count(command, values, 'seed', 1),
+        streamEvery: count(command, values, 'stream-every', 1),
+        ...(values['limit-events'] !== undefined ? { limitEvents: count(command, values, 'limit-events', 0) } : {}),
       });
     }
     case 'cases': {
-      if (sub !== 'export') throw new UsageError('cases: the subcommand is "export"');
       const { casesExportCommand } = await import('./cases.ts');
       const report = await casesExportCommand(config, logger, {
         dataset: values.dataset ?? 'ml-100k',
         out: values.out ?? 'out/cases.jsonl',
-        seed: num(values.seed, 1),
-        teacherBudgetS: num(values['teacher-budget-s'], 0),
+        seed: count(command, values, 'seed', 1),
+        teacherBudgetS: amount(command, values, 'teacher-budget-s', 0),
         trajectories: values.trajectories,
       });
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
     }
     case 'train': {
-      if (!values.cases || !values.out) throw new UsageError('train needs --cases FILE and --out DIR');
+      if (!values.cases || !values.out) throw new UsageError('train needs --cases FILE and --out DIR', 'train');
+      const preset = values.preset ?? 'cpu';
+      if (!TRAIN_PRESETS.includes(preset)) throw new UsageError(`--preset must be one of ${TRAIN_PRESETS.join(', ')}, got "${preset}"`, 'train');
       const { train } = await import('./train.ts');
-      return train({ cases: values.cases, out: values.out, preset: values.preset ?? 'cpu' });
+      return train({ cases: values.cases, out: values.out, preset });
     }
     case 'distill': {
       const { distill } = await import('./distill.ts');
       const margin = values.margin === undefined ? undefined : Number(values.margin);
-      if (margin !== undefined && !(margin >= -1 && margin <= 1)) throw new UsageError(`--margin must be a number in [-1, 1], got "${values.margin}"`);
+      if (margin !== undefined && !(margin >= -1 && margin <= 1)) throw new UsageError(`--margin must be a number in [-1, 1], got "${values.margin}"`, 'distill');
       return distill(config, logger, { force: values.force === true, ...(margin !== undefined ? { margin } : {}) });
     }
     case 'topics': {
-      if (sub !== 'create') throw new UsageError('topics: the subcommand is "create"');
-      const { topicsCreate } = await import('./topics.ts');
-      await topicsCreate(config, logger);
+      const { topicsCreateCommand } = await import('./topics.ts');
+      process.stdout.write(await topicsCreateCommand(config, logger));
       return 0;
     }
     case 'store': {
-      if (sub !== 'init') throw new UsageError('store: the subcommand is "init"');
       const { storeInit } = await import('./store.ts');
       await storeInit(config, logger);
       return 0;
@@ -169,8 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'config': {
       const { configDocs } = await import('./config.ts');
       if (sub === 'docs') process.stdout.write(configDocs());
-      else if (sub === 'check') process.stdout.write(`${JSON.stringify(redacted(config), null, 2)}\n`);
-      else throw new UsageError('config: the subcommand is "docs" or "check"');
+      else process.stdout.write(`${JSON.stringify(redacted(config), null, 2)}\n`);
       return 0;
     }
     case 'teacher': {
@@ -179,22 +140,106 @@ export async function main(argv: readonly string[]): Promise<number> {
       return process.exit(await teacher(config, logger, { label: values.label === true }));
     }
     case 'metrics': {
-      if (sub !== 'docs') throw new UsageError('metrics: the subcommand is "docs"');
       const { metricsDocs } = await import('../ops/catalog-docs.ts');
       process.stdout.write(metricsDocs());
       return 0;
     }
-    default:
-      void rest;
-      throw new UsageError(`unknown command "${command}"`);
   }
 }
 
-class UsageError extends Error {}
+/** Every 5,000th demo record is garbage bytes and every 7,919th carries a NaN value: the dead-letter path at work. */
+const DEMO_MALFORMED = { garbageEvery: 5_000, nonFiniteEvery: 7_919 } as const;
 
-function positiveNumber(text: string): number {
+const TRAIN_PRESETS: readonly string[] = ['tiny', 'cpu', 'gpu'];
+
+type Values = ReturnType<typeof parseCommandLine>['values'];
+
+/**
+ * Parses against every flag, then checks that the command takes each flag given. Unknown flags, missing
+ * values and flags of another command are `UsageError`s naming the flag, with the nearest name when one is close.
+ */
+function parseCommandLine(argv: readonly string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: FLAGS });
+  } catch (err) {
+    throw usageErrorFromParse(err, argv);
+  }
+  const { values, positionals } = parsed;
+  const name = positionals[0];
+  if (name !== undefined && !isCommand(name)) {
+    if (name === 'help') {
+      const topic = positionals[1];
+      return { values: { ...values, help: true }, positionals: topic ? positionals.slice(1) : [], command: topic && isCommand(topic) ? topic : undefined };
+    }
+    const near = nearestName(name, Object.keys(COMMANDS));
+    throw new UsageError(`unknown command "${name}"${near ? `; did you mean "${near}"?` : ''}`);
+  }
+  const command = name;
+  if (command) {
+    const allowed: readonly string[] = [...COMMON_FLAGS, ...COMMANDS[command].flags];
+    for (const flag of Object.keys(values)) {
+      if (allowed.includes(flag)) continue;
+      const near = nearestName(flag, allowed);
+      throw new UsageError(`${command} does not take --${flag}${near ? `; did you mean --${near}?` : ''}`, command);
+    }
+  }
+  return { values, positionals, command };
+}
+
+function usageErrorFromParse(err: unknown, argv: readonly string[]): UsageError {
+  const e = err as { code?: string; message?: string };
+  const command = argv.find((a) => !a.startsWith('-'));
+  const known = command && isCommand(command) ? command : undefined;
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const flag = /'(-[^']*)'/.exec(e.message ?? '')?.[1] ?? '';
+    const bare = flag.replace(/^-+/, '').split('=')[0] ?? '';
+    const candidates = known ? [...COMMON_FLAGS, ...COMMANDS[known].flags] : Object.keys(FLAGS);
+    const near = nearestName(bare, candidates);
+    return new UsageError(`${known ? `${known}: ` : ''}unknown option ${flag}${near ? `; did you mean --${near}?` : ''}`, known);
+  }
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    // "Option '--events <value>' argument missing" or "Option '--force' does not take an argument".
+    const flag = /'(--?[\w-]+)/.exec(e.message ?? '')?.[1] ?? 'an option';
+    const missing = /argument missing/.test(e.message ?? '');
+    return new UsageError(`${flag} ${missing ? 'needs a value' : 'takes no value'}`, known);
+  }
+  return new UsageError(e.message ?? String(err), known);
+}
+
+function checkSubcommand(command: CommandName, sub: string | undefined, rest: readonly string[]): void {
+  const spec = COMMANDS[command];
+  const subs: readonly string[] | undefined = 'subcommands' in spec ? spec.subcommands : undefined;
+  if (subs) {
+    if (sub === undefined) throw new UsageError(`${command} needs a subcommand: ${subs.join(' or ')}`, command);
+    if (!subs.includes(sub)) {
+      const near = nearestName(sub, subs);
+      throw new UsageError(`${command}: unknown subcommand "${sub}" (${subs.join(' or ')})${near ? `; did you mean "${near}"?` : ''}`, command);
+    }
+  }
+  const extra = subs || command === 'replay' ? rest : [sub, ...rest].filter((a): a is string => a !== undefined);
+  if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${extra[0]}"`, command);
+}
+
+/** A whole number ≥ 1 from `--flag`, or `fallback` when it is not given. */
+function count(command: CommandName, values: Values, flag: FlagName, fallback: number): number {
+  const text = values[flag];
+  if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`"${text}" is not a positive number`);
+  if (typeof text !== 'string' || text.trim() === '' || !Number.isInteger(n) || n < 1) {
+    throw new UsageError(`--${flag} must be a whole number ≥ 1, got "${String(text)}"`, command);
+  }
+  return n;
+}
+
+/** A number ≥ 0 (a budget in seconds) from `--flag`, or `fallback`. */
+function amount(command: CommandName, values: Values, flag: FlagName, fallback: number): number {
+  const text = values[flag];
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (typeof text !== 'string' || text.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new UsageError(`--${flag} must be a number ≥ 0, got "${String(text)}"`, command);
+  }
   return n;
 }
 
@@ -203,7 +248,7 @@ function starSpec(spec: string): { name: string; dir: string } {
   const at = spec.indexOf('=');
   const dir = at > 0 ? spec.slice(at + 1) : spec;
   const name = at > 0 ? spec.slice(0, at) : (dir.replace(/\/+$/, '').split('/').pop() ?? '');
-  if (!name || !dir) throw new UsageError(`--star wants NAME=DIR, got "${spec}"`);
+  if (!name || !dir) throw new UsageError(`--star wants NAME=DIR, got "${spec}"`, 'eval');
   return { name, dir };
 }
 
@@ -228,17 +273,6 @@ function withoutUrlPassword(text: string): string {
   if (url.password === '') return text;
   url.password = 'redacted';
   return url.toString();
-}
-
-export function reportFailure(err: unknown, logger?: Logger): number {
-  if (err instanceof ConfigError || err instanceof UsageError) {
-    process.stderr.write(`starstream: ${errorMessage(err)}\n`);
-    if (err instanceof UsageError) process.stderr.write(USAGE);
-    return 2;
-  }
-  logger?.fatal({ err }, 'failed');
-  process.stderr.write(`starstream: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return 1;
 }
 
 main(process.argv.slice(2)).then(

@@ -4,8 +4,12 @@ import { errorMessage } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
 import { buildPipeline } from '../main.ts';
 import { startPipelineOpsServer } from '../ops/service.ts';
+import { refreshGauges } from './gauges.ts';
 
 const GAUGE_REFRESH_MS = 5_000;
+
+/** On the embedded event log, how long `run` waits for a first record before it explains why none may come. */
+export const EMBEDDED_IDLE_HINT_MS = 15_000;
 
 /**
  * `starstream run`: the pipeline on the configured event log and store until SIGTERM or SIGINT, then a
@@ -15,24 +19,20 @@ const GAUGE_REFRESH_MS = 5_000;
 export async function run(config: Config, logger: Logger): Promise<number> {
   const registry = new Registry();
   const pipeline = await buildPipeline(config, { logger, registry, fromBeginning: true });
-  const { runner, engine, metrics } = pipeline;
+  const { runner, engine } = pipeline;
   // /metrics, /healthz, /readyz (false from SIGTERM on: the runner drains) and the /v1/ API.
   const server = await startPipelineOpsServer(config, pipeline, logger);
   logger.info({ url: server.url, eventLog: config.eventLog.kind, store: config.store.kind }, 'starstream running');
   await runner.start();
   // The refresh in flight is awaited before closing, so a lag query never races the admin client's shutdown.
-  let refreshing: Promise<unknown> = Promise.resolve();
-  const gauges = setInterval(() => {
-    refreshing = Promise.allSettled([
-      runner.lag(),
-      engine.store.counts().then((c) => metrics.setStoreSize(c.users, c.items)),
-    ]);
-  }, GAUGE_REFRESH_MS);
+  const gauges = refreshGauges(pipeline, GAUGE_REFRESH_MS);
+  const idleHint = config.eventLog.kind === 'embedded' ? setTimeout(() => hintWhenIdle(runner.processedRecords), EMBEDDED_IDLE_HINT_MS) : null;
+  idleHint?.unref();
 
   let deadlinePassed = false;
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: string): void => {
-      clearInterval(gauges);
+      void gauges.stop();
       logger.info({ signal, deadlineMs: config.shutdownDeadlineMs }, 'shutting down');
       const deadline = setTimeout(() => {
         logger.error({ deadlineMs: config.shutdownDeadlineMs }, 'shutdown deadline passed');
@@ -59,10 +59,11 @@ export async function run(config: Config, logger: Logger): Promise<number> {
     },
   );
   let code = (await Promise.race([stopped, failed.then((c) => c ?? stopped)])) ?? 0;
-  clearInterval(gauges);
+  if (idleHint) clearTimeout(idleHint);
+  const gaugesStopped = gauges.stop();
   // Past the deadline the batch in flight is abandoned uncommitted (it is redelivered); closing would wait on it.
   if (deadlinePassed) return 1;
-  await refreshing;
+  await gaugesStopped;
   code = await closeAll(logger, code, [
     ['runner', () => runner.stop()],
     ['scorers', () => pipeline.scorers.close()],
@@ -72,6 +73,18 @@ export async function run(config: Config, logger: Logger): Promise<number> {
   ]);
   logger.info({ code, processed: runner.processedRecords }, 'stopped');
   return code;
+}
+
+/**
+ * The embedded event log lives in this process, so nothing outside it can produce into it: a `run` on the
+ * default config waits for records that never come. Said once, on stderr, when nothing arrived.
+ */
+function hintWhenIdle(processed: number): void {
+  if (processed > 0) return;
+  process.stderr.write(
+    `starstream run: no events in ${EMBEDDED_IDLE_HINT_MS / 1000} s. The embedded event log lives in this process, so nothing outside can write to it: ` +
+      'use `starstream demo` or `starstream replay SOURCE` to run a stream in-process, or set STARSTREAM_EVENT_LOG__KIND=kafka and produce to the interactions topic\n',
+  );
 }
 
 /** Closes in the given order; a failing step is logged and turns the exit code to 1, the rest still close. */

@@ -37,3 +37,20 @@ export async function topicsCreate(
     if (!eventLog) await target.close();
   }
 }
+
+/**
+ * `starstream topics create` as the CLI runs it: on Kafka, `topicsCreate` and the topics it ensured; on the
+ * embedded log, which has nothing to create ahead of time, the specs are only validated and the line says so
+ * instead of reporting a success that did nothing. Returns the line to print.
+ */
+export async function topicsCreateCommand(config: Readonly<Config>, log: Logger): Promise<string> {
+  if (config.eventLog.kind === 'embedded') {
+    topicSpecs(config);
+    return (
+      'topics create: nothing to do on the embedded event log (its topics exist only inside the process that runs ' +
+      'the pipeline); set STARSTREAM_EVENT_LOG__KIND=kafka to create them on a Kafka cluster\n'
+    );
+  }
+  const specs = await topicsCreate(config, log);
+  return `topics create: ${specs.length} topics ensured on Kafka (${specs.map((s) => s.name).join(', ')})\n`;
+}

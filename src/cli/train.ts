@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../data/datasets.ts';
 import { FatalError } from '../errors/index.ts';
+import { InputError } from './usage.ts';
 
 /**
  * `starstream train`: a thin wrapper around the Python trainer (`train/`, installed by `train/install.sh`
@@ -34,6 +35,9 @@ export async function train(opts: TrainOptions): Promise<number> {
   const { python, args } = trainCommand(opts);
   if (!existsSync(python)) {
     throw new FatalError('TRAINER_MISSING', `${python} not found: install the trainer with bash train/install.sh`);
+  }
+  if (!existsSync(opts.cases)) {
+    throw new InputError(`train --cases: no such file ${opts.cases} (write one with \`starstream cases export\`)`);
   }
   const child = spawn(python, args, { stdio: 'inherit' });
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.ts';
-import { fieldAt, isStringField } from './fields.ts';
+import { envNameOf, fieldAt, fieldNamesAt, isStringField, nearestName } from './fields.ts';
 import { configSchema, type Config, type ConfigInput } from './schema.ts';
 
 /**
@@ -19,6 +19,9 @@ import { configSchema, type Config, type ConfigInput } from './schema.ts';
 
 export const ENV_PREFIX = 'STARSTREAM_';
 
+/** `STARSTREAM_*` variables that are not config fields: read by the launcher (`bin/starstream.js`), skipped here. */
+export const NON_CONFIG_ENV: ReadonlySet<string> = new Set(['STARSTREAM_FROM_SOURCE']);
+
 export interface ConfigSources {
   readonly file?: string;
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -29,20 +32,66 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const fromFile = sources.file ? readJsonFile(sources.file) : {};
   const fromEnv = sources.env ? configFromEnv(sources.env) : {};
   const merged = deepMerge(deepMerge(fromFile, fromEnv), (sources.overrides ?? {}) as Record<string, unknown>);
-  return parseConfig(merged);
+  const origin = (path: readonly string[]): string | undefined => {
+    const variable = sources.env ? envVariableFor(sources.env, path) : undefined;
+    if (variable) return `set by ${variable}`;
+    return sources.file && hasPath(fromFile, path) ? `in ${sources.file}` : undefined;
+  };
+  return parseConfig(merged, origin);
 }
 
-export function parseConfig(input: unknown): Readonly<Config> {
+/**
+ * Validates and freezes. `origin` says where the value at a path came from (`set by STARSTREAM_…`, `in
+ * FILE`), for the error message; `loadConfig` passes it.
+ */
+export function parseConfig(input: unknown, origin: (path: readonly string[]) => string | undefined = () => undefined): Readonly<Config> {
   const result = configSchema.safeParse(input);
-  if (!result.success) throw toConfigError(result.error);
+  if (!result.success) throw toConfigError(result.error, origin);
   return deepFreeze(result.data);
 }
 
-function toConfigError(error: z.ZodError): ConfigError {
+function toConfigError(error: z.ZodError, origin: (path: readonly string[]) => string | undefined): ConfigError {
   const issue = error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
-  const extra = issue?.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-  return new ConfigError(field, `${issue?.message ?? 'invalid'}${extra}`, { cause: error });
+  const path = (issue?.path ?? []).map(String);
+  const field = path.length > 0 ? path.join('.') : '(root)';
+  if (issue?.code === 'unrecognized_keys') {
+    // One line per unknown key would be noise: the first one, where it came from, and the near name if any.
+    const key = issue.keys[0] ?? '';
+    const where = origin([...path, key]);
+    const near = nearestName(key, fieldNamesAt(path));
+    const others = issue.keys.length > 1 ? ` (also ${issue.keys.slice(1).join(', ')})` : '';
+    const hint = near ? `; did you mean ${near} (${envNameOf([...path, near])})?` : '';
+    return new ConfigError(field, `unknown field ${key}${others}${where ? ` (${where})` : ''}${hint}`, { cause: error });
+  }
+  const where = origin(path);
+  return new ConfigError(field, `${issue?.message ?? 'invalid'}${where ? ` (${where})` : ''}`, { cause: error });
+}
+
+/** The deepest `STARSTREAM_*` variable in `env` that sets `path` or an object above it. */
+function envVariableFor(env: Readonly<Record<string, string | undefined>>, path: readonly string[]): string | undefined {
+  let found: { name: string; depth: number } | undefined;
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || NON_CONFIG_ENV.has(name) || value === undefined) continue;
+    const fromName = envPathOf(name);
+    const last = fromName.length - 1;
+    const target = fromName[last]!.endsWith('File') && !fieldAt(fromName) ? [...fromName.slice(0, last), fromName[last]!.slice(0, -'File'.length)] : fromName;
+    const covers = target.length <= path.length && target.every((key, i) => key === path[i]);
+    if (covers && (!found || target.length > found.depth)) found = { name, depth: target.length };
+  }
+  return found?.name;
+}
+
+function envPathOf(name: string): string[] {
+  return name.slice(ENV_PREFIX.length).split('__').map(snakeToCamel);
+}
+
+function hasPath(value: Record<string, unknown>, path: readonly string[]): boolean {
+  let node: unknown = value;
+  for (const key of path) {
+    if (!isPlainObject(node) || !Object.hasOwn(node, key)) return false;
+    node = node[key];
+  }
+  return true;
 }
 
 function readJsonFile(path: string): Record<string, unknown> {
@@ -64,8 +113,8 @@ function readJsonFile(path: string): Record<string, unknown> {
 export function configFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const entries = Object.entries(env)
-    .filter((e): e is [string, string] => e[0].startsWith(ENV_PREFIX) && e[1] !== undefined)
-    .map(([name, raw]) => ({ name, raw, path: name.slice(ENV_PREFIX.length).split('__').map(snakeToCamel) }))
+    .filter((e): e is [string, string] => e[0].startsWith(ENV_PREFIX) && !NON_CONFIG_ENV.has(e[0]) && e[1] !== undefined)
+    .map(([name, raw]) => ({ name, raw, path: envPathOf(name) }))
     .sort((a, b) => a.path.length - b.path.length);
   for (const { name, raw, path } of entries) {
     const last = path[path.length - 1]!;
@@ -73,7 +122,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
       const target = [...path.slice(0, -1), last.slice(0, -'File'.length)];
       setPath(out, target, readSecretFile(name, raw));
     } else {
-      setPath(out, path, isStringField(path) ? raw : parseEnvValue(raw));
+      setPath(out, path, isStringField(path) ? raw : parseEnvValue(name, raw));
     }
   }
   return out;
@@ -87,10 +136,17 @@ function readSecretFile(variable: string, path: string): string {
   }
 }
 
-function parseEnvValue(raw: string): unknown {
+/**
+ * JSON, or the text itself for a bare word (`kafka` for an enum field). Text that starts like a JSON object,
+ * array or string but does not parse is a typo in JSON, reported as such rather than as a type mismatch.
+ */
+function parseEnvValue(variable: string, raw: string): unknown {
   try {
     return JSON.parse(raw);
-  } catch {
+  } catch (cause) {
+    if (/^\s*[[{"]/.test(raw)) {
+      throw new ConfigError(variable, `is not valid JSON (${(cause as Error).message}): ${raw.length > 80 ? `${raw.slice(0, 80)}…` : raw}`, { cause });
+    }
     return raw;
   }
 }

@@ -1,6 +1,6 @@
 import type { Interaction, Item } from '../domain/events.ts';
 import { createRng } from '../data/random.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 import type { Scorer } from '../star/port.ts';
 import { rankCases, type LabelledCase } from './lists.ts';

@@ -5,7 +5,7 @@ import type { Rng } from '../data/random.ts';
 import { coldUser } from '../pipeline/recommend.ts';
 import { generateCandidates } from '../stages/candidates/index.ts';
 import { evidenceForItems } from '../stages/evidence/for-items.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import type { StoreView, ItemMerger } from '../stages/state/store-view.ts';
 import type { CollaborativeLearner, NegativeSampler } from '../stages/embeddings/index.ts';
 import type { CaseOptions } from '../pipeline/recommend.ts';
@@ -24,6 +24,8 @@ export interface ReplayEngine {
   readonly mergeItem: ItemMerger;
   readonly learner: CollaborativeLearner;
   readonly negatives: NegativeSampler;
+  /** The same draws over item slots, for stores that open live batches. */
+  readonly negativeSlots: NegativeSampler<number>;
   readonly negativesPerEvent: number;
   readonly caseOptions: CaseOptions;
   readonly dimension: number;
@@ -46,12 +48,27 @@ export function replayEngine<E extends Omit<ReplayEngine, 'negativesPerEvent' | 
   return { ...engine, negativesPerEvent: config.embeddings.negatives, dimension: config.store.dimension, consumedFilterBytes: config.store.consumedFilterBytes };
 }
 
-/** The learning step of the stream: sample negatives, load what the learner touches, learn, commit. */
+/**
+ * The learning step of the stream: sample negatives, learn, commit. On a store with live batches (the embedded
+ * store) exactly as the pipeline does it (`BatchProcessor`); otherwise through the view.
+ */
 export async function learnEvent(
   view: StoreView,
   event: Interaction,
-  engine: Pick<ReplayEngine, 'learner' | 'negatives' | 'negativesPerEvent'>,
+  engine: Pick<ReplayEngine, 'learner' | 'negatives' | 'negativeSlots' | 'negativesPerEvent'>,
 ): Promise<void> {
+  if (view.store.openBatch) {
+    const batch = await view.store.openBatch();
+    const item = batch.state.item(event.itemId);
+    const negatives = new Int32Array(engine.negativesPerEvent);
+    const drawn = engine.negativeSlots.sampleInto(negatives, negatives.length, item);
+    engine.negativeSlots.observe(item);
+    engine.learner.learnInto(batch.state, event, item, negatives, drawn);
+    batch.commit();
+    // Nothing to write: this empties the view's cache, which read the state before this event.
+    await view.commit();
+    return;
+  }
   const negatives = engine.negatives.sample(engine.negativesPerEvent, event.itemId);
   engine.negatives.observe(event.itemId);
   await view.load([event.userId], []);

@@ -1,6 +1,6 @@
 import type { ScoringCase } from '../domain/evidence.ts';
 import type { Interaction } from '../domain/events.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 import { topByScore } from '../stages/ranking/index.ts';
 import { coldUser, prepareCase } from '../pipeline/recommend.ts';

@@ -1,5 +1,5 @@
 import type { EvidenceFeatures, ScoringCase } from '../domain/evidence.ts';
-import { loadCstTemplates } from '../stages/evidence/templates.ts';
+import { loadCstTemplates } from '../cst/index.ts';
 import type { Scorer } from '../star/port.ts';
 import { loadPromptSpec } from '../star/prompt/spec.ts';
 import { loadVerifiedModel } from '../star/registry/registry.ts';

@@ -2,7 +2,7 @@ import type { ScoringCase } from '../domain/evidence.ts';
 import type { TeacherCase, Trajectory } from '../domain/teacher.ts';
 import type { Rng } from '../data/random.ts';
 import { headPopularity, toTeacherCase, type ScoredCandidate } from '../stages/sampling/index.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import type { VectorStore } from '../store/port.ts';
 import type { LanguageModel } from '../teacher/llm/port.ts';
 import { failureCodeOf, type TeacherLimits } from '../teacher/limits.ts';

@@ -1,4 +1,5 @@
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
+import { collectProcessMetrics } from './process-metrics.ts';
 import { METRIC_GROUPS, METRIC_PREFIX, catalogEntries, type MetricGroup, type MetricSpec } from './catalog.ts';
 
 /**
@@ -31,7 +32,9 @@ export function metricsDocs(): string {
     '',
     '## Process metrics (every process)',
     '',
-    `prom-client's default Node.js metrics, with the same prefix: CPU, memory, file descriptors, event loop lag, GC.`,
+    `prom-client's default Node.js metrics, with the same prefix: CPU, memory, file descriptors, event loop lag, GC. ` +
+      'Its `nodejs_active_{handles,requests,resources}_total` gauges are left out (a gauge must not end in `_total`); ' +
+      'the total is the sum of the per-type gauge, e.g. `sum(starstream_nodejs_active_handles)`.',
     '',
     '| metric | type | labels | meaning |',
     '|---|---|---|---|',
@@ -52,7 +55,7 @@ function labels(names: readonly string[]): string {
 /** Name, type, labels and help of the default process metrics, as prom-client registers them here. */
 export function defaultProcessMetrics(): { name: string; type: string; labels: string[]; help: string }[] {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  collectProcessMetrics(registry, METRIC_PREFIX);
   return registry
     .getMetricsAsArray()
     .map((metric) => {

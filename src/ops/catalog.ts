@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { collectProcessMetrics } from './process-metrics.ts';
 
 /**
  * The metric catalog: the one declarative list of every starstream metric (name, type, labels, help, buckets,
@@ -290,15 +291,15 @@ export function catalogEntries(group?: MetricGroup): MetricSpec[] {
 }
 
 /**
- * Creates every metric of `group` on `registry`, plus prom-client's default process metrics (CPU, memory,
- * event loop lag, GC, prefixed `starstream_`) unless `processMetrics` is false. Call once per registry.
+ * Creates every metric of `group` on `registry`, plus the process metrics (`collectProcessMetrics`: CPU,
+ * memory, event loop lag, GC, prefixed `starstream_`) unless `processMetrics` is false. Call once per registry.
  */
 export function createMetrics<G extends MetricGroup>(
   registry: Registry,
   group: G,
   options: { processMetrics?: boolean } = {},
 ): GroupMetrics<G> {
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  if (options.processMetrics ?? true) collectProcessMetrics(registry, METRIC_PREFIX);
   const out: Record<string, Counter | Gauge | Histogram> = {};
   for (const [key, spec] of Object.entries(METRICS as Record<string, MetricSpec>)) {
     if (spec.group !== group) continue;

@@ -43,5 +43,7 @@ export function instrumentStore(store: VectorStore, instruments: StoreInstrument
     // Not timed: a counter read and a synchronous notice, neither a store call.
     ...(store.roundTrips ? { roundTrips: () => store.roundTrips!() } : {}),
     ...(store.ownershipChanged ? { ownershipChanged: () => store.ownershipChanged!() } : {}),
+    // Timed: waiting for the previous batch to end. The batch's reads are in-process and counted by the stages.
+    ...(store.openBatch ? { openBatch: () => timed('openBatch', () => store.openBatch!()) } : {}),
   };
 }

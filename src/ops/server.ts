@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
  * The operations HTTP server: `/metrics` (Prometheus text), `/healthz` (the process answers) and `/readyz`
  * (consuming, store reachable, model loaded — whatever `readiness` checks; false while draining). A 503 from
  * `/readyz` carries `reasons`, one line per failing check, so a probe's log says why.
+ * These three answer GET and HEAD (HEAD as GET without the body); any other method is a 405 with `Allow`.
  * Further routes (the on-demand API) are added with `route`.
  */
 
@@ -60,6 +61,9 @@ export async function startOpsServer(options: {
       // An absolute-form target (`GET http://host:99999/…`) that is not a valid URL.
       return json(res, 400, { error: { code: 'BAD_REQUEST', message: 'the request target is not a valid URL' } });
     }
+    if (OPS_PATHS.has(url.pathname) && req.method !== 'GET' && req.method !== 'HEAD') {
+      return json(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method ?? ''} is not allowed on ${url.pathname}; use GET or HEAD` } }, { allow: 'GET, HEAD' });
+    }
     if (url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': options.registry.contentType });
       res.end(await options.registry.metrics());
@@ -90,6 +94,8 @@ export async function startOpsServer(options: {
     }),
   };
 }
+
+const OPS_PATHS: ReadonlySet<string> = new Set(['/metrics', '/healthz', '/readyz']);
 
 export function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { ...headers, 'content-type': 'application/json' });

@@ -1,9 +1,10 @@
 import type { Config } from '../config/schema.ts';
-import { errorCode, errorMessage } from '../errors/index.ts';
+import { BadInputError, errorCode, errorMessage } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Pipeline } from '../main.ts';
-import { rankNow } from '../pipeline/recommend.ts';
+import { rankNow, type RankedNow } from '../pipeline/recommend.ts';
 import { StoreView } from '../stages/state/store-view.ts';
+import type { BatchReader } from '../store/port.ts';
 import { createApi } from './api/routes.ts';
 import { startOpsServer, type OpsServer, type Readiness } from './server.ts';
 
@@ -21,7 +22,8 @@ export interface PipelineOpsServer extends OpsServer {
 }
 
 export async function startPipelineOpsServer(config: Config, pipeline: Pipeline, logger: Logger): Promise<PipelineOpsServer> {
-  const { engine, runner, metrics } = pipeline;
+  const { runner, metrics } = pipeline;
+  const recommend = streamTimeRecommender(config, pipeline);
   let paused = false;
   const server = await startOpsServer({
     host: config.ops.host,
@@ -32,18 +34,7 @@ export async function startPipelineOpsServer(config: Config, pipeline: Pipeline,
   server.route(
     '/v1/',
     createApi({
-      recommend: (userId, k) =>
-        rankNow(
-          new StoreView(engine.store, engine.mergeItem),
-          { userId, k, nowMs: Date.now() },
-          {
-            scorer: pipeline.scorers.current(),
-            templates: engine.templates,
-            options: engine.caseOptions,
-            dimension: config.store.dimension,
-            consumedFilterBytes: config.store.consumedFilterBytes,
-          },
-        ),
+      recommend,
       defaultK: config.ranking.topK,
       maxK: API_MAX_K,
       token: config.ops.apiToken,
@@ -72,6 +63,90 @@ export async function startPipelineOpsServer(config: Config, pipeline: Pipeline,
     },
     route: (prefix, handler) => server.route(prefix, handler),
     close: () => server.close(),
+  };
+}
+
+/**
+ * The latest event time the pipeline has ranked. The processor tells every ranked event (`onRanked`); events
+ * it learns without ranking (learn-only mode, rate-limited users) do not move it; `streamTimeMs` makes up for
+ * that in part from the state (the user's own latest event; the popular items' latest sightings while the clock
+ * has seen nothing). An exact stream time wants the pipeline or the store to keep the latest event time it
+ * learned.
+ */
+export class StreamClock {
+  private latest = Number.NEGATIVE_INFINITY;
+
+  observe(atMs: number): void {
+    if (atMs > this.latest) this.latest = atMs;
+  }
+
+  /** null before the first event. */
+  get latestMs(): number | null {
+    return Number.isFinite(this.latest) ? this.latest : null;
+  }
+}
+
+/** How many of the most popular items are read for the stream's time when the clock has seen no event. */
+export const STREAM_TIME_PROBE_ITEMS = 50;
+
+/**
+ * The stream's time as far as the state shows it: the latest of the clock, the user's own latest event and
+ * (when the clock has seen nothing, e.g. right after a restart or in learn-only mode) the latest sighting of
+ * the most popular items, which the latest events touch. Never the wall clock: after a replay of old data the
+ * wall clock is months past every event, and every decayed count read there is 0. 0 for a store that has
+ * seen no event, where there is nothing to decay.
+ */
+export async function streamTimeMs(view: BatchReader, clock: StreamClock, userId: string): Promise<number> {
+  const user = (await view.usersById([userId])).get(userId);
+  let latest = Math.max(clock.latestMs ?? Number.NEGATIVE_INFINITY, user && user.interactionCount > 0 ? user.lastSeenMs : Number.NEGATIVE_INFINITY);
+  if (clock.latestMs === null) {
+    // Popularity ranks the same at any read time (see store/popularity.ts), so the time passed here is moot.
+    const popular = await view.popularItems(STREAM_TIME_PROBE_ITEMS, 0);
+    const items = await view.itemsById(popular.map((p) => p.id));
+    for (const item of items.values()) if (item.firstSeenMs <= item.lastSeenMs) latest = Math.max(latest, item.lastSeenMs);
+  }
+  return Number.isFinite(latest) ? latest : 0;
+}
+
+/**
+ * The time evidence is computed as of: `atMs` when the caller asks for one, else the stream's time. A time
+ * before the stream's is refused: the state already holds later events, which would weigh more than one
+ * interaction each in the decayed counts, and evidence must never show the future of its time.
+ */
+export function evidenceTimeMs(streamMs: number, atMs?: number): number {
+  if (atMs === undefined) return streamMs;
+  if (!Number.isSafeInteger(atMs)) throw new BadInputError('INVALID_AT', `at must be epoch milliseconds, got ${String(atMs)}`);
+  if (atMs < streamMs) {
+    throw new BadInputError('AT_BEFORE_STREAM_TIME', `at ${atMs} is before the stream's time ${streamMs}: the state already holds later events`);
+  }
+  return atMs;
+}
+
+/**
+ * The API's ranking: through the stream's stages, with evidence as of the stream's time (or a later `atMs`
+ * the caller passes). The clock listens to the processor's ranked events, calling the listener it replaces.
+ */
+export function streamTimeRecommender(
+  config: Config,
+  pipeline: Pick<Pipeline, 'engine' | 'processor' | 'scorers'>,
+  clock: StreamClock = new StreamClock(),
+): (userId: string, k: number, atMs?: number) => Promise<RankedNow> {
+  const { engine, processor } = pipeline;
+  const previous = processor.onRanked;
+  processor.onRanked = (ranked) => {
+    clock.observe(ranked.event.timestampMs);
+    previous?.(ranked);
+  };
+  return async (userId, k, atMs) => {
+    const view = new StoreView(engine.store, engine.mergeItem);
+    const nowMs = evidenceTimeMs(await streamTimeMs(view, clock, userId), atMs);
+    return rankNow(view, { userId, k, nowMs }, {
+      scorer: pipeline.scorers.current(),
+      templates: engine.templates,
+      options: engine.caseOptions,
+      dimension: config.store.dimension,
+      consumedFilterBytes: config.store.consumedFilterBytes,
+    });
   };
 }
 

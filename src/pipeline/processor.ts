@@ -1,14 +1,14 @@
-import type { DeadLetter, Interaction, Recommendation } from '../domain/events.ts';
+import type { DeadLetter, Interaction, Recommendation, SourcePosition } from '../domain/events.ts';
 import type { CollaborativeEvidence } from '../domain/evidence.ts';
 import type { TeacherCase } from '../domain/teacher.ts';
 import type { LogRecord } from '../eventlog/port.ts';
 import { errorCode } from '../errors/index.ts';
-import type { VectorStore } from '../store/port.ts';
+import type { BatchReader, LiveBatch, UserProfile, VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
 import { NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
 import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import { ingest, type InteractionDecoder } from '../stages/ingest/index.ts';
 import { routeItemDeltas, type ItemDeltaMessage, type LearnedDeltas } from '../stages/item-deltas/index.ts';
 import { buildRecommendation, type UserRateLimiter } from '../stages/publish/index.ts';
@@ -48,6 +48,8 @@ export interface ProcessorDeps {
   readonly decode: InteractionDecoder;
   readonly learner: CollaborativeLearner;
   readonly negatives: NegativeSampler;
+  /** The same sampler over item slots, for stores that open live batches (`VectorStore.openBatch`). */
+  readonly negativeSlots: NegativeSampler<number>;
   readonly scorer: () => Scorer;
   readonly templates: CstTemplates;
   readonly rateLimiter: UserRateLimiter;
@@ -82,6 +84,7 @@ export class BatchProcessor {
   /** Cases the sampler picked since start (a batch handled again after a failure counts again). */
   casesSampled = 0;
   private readonly clock: () => number;
+  private readonly negativeSlots: Int32Array;
   /** Called for every ranked event, published or not; the evaluation and the sampler listen here. */
   onRanked: ((ranked: RankedEvent) => void) | null = null;
   /** false = learn only (benchmarks, warm-up replays); starts as `options.rankingEnabled`. */
@@ -92,6 +95,7 @@ export class BatchProcessor {
     private readonly options: ProcessorOptions,
   ) {
     this.clock = deps.clock ?? Date.now;
+    this.negativeSlots = new Int32Array(options.negatives);
     this.rankingEnabled = options.rankingEnabled;
   }
 
@@ -107,28 +111,71 @@ export class BatchProcessor {
     );
     for (const letter of deadLetters) this.deps.instruments.deadLettered(letter.code);
     const routed = this.options.routeItemDeltas === true;
+    const out: Omit<BatchOutput, 'deadLetters' | 'accepted'> =
+      !routed && this.deps.store.openBatch
+        ? await this.processLive(await this.deps.store.openBatch(), interactions, receivedAt)
+        : await this.processViaView(interactions, sources, receivedAt, routed);
+    this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
+    this.deps.instruments.interactionsAccepted(interactions.length);
+    return { ...out, deadLetters, accepted: interactions.length };
+  }
+
+  /**
+   * The store is the batch view (the embedded store): each event is learned into the live state in place and
+   * ranked on it; the batch commits at the end or, when anything fails, rolls back whole, so a redelivered
+   * batch is learned from the same state.
+   */
+  private async processLive(batch: LiveBatch, interactions: readonly Interaction[], receivedAt: number): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
+    const results = emptyResults();
+    try {
+      const negatives = this.negativeSlots;
+      for (const event of interactions) {
+        const learnStart = performance.now();
+        const item = batch.state.item(event.itemId);
+        const drawn = this.deps.negativeSlots.sampleInto(negatives, negatives.length, item);
+        this.deps.negativeSlots.observe(item);
+        this.deps.learner.learnInto(batch.state, event, item, negatives, drawn);
+        this.deps.instruments.stageDuration('learn', (performance.now() - learnStart) / 1000);
+        if (!this.rankingEnabled) continue;
+        const rec = await this.rank(batch, event, batch.user(event.userId)!, receivedAt, results.teacherCases);
+        if (rec) {
+          results.recommendations.push(rec);
+          results.eventTimesMs.push(event.timestampMs);
+        }
+      }
+    } catch (err) {
+      batch.rollback();
+      throw err;
+    }
+    this.timed('commit', () => batch.commit());
+    return results;
+  }
+
+  /** Any other store: profiles are read into a `StoreView`, changed there, and written back in one commit. */
+  private async processViaView(
+    interactions: readonly Interaction[],
+    sources: readonly SourcePosition[],
+    receivedAt: number,
+    routed: boolean,
+  ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
     const view = new StoreView(this.deps.store, this.deps.mergeItem, { applyItemDeltas: !routed });
     const negatives = await this.prefetch(view, interactions);
     const learned: LearnedDeltas[] = [];
-    const recommendations: Recommendation[] = [];
-    const eventTimesMs: number[] = [];
-    const teacherCases: TeacherCase[] = [];
+    const results = emptyResults();
     for (const [i, event] of interactions.entries()) {
       const deltasBefore = view.itemDeltaCount;
-      const rec = await this.handle(view, event, negatives.get(event)!, receivedAt, teacherCases);
+      const user = this.timed('learn', () => this.deps.learner.learn(view, event, negatives.get(event)!));
       if (routed) learned.push({ source: sources[i]!, deltas: view.itemDeltasSince(deltasBefore) });
+      const rec = this.rankingEnabled ? await this.rank(view, event, user, receivedAt, results.teacherCases) : null;
       if (rec) {
-        recommendations.push(rec);
-        eventTimesMs.push(event.timestampMs);
+        results.recommendations.push(rec);
+        results.eventTimesMs.push(event.timestampMs);
       }
     }
     // The store's durable write (Qdrant: write-through, `store/tiered`) completes here, inside process(): before
     // the runner sends this batch's outputs and commits its offsets.
     await this.timedAsync('commit', () => view.commit());
-    this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
-    this.deps.instruments.interactionsAccepted(interactions.length);
-    const itemDeltas = routed ? routeItemDeltas(learned) : [];
-    return { recommendations, eventTimesMs, deadLetters, itemDeltas, teacherCases, accepted: interactions.length };
+    return { ...results, itemDeltas: routed ? routeItemDeltas(learned) : [] };
   }
 
   /** Loads every profile the batch will learn from, in two round trips, and draws the negatives. */
@@ -151,15 +198,14 @@ export class BatchProcessor {
     return negatives;
   }
 
-  private async handle(
-    view: StoreView,
+  /** Ranks one event just learned, for `user` as of now; null when the user's rate limit holds it back. */
+  private async rank(
+    view: BatchReader,
     event: Interaction,
-    negatives: string[],
+    user: UserProfile,
     receivedAt: number,
     teacherCases: TeacherCase[],
   ): Promise<Recommendation | null> {
-    const user = this.timed('learn', () => this.deps.learner.learn(view, event, negatives));
-    if (!this.rankingEnabled) return null;
     if (!this.deps.rateLimiter.allow(event.userId, event.timestampMs, event.eventId)) {
       this.deps.instruments.rateLimited();
       return null;
@@ -240,6 +286,10 @@ export class BatchProcessor {
       this.deps.instruments.stageDuration(stage, (performance.now() - start) / 1000);
     }
   }
+}
+
+function emptyResults(): { recommendations: Recommendation[]; eventTimesMs: number[]; teacherCases: TeacherCase[]; itemDeltas: ItemDeltaMessage[] } {
+  return { recommendations: [], eventTimesMs: [], teacherCases: [], itemDeltas: [] };
 }
 
 function explainTop(

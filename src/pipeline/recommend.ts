@@ -1,9 +1,8 @@
-import type { UserProfile } from '../store/port.ts';
+import type { BatchReader, UserProfile } from '../store/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
 import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import { rankCase, type RankedCandidate } from '../stages/ranking/index.ts';
-import type { StoreView } from '../stages/state/store-view.ts';
 import type { Scorer } from '../star/port.ts';
 import { createBloom } from '../util/bloom.ts';
 
@@ -23,7 +22,7 @@ export interface PreparedCase {
 }
 
 export async function prepareCase(
-  view: StoreView,
+  view: BatchReader,
   user: UserProfile,
   options: CaseOptions,
   nowMs: number,
@@ -62,7 +61,7 @@ export interface RankedNow {
  * items, explained), not an error. `scorer` is taken once, so a model swap never splits one answer.
  */
 export async function rankNow(
-  view: StoreView,
+  view: BatchReader,
   request: { readonly userId: string; readonly k: number; readonly nowMs: number },
   deps: {
     readonly scorer: Scorer;

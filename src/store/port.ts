@@ -124,4 +124,72 @@ export interface VectorStore {
    * Called synchronously, before the first batch of the new partition is handled.
    */
   ownershipChanged?(): void;
+  /**
+   * Opens a batch over the store's live state (in-process stores): learning then changes the state in place
+   * instead of going through profiles and deltas. Stores without it are read and written through `StoreView`.
+   */
+  openBatch?(): Promise<LiveBatch>;
+}
+
+/**
+ * The collaborative state as the learner changes it: users and items by int slot, vectors as live views,
+ * and the few commutative changes an interaction makes. Implemented by the embedded store's typed state
+ * (`embedded/state/`), which journals every change of an open batch so that the batch can be undone
+ * as a whole; strings appear only where an id enters (`user`, `item`, `knownItem`).
+ */
+export interface LearningState {
+  readonly dimension: number;
+  /** The user's slot; a new user is created with the vector `init` fills. Journals the user for the batch. */
+  user(userId: string, init: (vector: Float32Array) => void): number;
+  /** The item's slot, or -1 when the state does not hold it. */
+  knownItem(itemId: string): number;
+  /** The item's slot; a new item is created as an unseen placeholder (no learned vector). */
+  item(itemId: string): number;
+  /** True once the item has a learned vector (an item known only from its catalogue record has none). */
+  isLearned(item: number): boolean;
+  /** Live view of the user's vector, changed in place by the learner. */
+  userVector(user: number): Float32Array;
+  /** Live view of the item's vector: read only, change it through `addToItemVector`/`seedItem`. */
+  itemVector(item: number): Float32Array;
+  /** Sets the vector of an item that has none yet (`isLearned` false). */
+  seedItem(item: number, vector: Float32Array): void;
+  addToItemVector(item: number, delta: Float32Array): void;
+  /** Items in the user's recent history, most recent first. */
+  recentCount(user: number): number;
+  recentItem(user: number, k: number): number;
+  /**
+   * One interaction: the user's history (the item first), count, consumed filter and first/last seen; the
+   * item's audience, count, popularity and first/last seen.
+   */
+  recordInteraction(user: number, item: number, atMs: number): void;
+  /** `item` was seen in the same history as `other`, once more, at `atMs`. */
+  addCooccurrence(item: number, other: number, atMs: number): void;
+  /** The item took part in a learning step at `atMs` (a sampled negative): first/last seen only. */
+  sightItem(item: number, atMs: number): void;
+}
+
+/**
+ * What the ranking stages (candidates, evidence, the on-demand API) read while a batch is handled: profiles as
+ * of the event, vector searches, popularity. `StoreView` (`stages/state/`) provides it over any store; the
+ * embedded store's batch over its live state.
+ */
+export interface BatchReader {
+  itemsById(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
+  usersById(userIds: readonly string[]): Promise<Map<string, UserProfile>>;
+  searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
+  searchUsers(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
+  popularItems(k: number, nowMs: number): Promise<Neighbour[]>;
+}
+
+/**
+ * A batch over a store's live state (`VectorStore.openBatch`): the learner changes `state` in place, the ranking
+ * stages read through the `BatchReader` half, and the batch ends in `commit()` (its changes become the store's)
+ * or `rollback()` (the state is as before the batch). The store's other writes wait until it ends.
+ */
+export interface LiveBatch extends BatchReader {
+  readonly state: LearningState;
+  /** The user as of now, built at the edge (a copy). */
+  user(userId: string): UserProfile | undefined;
+  commit(): void;
+  rollback(): void;
 }

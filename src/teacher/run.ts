@@ -1,6 +1,6 @@
 import { FatalError, errorMessage } from '../errors/index.ts';
 import type { TeacherCase, Trajectory } from '../domain/teacher.ts';
-import type { CstTemplates } from '../stages/evidence/templates.ts';
+import type { CstTemplates } from '../cst/index.ts';
 import type { VectorStore } from '../store/port.ts';
 import { runAnalyst } from './agents/analyst.ts';
 import { runPlanner } from './agents/planner.ts';

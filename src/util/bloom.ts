@@ -11,13 +11,26 @@ export function createBloom(bytes: number): Uint8Array {
 }
 
 export function bloomAdd(filter: Uint8Array, key: string): void {
-  const bits = filter.length * 8;
-  if (bits === 0) return;
   const [h1, h2] = hashes(key);
+  bloomAddHashed(filter, 0, filter.length, h1, h2);
+}
+
+/**
+ * `bloomAdd` of a key whose `bloomHashes` the caller kept, into the `bytes` bytes of `arena` from `offset`:
+ * the typed state keeps every user's filter in one arena and each item's two hashes in columns.
+ */
+export function bloomAddHashed(arena: Uint8Array, offset: number, bytes: number, h1: number, h2: number): void {
+  const bits = bytes * 8;
+  if (bits === 0) return;
   for (let i = 0; i < PROBES; i++) {
     const bit = (h1 + i * h2) % bits;
-    filter[bit >>> 3]! |= 1 << (bit & 7);
+    arena[offset + (bit >>> 3)]! |= 1 << (bit & 7);
   }
+}
+
+/** The two hashes `bloomAdd` probes with, for callers that add one key to many filters. */
+export function bloomHashes(key: string): [number, number] {
+  return hashes(key);
 }
 
 export function bloomHas(filter: Uint8Array, key: string): boolean {

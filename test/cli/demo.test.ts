@@ -59,6 +59,11 @@ describe('starstream demo', () => {
     assert.ok(run.stdout.includes(out), 'names the output file');
   });
 
+  it('explains hit@10 and says what to try next', () => {
+    assert.match(run.stdout, /hit@10: the share of cases/);
+    assert.match(run.stdout, /^next: .*starstream replay ml-100k/m);
+  });
+
   it('writes one parsed recommendation per line, with eventId, userId and items', () => {
     const lines = readFileSync(out, 'utf8').split('\n').filter((l) => l.length > 0);
     assert.equal(lines.length, summaryNumber('recommendations'));

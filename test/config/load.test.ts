@@ -232,3 +232,46 @@ describe('the loaded config is deeply frozen', () => {
     assert.ok(!Object.isFrozen(overrides.store));
   });
 });
+
+describe('config errors say where the value came from and what was meant', () => {
+  it('an unknown field from env names the variable and the near field with its variable', () => {
+    const err = configError(() => loadConfig({ env: { STARSTREAM_STORE__DIMENSON: '3' } }));
+    assert.equal(err.field, 'store');
+    assert.match(err.message, /unknown field dimenson \(set by STARSTREAM_STORE__DIMENSON\); did you mean dimension \(STARSTREAM_STORE__DIMENSION\)\?/);
+  });
+
+  it('an unknown field inside a JSON object variable names that variable', () => {
+    const err = configError(() => loadConfig({ env: { STARSTREAM_STORE: '{"dimensoin":3}' } }));
+    assert.match(err.message, /set by STARSTREAM_STORE\)/);
+    assert.match(err.message, /did you mean dimension/);
+  });
+
+  it('an unknown field in a file names the file; no suggestion when nothing is near', () => {
+    const path = file('unknown.json', '{"store":{"zzzzzz":1}}');
+    const err = configError(() => loadConfig({ file: path }));
+    assert.match(err.message, new RegExp(`unknown field zzzzzz \\(in ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`));
+  });
+
+  it('a wrong type from env names the variable', () => {
+    const err = configError(() => loadConfig({ env: { STARSTREAM_OPS__PORT: 'eighty' } }));
+    assert.equal(err.field, 'ops.port');
+    assert.match(err.message, /set by STARSTREAM_OPS__PORT/);
+  });
+
+  it('broken JSON in an env value is reported as broken JSON, naming the variable', () => {
+    for (const raw of ['["a:1",', '{"brokers": }']) {
+      const err = configError(() => configFromEnv({ STARSTREAM_EVENT_LOG__KAFKA__BROKERS: raw }));
+      assert.equal(err.field, 'STARSTREAM_EVENT_LOG__KAFKA__BROKERS');
+      assert.match(err.message, /is not valid JSON/);
+    }
+    // A bare word is still a value (an enum), not broken JSON.
+    assert.equal(loadConfig({ env: { STARSTREAM_EVENT_LOG__KIND: 'kafka' } }).eventLog.kind, 'kafka');
+  });
+});
+
+describe('STARSTREAM_* variables that are not config', () => {
+  it("the launcher's STARSTREAM_FROM_SOURCE is not taken for a config field", () => {
+    assert.deepEqual(configFromEnv({ STARSTREAM_FROM_SOURCE: '1' }), {});
+    assert.equal(loadConfig({ env: { STARSTREAM_FROM_SOURCE: '1' } }).logLevel, 'info');
+  });
+});

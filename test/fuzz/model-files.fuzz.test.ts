@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError } from '../../src/errors/index.ts';
-import { loadCstTemplates } from '../../src/stages/evidence/templates.ts';
+import { loadCstTemplates } from '../../src/cst/index.ts';
 import { loadPromptSpec, parsePromptSpec } from '../../src/star/prompt/spec.ts';
 import { StarModelError } from '../../src/star/registry/errors.ts';
 import { MODEL_FILES, readManifest } from '../../src/star/registry/manifest.ts';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { point, tempRegistry } from '../star/helpers.ts';
 import { startTestPipeline, type TestPipeline } from './helpers.ts';
@@ -100,6 +101,7 @@ describe('on-demand API with a STAR registry and a token', () => {
       [`/v1/users/${user}/recommendations?k=0`, 400, 'INVALID_K'],
       [`/v1/users/${user}/recommendations?k=abc`, 400, 'INVALID_K'],
       [`/v1/users/${user}/recommendations?k=1001`, 400, 'INVALID_K'],
+      ['/v1/users//recommendations', 400, 'INVALID_USER_ID'],
       [`/v1/users/${user}/recommendations?k=-3`, 400, 'INVALID_K'],
       [`/v1/users/${user}/recommendations?k=2&k=3`, 400, 'INVALID_K'],
       [`/v1/users/${user}/recommendations?count=3`, 400, 'UNKNOWN_PARAMETER'],
@@ -119,7 +121,7 @@ describe('on-demand API with a STAR registry and a token', () => {
       assert.ok(body.error.message.length > 0);
     }
     const wrongMethod = await call(running, `/v1/users/${user}/recommendations`, { method: 'DELETE' });
-    assert.equal(wrongMethod.headers.get('allow'), 'GET');
+    assert.equal(wrongMethod.headers.get('allow'), 'GET, HEAD');
   });
 
   test('every /v1 route wants the bearer token when one is configured', async () => {
@@ -222,5 +224,64 @@ describe('on-demand API without a token, baseline ranker', () => {
       assert.equal(admin.status, 403, path);
       assert.equal((admin.body as ErrorBody).error.code, 'ADMIN_DISABLED');
     }
+  });
+});
+
+describe('HTTP semantics of the ops server and the API', () => {
+  let running: TestPipeline;
+  before(async () => {
+    running = await startTestPipeline();
+    await running.feed(100);
+  });
+  after(() => running.close());
+
+  test('HEAD on every GET route answers like GET, without a body', async () => {
+    for (const path of ['/v1/users/u1/recommendations?k=2', '/healthz', '/readyz', '/metrics']) {
+      const get = await fetch(`${running.server.url}${path}`);
+      const head = await fetch(`${running.server.url}${path}`, { method: 'HEAD' });
+      assert.equal(head.status, get.status, path);
+      assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), path);
+      assert.equal(await head.text(), '', `${path}: no body`);
+      await get.arrayBuffer();
+    }
+  });
+
+  test('other methods on /healthz, /readyz and /metrics are 405 with Allow', async () => {
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      for (const method of ['POST', 'PUT', 'DELETE']) {
+        const res = await fetch(`${running.server.url}${path}`, { method });
+        assert.equal(res.status, 405, `${method} ${path}`);
+        assert.equal(res.headers.get('allow'), 'GET, HEAD');
+        assert.equal(((await res.json()) as ErrorBody).error.code, 'METHOD_NOT_ALLOWED');
+      }
+    }
+  });
+
+  test('an empty user id is a 400, not an unknown route', async () => {
+    const res = await call(running, '/v1/users//recommendations', { token: null });
+    assert.equal(res.status, 400);
+    assert.equal((res.body as ErrorBody).error.code, 'INVALID_USER_ID');
+  });
+
+  test('k above the maximum is a 400 naming the limit; the answer\'s k is the length of its list', async () => {
+    const over = await call(running, '/v1/users/u1/recommendations?k=1001', { token: null });
+    assert.equal(over.status, 400);
+    assert.match((over.body as ErrorBody).error.message, /k must be from 1 to 1000, got 1001/);
+    const most = await call(running, '/v1/users/u1/recommendations?k=1000', { token: null });
+    assert.equal(most.status, 200);
+    const body = most.body as RecommendationBody;
+    assert.ok(body.items.length < 1000, 'fewer candidates than asked for');
+    assert.equal(body.k, body.items.length);
+    assert.ok(body.k <= body.candidates);
+  });
+
+  test("the README's example response has exactly the fields of a real one", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const line = readme.split('\n').find((l) => l.startsWith('# {"userId"'));
+    assert.ok(line, 'README has an example response');
+    const example = JSON.parse(line.slice(2)) as Record<string, unknown> & { items: Record<string, unknown>[] };
+    const real = (await call(running, '/v1/users/u1/recommendations?k=2', { token: null })).body as Record<string, unknown> & { items: Record<string, unknown>[] };
+    assert.deepEqual(Object.keys(example), Object.keys(real));
+    assert.deepEqual(Object.keys(example.items[0]!), Object.keys(real.items[0]!));
   });
 });

@@ -87,7 +87,7 @@ describe('metric catalog', () => {
     assert.ok(value('starstream_batch_stage_duration_seconds_count{stage="publish"}') > 0);
     assert.ok(value('starstream_end_to_end_latency_seconds_count') > 0);
     assert.ok(value('starstream_event_latency_seconds_count') > 0);
-    assert.ok(value('starstream_store_operation_duration_seconds_count{operation="getUsers"}') > 0);
+    assert.ok(value('starstream_store_operation_duration_seconds_count{operation="openBatch"}') > 0);
     assert.match(text, /starstream_online_cases_total\{model_version="[^"]+"\} [1-9]/);
     assert.match(text, /starstream_online_hits_total\{model_version="[^"]+",ranker="served"\} \d/);
     assert.match(text, /starstream_model_info\{version="[^"]+",provider="cpu"\} 1/);

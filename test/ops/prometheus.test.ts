@@ -149,7 +149,7 @@ describe('a real Prometheus scraping a running pipeline', () => {
       'starstream_batch_stage_duration_seconds_count{stage="publish"}',
       'starstream_end_to_end_latency_seconds_count',
       'starstream_consumer_lag_records',
-      'starstream_store_operation_duration_seconds_count{operation="getUsers"}',
+      'starstream_store_operation_duration_seconds_count{operation="openBatch"}',
       'starstream_star_inference_duration_seconds_count{provider="cpu"}',
       'starstream_star_batch_rows_count',
       'starstream_model_info{version="star-v1",provider="cpu"}',

@@ -96,5 +96,5 @@ export function ruleQueries(): { queries: Query[]; recorded: string[] } {
 
 /** Grafana's variables replaced by values Prometheus accepts, to run a dashboard query as is. */
 export function withGrafanaVariables(expr: string): string {
-  return expr.replace(/\$__rate_interval|\$__interval|\$\{__rate_interval\}/g, '1m');
+  return expr.replace(/\$__rate_interval|\$__interval|\$\{__rate_interval\}/g, '1m').replace(/\$(job|instance)\b/g, '.*');
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../src/logging/logger.ts';
-import { loadCstTemplates } from '../../src/stages/evidence/templates.ts';
+import { loadCstTemplates } from '../../src/cst/index.ts';
 import { loadPromptSpec } from '../../src/star/prompt/spec.ts';
 import type { StarRegistryOptions } from '../../src/star/registry/registry.ts';
 

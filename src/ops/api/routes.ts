@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorCode, errorMessage } from '../../errors/index.ts';
+import { BadInputError, errorCode, errorMessage } from '../../errors/index.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { RankedNow } from '../../pipeline/recommend.ts';
 import type { RefreshResult } from '../../star/registry/registry.ts';
@@ -10,9 +10,13 @@ import { json, type RouteHandler } from '../server.ts';
  * The on-demand HTTP API, mounted under `/v1/` on the ops server (docs/openapi.yaml describes it;
  * test/ops/openapi.test.ts checks that the two agree):
  *
- * - `GET  /v1/users/{id}/recommendations?k=` ranks for a user now, through the stream's stages;
+ * - `GET  /v1/users/{id}/recommendations?k=&at=` ranks for a user now (evidence at the stream's time, or `at`), through the stream's stages;
  * - `POST /v1/admin/model/reload` reads the STAR registry's `CURRENT` now;
  * - `POST /v1/admin/consumption/pause` and `/resume` stop and restart fetching (the API keeps answering).
+ *
+ * HEAD is served on every GET route, as GET without the body (Node drops the body of a HEAD response).
+ * `k` above `maxK` is a 400 naming the limit; the answer's `k` is the length of the list it holds: the k asked
+ * for, or fewer when the user has fewer candidates than that (`candidates` says how many).
  *
  * Auth: with `ops.apiToken` set, every `/v1/` route wants `Authorization: Bearer <token>` (401 otherwise).
  * Without it the read route is open and the admin routes answer 403: admin needs a token to exist at all.
@@ -20,7 +24,8 @@ import { json, type RouteHandler } from '../server.ts';
  */
 
 export interface ApiDeps {
-  recommend(userId: string, k: number): Promise<RankedNow>;
+  /** `atMs`: the time to explain at (default the stream's time); a bad one throws `BadInputError`. */
+  recommend(userId: string, k: number, atMs?: number): Promise<RankedNow>;
   /** k when the query does not give one (`ranking.topK`). */
   readonly defaultK: number;
   readonly maxK: number;
@@ -69,9 +74,10 @@ export function createApi(deps: ApiDeps): RouteHandler {
       const match = matchRoute(url.pathname);
       if (!match) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname.slice(0, 200)}`);
       template = match.path;
-      const route = API_ROUTES.find((r) => r.path === match.path && r.method === req.method);
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      const route = API_ROUTES.find((r) => r.path === match.path && r.method === method);
       if (!route) {
-        const allow = API_ROUTES.filter((r) => r.path === match.path).map((r) => r.method).join(', ');
+        const allow = API_ROUTES.filter((r) => r.path === match.path).flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])).join(', ');
         throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${match.path}; use ${allow}`, { allow });
       }
       authorize(req, route, expected);
@@ -80,6 +86,9 @@ export function createApi(deps: ApiDeps): RouteHandler {
       if (err instanceof ApiError) {
         status = err.status;
         json(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
+      } else if (err instanceof BadInputError) {
+        status = 400;
+        json(res, 400, { error: { code: err.code, message: err.message } });
       } else {
         status = 500;
         log.error({ code: errorCode(err), err: errorMessage(err), route: template }, 'API request failed');
@@ -95,10 +104,10 @@ export function createApi(deps: ApiDeps): RouteHandler {
       case '/v1/users/{id}/recommendations': {
         const userId = parseUserId(params.id ?? '');
         const k = parseK(url.searchParams, deps.defaultK, deps.maxK);
-        const ranked = await deps.recommend(userId, k);
+        const ranked = await deps.recommend(userId, k, parseAt(url.searchParams));
         json(res, 200, {
           userId,
-          k,
+          k: ranked.ranked.length,
           modelVersion: ranked.modelVersion,
           coldStart: ranked.coldStart,
           candidates: ranked.candidates,
@@ -139,7 +148,8 @@ export function createApi(deps: ApiDeps): RouteHandler {
 }
 
 function matchRoute(pathname: string): { path: Route['path']; params: Record<string, string> } | null {
-  const user = /^\/v1\/users\/([^/]+)\/recommendations\/?$/.exec(pathname);
+  // `[^/]*`: an empty id (`/v1/users//recommendations`) is a bad id (400), not an unknown route.
+  const user = /^\/v1\/users\/([^/]*)\/recommendations\/?$/.exec(pathname);
   if (user) return { path: '/v1/users/{id}/recommendations', params: { id: user[1]! } };
   const plain = API_ROUTES.find((r) => r.path === pathname.replace(/\/$/, ''));
   return plain ? { path: plain.path, params: {} } : null;
@@ -178,9 +188,19 @@ function parseUserId(raw: string): string {
   return id;
 }
 
+/** `at`: epoch milliseconds to explain at, or undefined for the stream's time. */
+function parseAt(params: URLSearchParams): number | undefined {
+  const all = params.getAll('at');
+  if (all.length === 0) return undefined;
+  if (all.length > 1) throw new ApiError(400, 'INVALID_AT', 'at given more than once');
+  const text = all[0]!;
+  if (!/^[0-9]{1,15}$/.test(text)) throw new ApiError(400, 'INVALID_AT', `at must be epoch milliseconds, got "${text.slice(0, 20)}"`);
+  return Number(text);
+}
+
 function parseK(params: URLSearchParams, defaultK: number, maxK: number): number {
   for (const name of params.keys()) {
-    if (name !== 'k') throw new ApiError(400, 'UNKNOWN_PARAMETER', `unknown query parameter "${name.slice(0, 40)}"; only k is accepted`);
+    if (name !== 'k' && name !== 'at') throw new ApiError(400, 'UNKNOWN_PARAMETER', `unknown query parameter "${name.slice(0, 40)}"; only k and at are accepted`);
   }
   const all = params.getAll('k');
   if (all.length === 0) return defaultK;

@@ -1,7 +1,6 @@
 import type { CandidateSource } from '../../domain/evidence.ts';
-import type { ItemProfile, UserProfile } from '../../store/port.ts';
+import type { BatchReader, ItemProfile, UserProfile } from '../../store/port.ts';
 import { bloomHas } from '../../util/bloom.ts';
-import type { StoreView } from '../state/store-view.ts';
 
 /**
  * Candidates: the union of three sources, each bounded, consumed items excluded (configurable):
@@ -41,7 +40,7 @@ export interface CandidateSet {
 }
 
 export async function generateCandidates(
-  view: StoreView,
+  view: BatchReader,
   user: UserProfile,
   options: CandidateOptions,
   nowMs: number,

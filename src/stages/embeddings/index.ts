@@ -1,5 +1,5 @@
 import type { Interaction } from '../../domain/events.ts';
-import type { ItemDelta, TimedId, UserProfile } from '../../store/port.ts';
+import type { ItemDelta, LearningState, TimedId, UserProfile } from '../../store/port.ts';
 import { bloomAdd, createBloom } from '../../util/bloom.ts';
 import type { StoreView } from '../state/store-view.ts';
 import { bprStep } from './bpr.ts';
@@ -31,10 +31,61 @@ export interface Random {
 }
 
 export class CollaborativeLearner {
+  /** Scratch vectors of `learnInto`, reused for every event. */
+  private readonly scratch: { item: Float32Array; positive: Float32Array; negative: Float32Array; previous: Int32Array };
+
   constructor(
     private readonly options: LearnerOptions,
     private readonly random: Random,
-  ) {}
+  ) {
+    const d = options.dimension;
+    this.scratch = { item: new Float32Array(d), positive: new Float32Array(d), negative: new Float32Array(d), previous: new Int32Array(options.cooccurrenceWindow) };
+  }
+
+  /**
+   * Learns `event` into typed state, in place (the embedded store's batch): the same updates as `learn`
+   * without a delta object or a copied profile. `item` is the event's item slot (`state.item`), `negatives`
+   * the first `negativeCount` slots of sampled negatives. Returns the user's slot.
+   */
+  learnInto(state: LearningState, event: Interaction, item: number, negatives: Int32Array, negativeCount: number): number {
+    const o = this.options;
+    const { item: fresh, positive, negative: step, previous } = this.scratch;
+    const at = event.timestampMs;
+    const u = state.user(event.userId, this.initVector);
+    const userVector = state.userVector(u);
+    const learned = state.isLearned(item);
+    if (!learned) this.initVector(fresh);
+    const itemVector = learned ? state.itemVector(item) : fresh;
+
+    positive.fill(0);
+    for (let n = 0; n < negativeCount; n++) {
+      const j = negatives[n]!;
+      if (j === item || !state.isLearned(j)) continue;
+      step.fill(0);
+      bprStep(userVector, itemVector, state.itemVector(j), positive, step, o.learningRate, o.regularization);
+      state.addToItemVector(j, step);
+      state.sightItem(j, at);
+    }
+
+    // The user's previous items (before this event), this item left out: what it now co-occurs with.
+    let count = 0;
+    for (let k = 0; k < state.recentCount(u) && count < o.cooccurrenceWindow; k++) {
+      const p = state.recentItem(u, k);
+      if (p !== item) previous[count++] = p;
+    }
+    if (!learned) state.seedItem(item, fresh);
+    state.addToItemVector(item, positive);
+    for (let k = 0; k < count; k++) state.addCooccurrence(item, previous[k]!, at);
+    state.recordInteraction(u, item, at);
+    for (let k = 0; k < count; k++) state.addCooccurrence(previous[k]!, item, at);
+    return u;
+  }
+
+  /** Fills a new user's or item's vector: N(0, initScale²) per dimension. */
+  private readonly initVector = (vector: Float32Array): void => {
+    const scale = this.options.initScale;
+    for (let k = 0; k < vector.length; k++) vector[k] = this.random.normal() * scale;
+  };
 
   /** Items `learn` reads or changes for `event`: they must be loaded into the view first. */
   itemsToLoad(user: UserProfile | undefined, event: Interaction, negatives: readonly string[]): string[] {
@@ -119,9 +170,10 @@ function nextUserProfile(
  * Draws negatives in proportion to recent popularity by sampling a ring buffer of recently interacted items.
  * Popularity-proportional negatives push the model past "recommend what is popular", which uniform negatives
  * (mostly obscure items, easy to beat) do not. Bounded memory; per-instance state, rebuilt after a restart.
+ * Ids are whatever the caller keys items by: strings over profiles, int slots over the typed state.
  */
-export class NegativeSampler {
-  private readonly ring: string[] = [];
+export class NegativeSampler<Id extends string | number = string> {
+  private readonly ring: Id[] = [];
   private next = 0;
 
   constructor(
@@ -129,19 +181,26 @@ export class NegativeSampler {
     private readonly random: Random,
   ) {}
 
-  observe(itemId: string): void {
+  observe(itemId: Id): void {
     if (this.ring.length < this.capacity) this.ring.push(itemId);
     else this.ring[this.next] = itemId;
     this.next = (this.next + 1) % this.capacity;
   }
 
-  sample(count: number, avoid: string): string[] {
-    const out: string[] = [];
-    if (this.ring.length === 0) return out;
-    for (let tries = 0; out.length < count && tries < count * 3; tries++) {
-      const id = this.ring[Math.floor(this.random.next() * this.ring.length)]!;
-      if (id !== avoid) out.push(id);
-    }
+  sample(count: number, avoid: Id): Id[] {
+    const out: Id[] = [];
+    out.length = this.sampleInto(out, count, avoid);
     return out;
+  }
+
+  /** `sample` into `out` (reused by the caller); returns how many were drawn. */
+  sampleInto(out: { [k: number]: Id }, count: number, avoid: Id): number {
+    let n = 0;
+    if (this.ring.length === 0) return 0;
+    for (let tries = 0; n < count && tries < count * 3; tries++) {
+      const id = this.ring[Math.floor(this.random.next() * this.ring.length)]!;
+      if (id !== avoid) out[n++] = id;
+    }
+    return n;
   }
 }

@@ -1,9 +1,8 @@
 import type { CandidateSource } from '../../domain/evidence.ts';
-import type { UserProfile } from '../../store/port.ts';
+import type { BatchReader, UserProfile } from '../../store/port.ts';
 import type { CandidateSet } from '../candidates/index.ts';
-import type { StoreView } from '../state/store-view.ts';
 import { collectEvidence, type CaseEvidence, type EvidenceOptions } from './index.ts';
-import type { CstTemplates } from './templates.ts';
+import type { CstTemplates } from '../../cst/index.ts';
 
 /**
  * Evidence for given item ids rather than for the candidate stage's picks: the evaluation protocol and the
@@ -14,7 +13,7 @@ import type { CstTemplates } from './templates.ts';
  * not pick has no `sources`; "rank r of n" sentences rank among `itemIds`.
  */
 export function evidenceForItems(
-  view: StoreView,
+  view: BatchReader,
   user: UserProfile,
   candidates: CandidateSet,
   itemIds: readonly string[],

@@ -1,10 +1,18 @@
 import type { CandidateSource, CollaborativeEvidence, EvidenceFeatures, UserContext } from '../../domain/evidence.ts';
 import { decayedCount } from '../../store/popularity.ts';
-import type { ItemProfile, UserProfile } from '../../store/port.ts';
+import type { BatchReader, ItemProfile, UserProfile } from '../../store/port.ts';
 import type { CandidateSet, CooccurrenceSignal } from '../candidates/index.ts';
-import type { StoreView } from '../state/store-view.ts';
 import { dot } from '../embeddings/vectors.ts';
-import { fmt, render, sanitiseTitle, type CstTemplates } from './templates.ts';
+import {
+  categorySentence,
+  cooccurrenceSentence,
+  embeddingSentence,
+  neighboursSentence,
+  newUserSentence,
+  popularitySentence,
+  type CstTemplates,
+  type PopularityFacts,
+} from '../../cst/index.ts';
 
 /**
  * Evidence (Collaborative Signal Translation): for each candidate, the collaborative signals as numbers and
@@ -32,10 +40,21 @@ export interface CaseEvidence {
   readonly candidates: CollaborativeEvidence[];
   /** Nearest users actually read for the neighbour counts. */
   readonly neighboursConsulted: number;
+  /** The time the evidence is as of: the event's, or the stream's for the on-demand API. */
+  readonly atMs: number;
+  /** What the popularity sentences state of each candidate beyond its features, for `renderSentences`. */
+  readonly items: ReadonlyMap<string, ItemFacts>;
+}
+
+/** Facts of a candidate's profile that its features do not carry. */
+export interface ItemFacts {
+  readonly interactions: number;
+  /** Its latest interaction (head of `recentUsers`); null when none is known. */
+  readonly latestMs: number | null;
 }
 
 export async function collectEvidence(
-  view: StoreView,
+  view: BatchReader,
   input: EvidenceInput,
   options: EvidenceOptions,
   templates: CstTemplates | null,
@@ -46,8 +65,10 @@ export async function collectEvidence(
     neighbourEngagement(view, user, options.neighbours, new Set(candidates.itemIds)),
   ]);
   const categoryMix = categoryMixOf(candidates.recentItems);
+  const items = new Map<string, ItemFacts>();
   const evidence = candidates.itemIds.map((itemId) => {
     const profile = profiles.get(itemId);
+    items.set(itemId, { interactions: profile?.interactionCount ?? 0, latestMs: profile?.recentUsers[0]?.atMs ?? null });
     const features = featuresOf(user, profile, candidates.cooccurrence.get(itemId), engagement.counts.get(itemId) ?? 0, categoryMix, nowMs, options);
     return {
       itemId,
@@ -58,15 +79,18 @@ export async function collectEvidence(
       sentences: [] as string[],
     };
   });
-  if (templates) {
-    const ctx = sentenceContext(candidates, engagement.total, options, evidence);
-    for (const e of evidence) e.sentences = sentencesFor(e, templates, ctx, options.maxSentences);
-  }
-  return {
+  const out: CaseEvidence = {
     user: userContext(user, candidates.recentItems, categoryMix),
     candidates: evidence,
     neighboursConsulted: engagement.total,
+    atMs: nowMs,
+    items,
   };
+  if (templates) {
+    const ctx = sentenceContext(candidates, out);
+    for (const e of evidence) e.sentences = sentencesFor(e, templates, ctx, options.maxSentences);
+  }
+  return out;
 }
 
 /**
@@ -78,14 +102,14 @@ export function renderSentences(
   all: CaseEvidence,
   templates: CstTemplates,
   candidates: CandidateSet,
-  options: EvidenceOptions,
+  options: Pick<EvidenceOptions, 'maxSentences'>,
 ): CollaborativeEvidence[] {
-  const ctx = sentenceContext(candidates, all.neighboursConsulted, options, all.candidates);
+  const ctx = sentenceContext(candidates, all);
   return some.map((e) => ({ ...e, sentences: sentencesFor(e, templates, ctx, options.maxSentences) }));
 }
 
 async function neighbourEngagement(
-  view: StoreView,
+  view: BatchReader,
   user: UserProfile,
   k: number,
   candidates: ReadonlySet<string>,
@@ -97,8 +121,10 @@ async function neighbourEngagement(
 }
 
 /**
- * How many of `neighbours` have each of `candidates` in their recent history: the user-CF signal. Shared
- * with the teacher's user-CF tool, which passes neighbours whose histories are cut at the case's time.
+ * How many of `neighbours` have each of `candidates` in their recent history: the user-CF signal. A neighbour
+ * counts once per item however often the item recurs in its history, so a count never exceeds the neighbours
+ * read. Shared with the teacher's user-CF tool, which passes neighbours whose histories are cut at the case's
+ * time.
  */
 export function countEngagement(
   neighbours: Iterable<Pick<UserProfile, 'recentItems'>>,
@@ -106,7 +132,9 @@ export function countEngagement(
 ): Map<string, number> {
   const counts = new Map<string, number>();
   for (const neighbour of neighbours) {
-    for (const r of neighbour.recentItems) if (candidates.has(r.id)) counts.set(r.id, (counts.get(r.id) ?? 0) + 1);
+    const had = new Set<string>();
+    for (const r of neighbour.recentItems) if (candidates.has(r.id)) had.add(r.id);
+    for (const id of had) counts.set(id, (counts.get(id) ?? 0) + 1);
   }
   return counts;
 }
@@ -136,18 +164,19 @@ function featuresOf(
   };
 }
 
-export interface PopularitySignal {
-  /** Long-window decayed interaction count. */
-  readonly long: number;
+/** An item's popularity at a time, with what its sentence states besides (`PopularityFacts`). */
+export interface PopularitySignal extends PopularityFacts {
   /** Short-window decayed interaction count. */
   readonly short: number;
-  /** Short-window over long-window rate; 1 is steady. */
-  readonly trend: number;
 }
 
-/** An item's popularity and trend at `nowMs` (zeros for an unknown item); also read by the teacher's tools. */
+/**
+ * An item's popularity and trend at `nowMs` (zeros for an unknown item); also read by the teacher's tools.
+ * `nowMs` must not be earlier than the events the profile holds, or their weights exceed 1: the event's time
+ * in the stream, the stream's time (never the wall clock) for the on-demand API.
+ */
 export function popularityOf(
-  item: Pick<ItemProfile, 'popularity'> | undefined,
+  item: Pick<ItemProfile, 'popularity' | 'interactionCount' | 'recentUsers'> | undefined,
   nowMs: number,
   o: Pick<EvidenceOptions, 'popularityShortHalfLifeMs' | 'popularityLongHalfLifeMs'>,
 ): PopularitySignal {
@@ -155,24 +184,7 @@ export function popularityOf(
   const short = item ? decayedCount(item.popularity.shortLog, nowMs, o.popularityShortHalfLifeMs) : 0;
   // Rates per half-life, so that a steady stream gives a trend of 1 whatever the two windows are.
   const trend = long > 0 ? short / o.popularityShortHalfLifeMs / (long / o.popularityLongHalfLifeMs) : 1;
-  return { long, short, trend };
-}
-
-/** The word the popularity sentence uses for a trend. */
-export function trendWord(trend: number): 'rising' | 'cooling' | 'steady' {
-  return trend >= 1.5 ? 'rising' : trend <= 0.67 ? 'cooling' : 'steady';
-}
-
-/** The CST popularity sentence (or the cold-start one below one decayed interaction). */
-export function popularitySentence(t: CstTemplates, popularity: number, trend: number): string {
-  return popularity >= 1
-    ? render(t.templates.popularity, { count: fmt.int(popularity), trend: trendWord(trend) })
-    : render(t.templates.cold, { count: fmt.int(popularity) });
-}
-
-/** The CST user-CF sentence: `count` of the `total` nearest users engaged with the item. */
-export function neighboursSentence(t: CstTemplates, count: number, total: number): string {
-  return render(t.templates.neighbours, { count: fmt.int(count), total: fmt.int(total) });
+  return { long, short, trend, interactions: item?.interactionCount ?? 0, latestMs: item?.recentUsers[0]?.atMs ?? null, atMs: nowMs };
 }
 
 /** Share of the recent items in each category, largest first. */
@@ -194,29 +206,35 @@ function userContext(user: UserProfile, recentItems: readonly ItemProfile[], mix
 }
 
 interface SentenceContext {
-  readonly window: number;
-  readonly neighboursConsulted: number;
+  readonly evidence: CaseEvidence;
+  /** Distinct recent items co-occurrence and category counts were taken over: the M of "N of M". */
+  readonly recentItems: number;
   readonly recentTitles: ReadonlyMap<string, string | null>;
+  /** How many of the recent items are in each category. */
+  readonly categoryCounts: ReadonlyMap<string, number>;
   readonly cooccurrence: ReadonlyMap<string, CooccurrenceSignal>;
   /** Embedding scores of all candidates, descending, for "rank r of n". */
   readonly embeddingScores: readonly number[];
+  readonly newUser: boolean;
 }
 
-function sentenceContext(
-  candidates: CandidateSet,
-  neighboursConsulted: number,
-  o: EvidenceOptions,
-  all: readonly Pick<CollaborativeEvidence, 'features'>[],
-): SentenceContext {
+function sentenceContext(candidates: CandidateSet, evidence: CaseEvidence): SentenceContext {
+  const categoryCounts = new Map<string, number>();
+  for (const item of candidates.recentItems) {
+    for (const c of new Set(item.categories)) categoryCounts.set(c, (categoryCounts.get(c) ?? 0) + 1);
+  }
   return {
-    window: Math.min(o.cooccurrenceWindow, Math.max(1, candidates.recentItems.length)),
-    neighboursConsulted,
+    evidence,
+    recentItems: new Set(candidates.recentItems.map((i) => i.itemId)).size,
     recentTitles: new Map(candidates.recentItems.map((i) => [i.itemId, i.title])),
+    categoryCounts,
     cooccurrence: candidates.cooccurrence,
-    embeddingScores: all.map((e) => e.features.embeddingScore).sort((a, b) => b - a),
+    embeddingScores: evidence.candidates.map((e) => e.features.embeddingScore).sort((a, b) => b - a),
+    newUser: evidence.user.interactionCount === 0,
   };
 }
 
+/** Strongest signal first: co-occurrence, similar users, category, taste match, popularity. */
 function sentencesFor(
   e: Pick<CollaborativeEvidence, 'itemId' | 'categories' | 'features'>,
   t: CstTemplates,
@@ -225,21 +243,40 @@ function sentencesFor(
 ): string[] {
   const f = e.features;
   const out: string[] = [];
-  if (f.cooccurrence > 0) {
-    const withId = ctx.cooccurrence.get(e.itemId)?.strongestWith ?? '?';
-    const strongest = sanitiseTitle(ctx.recentTitles.get(withId) ?? null, withId);
-    out.push(render(t.templates.cooccurrence, { count: fmt.int(f.cooccurrence), items: fmt.int(f.cooccurringRecentItems), window: fmt.int(ctx.window), title: strongest }));
+  if (ctx.newUser) out.push(newUserSentence(t));
+  const cooc = ctx.cooccurrence.get(e.itemId);
+  if (f.cooccurrence > 0 && cooc) {
+    out.push(
+      cooccurrenceSentence(t, {
+        count: cooc.total,
+        items: cooc.items,
+        recentItems: ctx.recentItems,
+        strongestTitle: ctx.recentTitles.get(cooc.strongestWith) ?? null,
+        strongestId: cooc.strongestWith,
+      }),
+    );
   }
-  if (f.neighbourEngagement > 0) {
-    out.push(neighboursSentence(t, f.neighbourEngagement, ctx.neighboursConsulted));
+  if (f.neighbourEngagement > 0) out.push(neighboursSentence(t, f.neighbourEngagement, ctx.evidence.neighboursConsulted));
+  const category = strongestCategory(e.categories, ctx.categoryCounts);
+  if (category) out.push(categorySentence(t, category.count, ctx.recentItems, category.category));
+  // A user with no interactions has no taste vector: a "taste match 0.00, rank 1" would explain nothing.
+  if (!ctx.newUser) {
+    const rank = 1 + countAbove(ctx.embeddingScores, f.embeddingScore);
+    out.push(embeddingSentence(t, f.embeddingScore, rank, ctx.embeddingScores.length));
   }
-  if (f.categoryFit > 0) {
-    out.push(render(t.templates.category, { share: fmt.percent(f.categoryFit), categories: e.categories.slice(0, 3).map((c) => sanitiseTitle(c, '?')).join(', ') }));
-  }
-  const rank = 1 + countAbove(ctx.embeddingScores, f.embeddingScore);
-  out.push(render(t.templates.embedding, { score: fmt.fixed2(f.embeddingScore), rank: fmt.int(rank), candidates: fmt.int(ctx.embeddingScores.length) }));
-  out.push(popularitySentence(t, f.popularity, f.trend));
+  const facts = ctx.evidence.items.get(e.itemId) ?? { interactions: 0, latestMs: null };
+  out.push(popularitySentence(t, { long: f.popularity, trend: f.trend, interactions: facts.interactions, latestMs: facts.latestMs, atMs: ctx.evidence.atMs }));
   return out.slice(0, maxSentences);
+}
+
+/** The candidate's category most of the recent items share (first listed on ties); null when none. */
+function strongestCategory(categories: readonly string[], counts: ReadonlyMap<string, number>): { category: string; count: number } | null {
+  let best: { category: string; count: number } | null = null;
+  for (const category of categories) {
+    const count = counts.get(category) ?? 0;
+    if (count > 0 && (!best || count > best.count)) best = { category, count };
+  }
+  return best;
 }
 
 /** How many of the descending `scores` are strictly greater than `x` (binary search). */

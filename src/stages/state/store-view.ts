@@ -1,4 +1,4 @@
-import type { ItemDelta, ItemProfile, Neighbour, UserProfile, VectorStore } from '../../store/port.ts';
+import type { BatchReader, ItemDelta, ItemProfile, Neighbour, UserProfile, VectorStore } from '../../store/port.ts';
 
 /**
  * How item deltas are folded into a profile; the same functions the store adapters use (`item-merge.ts`):
@@ -28,7 +28,7 @@ export type MutableItem = ItemProfile & { cooccurrence: Map<string, number> };
  * whole item profile (with its co-occurrence map) is copied and brought up to date only when a reader asks
  * for it. Copying profiles on every delta was the largest cost of learning.
  */
-export class StoreView {
+export class StoreView implements BatchReader {
   private readonly users = new Map<string, UserProfile>();
   /** Profiles as the store returned them; never changed here. */
   private readonly items = new Map<string, ItemProfile>();

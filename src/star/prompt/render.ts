@@ -1,5 +1,5 @@
 import type { CollaborativeEvidence, UserContext } from '../../domain/evidence.ts';
-import { fmt, render, sanitiseTitle } from '../../stages/evidence/templates.ts';
+import { fmt, render, sanitiseTitle } from '../../cst/index.ts';
 import type { PromptSpec } from './spec.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../logging/logger.ts';
-import type { CstTemplates } from '../../stages/evidence/templates.ts';
+import type { CstTemplates } from '../../cst/index.ts';
 import { createBaselineScorer } from '../baseline/scorer.ts';
 import type { OnnxScorerOptions } from '../onnx/scorer.ts';
 import { loadPromptSpec } from '../prompt/spec.ts';
@@ -26,6 +26,7 @@ export async function openScorerHandle(
     dir: r.modelDir,
     spec: loadPromptSpec(),
     cstTemplateVersion: templates.version,
+    cstTemplates: templates,
     pollMs: r.registryPollMs,
     parityTolerance: r.parityTolerance,
     retireGraceMs: r.retireGraceMs,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseSentence, type CstTemplates } from '../../cst/index.ts';
 import type { ScoringCase } from '../../domain/evidence.ts';
 import type { OnnxStarScorer } from '../onnx/scorer.ts';
 import { scoringCaseSchema } from '../prompt/case-schema.ts';
@@ -53,6 +54,27 @@ export function readParity(path: string): ParityCase[] {
       throw new StarModelError('MODEL_INVALID', `${path}:${i + 1}: texts, ids and scores must have one entry per candidate (${n})`);
     }
     return { case: p.case as ScoringCase, texts: p.texts, ids: p.ids, scores: p.scores };
+  });
+}
+
+/**
+ * Refuses a model whose parity cases hold a CST sentence that none of the server's templates renders. The
+ * manifest's `cstTemplateVersion` is only a label; the sentences in `parity.jsonl` are what the trainer
+ * actually fed the model, so a model of older templates whose label was edited by hand is refused here too.
+ * Throws `StarModelError` `MODEL_TEMPLATE_MISMATCH` naming the first such sentence.
+ */
+export function checkParitySentences(parity: readonly ParityCase[], templates: CstTemplates, version: string): void {
+  parity.forEach((p, i) => {
+    p.case.candidates.forEach((candidate, j) => {
+      for (const sentence of candidate.sentences) {
+        if (parseSentence(sentence, templates)) continue;
+        throw new StarModelError(
+          'MODEL_TEMPLATE_MISMATCH',
+          `model ${version}: parity case ${i + 1} candidate ${j + 1} holds a sentence that no CST ${templates.version} template renders ` +
+            `(${JSON.stringify(sentence.slice(0, 80))}): it was trained on other templates`,
+        );
+      }
+    });
   });
 }
 

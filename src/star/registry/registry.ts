@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CstTemplates } from '../../cst/index.ts';
 import { errorCode, errorMessage } from '../../errors/index.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { OnnxStarScorer, type ExecutionProvider, type OnnxScorerOptions } from '../onnx/scorer.ts';
@@ -8,7 +9,7 @@ import { featureWidth } from '../prompt/features.ts';
 import type { PromptSpec } from '../prompt/spec.ts';
 import { StarModelError } from './errors.ts';
 import { checkTemplates, MODEL_FILES, modelFiles, readManifest } from './manifest.ts';
-import { checkParity, readParity, type ParityReport } from './parity.ts';
+import { checkParity, checkParitySentences, readParity, type ParityReport } from './parity.ts';
 
 /**
  * The STAR model registry: a directory of model versions and a `CURRENT` file naming the one to serve.
@@ -21,9 +22,10 @@ import { checkParity, readParity, type ParityReport } from './parity.ts';
  * ```
  *
  * Every instance polls `CURRENT`. A newly named version is loaded beside the serving one, checked (files,
- * manifest, template versions, onnxruntime load, parity within tolerance) and only then swapped in: one
- * reference assignment, so a case always gets a whole model. The replaced model keeps its session for
- * `retireGraceMs` so that a request that took it just before the swap still completes, then is closed.
+ * manifest, template versions, the CST sentences of its parity cases, onnxruntime load, parity within
+ * tolerance) and only then swapped in: one reference assignment, so a case always gets a whole model. The
+ * replaced model keeps its session for `retireGraceMs` so that a request that took it just before the swap
+ * still completes, then is closed.
  * A model that fails any check is refused: logged, reported through `onRefused`, remembered (not retried
  * until its files or `CURRENT` change), and the serving model stays. Publish a version by writing its
  * directory completely first, then replacing `CURRENT` (write a temp file and rename it).
@@ -36,6 +38,11 @@ export interface StarRegistryOptions {
   readonly spec: PromptSpec;
   /** `version` of the CST templates the evidence stage renders with. */
   readonly cstTemplateVersion: string;
+  /**
+   * The templates themselves (of `cstTemplateVersion`): when given, every sentence of the model's parity cases
+   * must be one they render (`checkParitySentences`), not only the manifest's label agree.
+   */
+  readonly cstTemplates?: CstTemplates;
   /** How often `CURRENT` is read, ms; 0 = never (only `refresh()`). */
   readonly pollMs: number;
   /** Largest |score difference| from the trainer's parity scores. */
@@ -73,11 +80,12 @@ export function staticScorerHandle(scorer: Scorer): ScorerHandle {
 /** Loads one model directory and runs every check; the caller owns the returned scorer. */
 export async function loadVerifiedModel(
   dir: string,
-  options: Pick<StarRegistryOptions, 'spec' | 'cstTemplateVersion' | 'parityTolerance' | 'scorer'>,
+  options: Pick<StarRegistryOptions, 'spec' | 'cstTemplateVersion' | 'cstTemplates' | 'parityTolerance' | 'scorer'>,
 ): Promise<{ scorer: OnnxStarScorer; parity: ParityReport }> {
   const manifest = readManifest(dir);
   checkTemplates(manifest, options.spec.version, options.cstTemplateVersion, featureWidth(options.spec));
   const parityCases = readParity(modelFiles(dir).parity);
+  if (options.cstTemplates) checkParitySentences(parityCases, options.cstTemplates, manifest.version);
   const scorer = await OnnxStarScorer.load(dir, manifest, options.spec, options.scorer);
   try {
     const parity = await checkParity(scorer, parityCases, options.parityTolerance);

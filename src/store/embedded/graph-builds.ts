@@ -121,7 +121,9 @@ export class WorkerGraphBuilds implements GraphBuilds {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./hnsw-worker.mjs', import.meta.url), { workerData: this.params });
+    // Run from src/, the .mjs entry registers tsx first; compiled (dist/), the worker's own .js loads directly.
+    const entry = import.meta.url.endsWith('.ts') ? './hnsw-worker.mjs' : './hnsw-worker.js';
+    const worker = new Worker(new URL(entry, import.meta.url), { workerData: this.params });
     worker.on('message', (reply: SyncReply) => this.settle(reply.id, reply.ok ? reply.path : new Error(reply.message)));
     worker.on('error', (err) => this.settle(this.pending?.id ?? -1, err));
     worker.on('exit', (code) => {

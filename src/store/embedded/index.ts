@@ -2,15 +2,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { dirname } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { FatalError } from '../../errors/index.ts';
-import {
-  applyValidItemDelta,
-  applyItemMetadata,
-  cloneItem,
-  isUnseenItem,
-  validateItemDelta,
-  type ItemMergeLimits,
-  type MutableItemProfile,
-} from '../item-merge.ts';
+import { validateItemDelta } from '../item-merge.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { decayedCount } from '../popularity.ts';
 import type {
@@ -23,18 +15,24 @@ import type {
   VectorStore,
 } from '../port.ts';
 import { VectorIndex, type VectorIndexOptions, type VectorIndexStats } from './vector-index.ts';
+import { CollaborativeState, type StateLimits } from './state/collaborative-state.ts';
+import { EmbeddedBatch } from './batch.ts';
+import { PopularRanking } from './state/popular-ranking.ts';
 
 /**
- * The embedded vector + graph store: profiles in memory, vectors in a `VectorIndex` per collection, and an
- * optional snapshot file so a restart resumes where the last `flush()` left off.
+ * The embedded vector + graph store: the collaborative state in typed arrays (`state/`), vectors also in a
+ * `VectorIndex` per collection for search, and an optional snapshot file so a restart resumes where the last
+ * `flush()` left off.
  *
- * One process owns it, so "concurrent" item deltas are simply applied in call order on the event loop; the
- * merge rules (`item-merge.ts`) are the same as Qdrant's. Reads hand out the stored objects without copying
- * and item deltas change them in place: a profile read earlier shows later writes. Callers treat profiles as
- * read-only (the stages' `StoreView` copies before changing anything).
+ * The store is the batch view: `openBatch()` hands the pipeline the live state, which the learner changes in
+ * place (journaled) and the ranking stages read directly, without copying profiles; `commit` publishes the
+ * batch's vectors to the indexes and its popularity to the ranking, `rollback` undoes it whole. The port's
+ * writes (`putUsers`, `applyItemDeltas`, `putItemMetadata`, restores) wait while a batch is open, so a
+ * rollback never undoes them. Reads (`getUsers`, `getItems`) build profiles at the edge: copies, never live.
+ * The merge rules are Qdrant's (`item-merge.ts`), checked for both by the contract suite.
  */
 
-export interface EmbeddedStoreOptions extends ItemMergeLimits, Omit<VectorIndexOptions, 'dimension' | 'onError'> {
+export interface EmbeddedStoreOptions extends StateLimits, Omit<VectorIndexOptions, 'dimension' | 'onError'> {
   /** Snapshot file; undefined = memory only. */
   readonly path?: string;
   /** Where a failed HNSW refresh is reported (search stays exact meanwhile); unset = a process warning. */
@@ -56,14 +54,16 @@ export function createEmbeddedStore(options: EmbeddedStoreOptions): EmbeddedStor
 
 export class EmbeddedStore implements VectorStore {
   readonly kind = 'embedded' as const;
-  private readonly users = new Map<string, UserProfile>();
-  private readonly items = new Map<string, ItemProfile>();
+  readonly state: CollaborativeState;
   private readonly userIndex: VectorIndex;
   private readonly itemIndex: VectorIndex;
-  /** The popularity ranking, exact at every moment (see `popularRanking`); null until asked or after a restore. */
-  private popular: PopularRanking | null = null;
+  private readonly popular: PopularRanking;
+  private batch: EmbeddedBatch | null = null;
+  private batchDone: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: EmbeddedStoreOptions) {
+    this.state = new CollaborativeState(options);
+    this.popular = new PopularRanking(this.state);
     this.userIndex = new VectorIndex({ ...options, onError: (err) => this.indexFailed('users', err) });
     this.itemIndex = new VectorIndex({ ...options, onError: (err) => this.indexFailed('items', err) });
   }
@@ -96,52 +96,88 @@ export class EmbeddedStore implements VectorStore {
           `this store expects version ${SNAPSHOT_VERSION} and dimension ${this.options.dimension}`,
       );
     }
-    for (const user of snapshot.users) this.setUser(user);
-    for (const item of snapshot.items) this.setItem(item);
-    this.popular = null;
+    this.restoreUsers(snapshot.users);
+    this.restoreItems(snapshot.items);
+  }
+
+  /**
+   * Opens the batch view over the live state (after any batch still open settles). The caller learns and ranks
+   * through it and ends it with `commit()` or `rollback()`; the port's writes wait meanwhile.
+   */
+  async openBatch(): Promise<EmbeddedBatch> {
+    while (this.batch) await this.batchDone;
+    let settle!: () => void;
+    this.batchDone = new Promise((resolve) => (settle = resolve));
+    this.state.begin();
+    const batch = new EmbeddedBatch(this.state, this, () => {
+      this.batch = null;
+      settle();
+    });
+    this.batch = batch;
+    return batch;
+  }
+
+  /** Publishes a committed batch's changes: vectors to the indexes, raised popularity to the ranking. */
+  publish(changes: { readonly users: readonly number[]; readonly itemVectors: readonly number[]; readonly raisedItems: readonly number[] }): void {
+    const s = this.state;
+    for (const u of changes.users) if (s.userExists[u] === 1) this.userIndex.set(s.users.idOf(u), s.userVector(u));
+    for (const i of changes.itemVectors) this.indexItem(i);
+    this.popular.raise(changes.raisedItems);
   }
 
   async getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
-    return pick(this.users, userIds);
+    const out = new Map<string, UserProfile>();
+    for (const id of userIds) {
+      const u = this.state.userSlot(id);
+      if (u >= 0) out.set(id, this.state.userProfile(u));
+    }
+    return out;
   }
 
   async getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {
-    return pick(this.items, itemIds);
+    const out = new Map<string, ItemProfile>();
+    for (const id of itemIds) {
+      const i = this.state.knownItem(id);
+      if (i >= 0) out.set(id, this.state.itemProfile(i));
+    }
+    return out;
   }
 
   async putUsers(users: readonly UserProfile[]): Promise<void> {
-    for (const user of users) this.setUser(user);
+    await this.idle();
+    this.restoreUsers(users);
   }
 
   async applyItemDeltas(deltas: readonly ItemDelta[]): Promise<void> {
     // Validate all before applying any, so a bad delta leaves the call unapplied rather than half-applied.
     for (const delta of deltas) validateItemDelta(delta, this.options.dimension);
-    const touched = new Set<MutableItemProfile>();
-    const raised = new Set<MutableItemProfile>();
+    await this.idle();
+    const touched = new Set<number>();
+    const raised: number[] = [];
     for (const delta of deltas) {
-      let item = this.items.get(delta.itemId) as MutableItemProfile | undefined;
-      if (!item) this.items.set(delta.itemId, (item = cloneItem(undefined, delta.itemId, this.options.dimension)));
-      applyValidItemDelta(item, delta, this.options);
-      touched.add(item);
-      if ((delta.interactions ?? 0) > 0) raised.add(item);
+      const i = this.state.applyDelta(delta);
+      touched.add(i);
+      if ((delta.interactions ?? 0) > 0) raised.push(i);
     }
-    for (const item of touched) this.itemIndex.set(item.itemId, item.vector);
-    this.popular?.raise(raised);
+    for (const i of touched) this.indexItem(i);
+    this.popular.raise(raised);
   }
 
   /**
    * Installs whole profiles as given, replacing any held (a restore path: the tiered store's hot tier takes
-   * the states Qdrant holds or has just acknowledged). The profiles become the stored objects: callers hand
-   * over fresh ones and never change them afterwards.
+   * the states Qdrant holds or has just acknowledged). Synchronous: callers make sure no batch is open.
    */
   restoreUsers(users: readonly UserProfile[]): void {
-    for (const user of users) this.setUser(user);
+    for (const user of users) {
+      this.state.setUser(user);
+      this.userIndex.set(user.userId, user.vector);
+    }
   }
 
   /** `restoreUsers` for items; a restored popularity may be lower, so the ranking is rebuilt when next asked. */
   restoreItems(items: readonly ItemProfile[]): void {
-    for (const item of items) this.setItem(item);
-    this.popular = null;
+    for (const item of items) this.indexItem(this.state.setItem(item));
+    this.popular.invalidate();
   }
 
   /** In-process: no request ever leaves it. */
@@ -150,11 +186,10 @@ export class EmbeddedStore implements VectorStore {
   }
 
   async putItemMetadata(items: readonly ItemMetadata[]): Promise<void> {
+    await this.idle();
     // Metadata never changes a vector: a learned item is already indexed, and a catalogue-only item has only
     // a zero placeholder, which must not be searchable (it would fill the graph and the results).
-    for (const meta of items) {
-      this.items.set(meta.itemId, applyItemMetadata(this.items.get(meta.itemId), meta, this.options.dimension));
-    }
+    for (const meta of items) this.state.setMetadata(meta);
   }
 
   async searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {
@@ -166,25 +201,32 @@ export class EmbeddedStore implements VectorStore {
   }
 
   async popularItems(k: number, nowMs: number): Promise<Neighbour[]> {
-    const ids = this.popularRanking(k);
-    return ids.slice(0, k).map((id) => ({
-      id,
-      score: decayedCount(this.items.get(id)!.popularity.longLog, nowMs, this.options.popularityLongHalfLifeMs),
+    return this.popularNow(k, nowMs);
+  }
+
+  /** `popularItems`, synchronously: the ranking as of the last commit, scored at `nowMs`. */
+  popularNow(k: number, nowMs: number): Neighbour[] {
+    const s = this.state;
+    return this.popular.top(k).map((i) => ({
+      id: s.items.idOf(i),
+      score: decayedCount(s.longLog[i]!, nowMs, this.options.popularityLongHalfLifeMs),
     }));
   }
 
   async counts(): Promise<StoreCounts> {
-    return { users: this.users.size, items: this.items.size };
+    return { users: this.state.userCountLive, items: this.state.itemCountLive };
   }
 
   async flush(): Promise<void> {
     const path = this.options.path;
     if (!path) return;
+    await this.idle();
+    const s = this.state;
     const snapshot: Snapshot = {
       version: SNAPSHOT_VERSION,
       dimension: this.options.dimension,
-      users: [...this.users.values()],
-      items: [...this.items.values()],
+      users: [...s.users.liveSlots()].filter((u) => s.userExists[u] === 1).map((u) => s.userProfile(u)),
+      items: [...s.items.liveSlots()].filter((i) => s.itemExists[i] === 1).map((i) => s.itemProfile(i)),
     };
     mkdirSync(dirname(path), { recursive: true });
     // Write then rename, so a crash mid-write leaves the previous snapshot intact.
@@ -198,15 +240,15 @@ export class EmbeddedStore implements VectorStore {
     await Promise.all([this.userIndex.close(), this.itemIndex.close()]);
   }
 
-  private setUser(user: UserProfile): void {
-    this.users.set(user.userId, user);
-    this.userIndex.set(user.userId, user.vector);
+  /** Resolves when no batch is open. */
+  private async idle(): Promise<void> {
+    while (this.batch) await this.batchDone;
   }
 
-  /** Stores `item`; indexes its vector only once learned (a catalogue-only item has a zero placeholder). */
-  private setItem(item: ItemProfile): void {
-    this.items.set(item.itemId, item);
-    if (!isUnseenItem(item)) this.itemIndex.set(item.itemId, item.vector);
+  /** Indexes the item's vector once learned (a catalogue-only item has a zero placeholder, never searchable). */
+  private indexItem(i: number): void {
+    const s = this.state;
+    if (s.itemExists[i] === 1 && s.isLearned(i)) this.itemIndex.set(s.items.idOf(i), s.itemVector(i));
   }
 
   private indexFailed(collection: 'users' | 'items', err: unknown): void {
@@ -214,97 +256,4 @@ export class EmbeddedStore implements VectorStore {
     if (this.options.log) this.options.log.warn({ code: 'STORE_INDEX_REFRESH_FAILED', collection, err }, message);
     else process.emitWarning(`${message}: ${err instanceof Error ? err.message : String(err)}`);
   }
-
-  /**
-   * Item ids by long-window popularity, best first, as of every delta applied so far: the answer Qdrant gives
-   * by ordering its float index live. Ranking by the stored log-sum equals ranking by the decayed count at any
-   * time, so only new events change the order, and they only ever raise an item: `applyItemDeltas` tells the
-   * ranking, which moves that one item up. (A cached ranking recomputed every max(1000, items/10) deltas made
-   * the popular candidates, and the popularity baseline beside every recommendation, read a ranking up to a
-   * few hundred events old, so the same stream ranked differently here and on Qdrant.) A full scan happens only
-   * on the first request, after a restore, or for a `k` deeper than the list kept.
-   */
-  private popularRanking(k: number): readonly string[] {
-    const cached = this.popular;
-    if (cached && cached.answers(k)) return cached.ids;
-    const depth = Math.max(k, 256);
-    // One pass with a bounded selection, not a sort of the catalogue.
-    const top = new TopItems(depth);
-    for (const item of this.items.values()) if (item.interactionCount > 0) top.offer(item);
-    const ranking = new PopularRanking(top.sorted().map((i) => i.itemId), depth, (id) => this.items.get(id)!);
-    this.popular = ranking;
-    return ranking.ids;
-  }
-}
-
-function pick<V>(from: ReadonlyMap<string, V>, ids: readonly string[]): Map<string, V> {
-  const out = new Map<string, V>();
-  for (const id of ids) {
-    const value = from.get(id);
-    if (value !== undefined) out.set(id, value);
-  }
-  return out;
-}
-
-/**
- * The ids of the `depth` most popular items, best first (`better`), kept exact as items are raised. Exact
- * because popularity never falls: an item outside a full list can only enter by being raised, and then it is
- * offered here; a list shorter than `depth` holds every item with an interaction. Ids rather than profiles,
- * because `putItemMetadata` replaces an item's object (its popularity unchanged).
- */
-class PopularRanking {
-  constructor(
-    public ids: string[],
-    private readonly depth: number,
-    private readonly item: (id: string) => ItemProfile,
-  ) {}
-
-  /** True when the first `k` ids are the exact top `k`. */
-  answers(k: number): boolean {
-    return k <= this.depth || this.ids.length < this.depth;
-  }
-
-  /**
-   * These items' popularity went up (all of one write, already applied): the new list is the merge of the
-   * untouched ids, whose order still holds, with the raised items sorted afresh. Moving them up one at a time
-   * would compare against neighbours raised in the same write but not yet moved, and misplace both.
-   */
-  raise(raised: ReadonlySet<ItemProfile>): void {
-    if (raised.size === 0) return;
-    const ids = new Set([...raised].map((i) => i.itemId));
-    const kept = this.ids.filter((id) => !ids.has(id));
-    const added = [...raised].sort((a, b) => (better(a, b) ? -1 : 1));
-    const merged: string[] = [];
-    let i = 0;
-    let j = 0;
-    while (merged.length < this.depth && (i < kept.length || j < added.length)) {
-      if (j >= added.length || (i < kept.length && better(this.item(kept[i]!), added[j]!))) merged.push(kept[i++]!);
-      else merged.push(added[j++]!.itemId);
-    }
-    this.ids = merged;
-  }
-}
-
-/** The `k` items with the largest long-window popularity (ties: smaller id first), best first. */
-class TopItems {
-  private readonly items: ItemProfile[] = [];
-
-  constructor(private readonly k: number) {}
-
-  offer(item: ItemProfile): void {
-    const list = this.items;
-    if (list.length === this.k && !better(item, list[list.length - 1]!)) return;
-    let i = list.length;
-    while (i > 0 && better(item, list[i - 1]!)) i--;
-    list.splice(i, 0, item);
-    if (list.length > this.k) list.pop();
-  }
-
-  sorted(): ItemProfile[] {
-    return this.items;
-  }
-}
-
-function better(a: ItemProfile, b: ItemProfile): boolean {
-  return a.popularity.longLog > b.popularity.longLog || (a.popularity.longLog === b.popularity.longLog && a.itemId < b.itemId);
 }

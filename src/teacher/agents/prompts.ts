@@ -1,5 +1,5 @@
 import type { TeacherCase } from '../../domain/teacher.ts';
-import { fmt, sanitiseTitle } from '../../stages/evidence/templates.ts';
+import { fmt, sanitiseTitle } from '../../cst/index.ts';
 import type { JsonSchema } from '../llm/port.ts';
 import { beforeCase, categoryList, itemLabel } from '../tools/render.ts';
 import type { Tool } from '../tools/types.ts';

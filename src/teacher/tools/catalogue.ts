@@ -1,5 +1,5 @@
-import { popularityOf, popularitySentence } from '../../stages/evidence/index.ts';
-import { fmt, sanitiseTitle } from '../../stages/evidence/templates.ts';
+import { fmt, popularitySentence, sanitiseTitle } from '../../cst/index.ts';
+import { popularityOf } from '../../stages/evidence/index.ts';
 import { itemIdsArg, limitArg, limitOf, objectArgs } from './args.ts';
 import { beforeCase, boundText, caseMark, categoryList, itemLabel } from './render.ts';
 import type { Tool, ToolLimits } from './types.ts';
@@ -44,7 +44,7 @@ export function itemDetailsTool(limits: ToolLimits): Tool {
         if (!p) return `- ${id}: unknown at the time of the case`;
         const pop = popularityOf(p, ctx.reader.atMs, ctx.evidence);
         const seen = p.firstSeenMs > p.lastSeenMs ? 'no interactions yet' : `first seen ${beforeCase(p.firstSeenMs, ctx.reader.atMs)}`;
-        return `- ${itemLabel(id, p.title)}${categoryList(p.categories)}${caseMark(id, ctx)}: ${seen}. ${popularitySentence(ctx.templates, pop.long, pop.trend)}`;
+        return `- ${itemLabel(id, p.title)}${categoryList(p.categories)}${caseMark(id, ctx)}: ${seen}. ${popularitySentence(ctx.templates, pop)}`;
       });
       return { text: boundText(lines, limits.maxOutputChars), surfaced: [] };
     },

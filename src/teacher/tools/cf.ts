@@ -1,5 +1,5 @@
-import { countEngagement, neighboursSentence } from '../../stages/evidence/index.ts';
-import { fmt } from '../../stages/evidence/templates.ts';
+import { fmt, neighboursSentence } from '../../cst/index.ts';
+import { countEngagement } from '../../stages/evidence/index.ts';
 import type { UserProfile } from '../../store/port.ts';
 import { itemIdArg, limitArg, limitOf, objectArgs } from './args.ts';
 import { boundText, caseMark, categoryList, itemLabel } from './render.ts';

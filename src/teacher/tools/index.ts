@@ -1,5 +1,5 @@
 import type { TeacherCase } from '../../domain/teacher.ts';
-import type { CstTemplates } from '../../stages/evidence/templates.ts';
+import type { CstTemplates } from '../../cst/index.ts';
 import type { VectorStore } from '../../store/port.ts';
 import type { JsonSchema } from '../llm/port.ts';
 import { AsOfReader } from './as-of.ts';

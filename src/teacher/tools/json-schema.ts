@@ -1,11 +1,12 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonSchema } from '../llm/port.ts';
 
 /**
- * A small JSON Schema validator for the subset the teacher sends to its language model (see `JsonSchema` in
- * `llm/port.ts`): `type` object / array / string / number / integer / boolean, `properties`, `required`,
- * `additionalProperties: false`, `items`, `minItems`/`maxItems`, `minLength`/`maxLength`, `minimum`/`maximum`,
- * `enum`, `const`. The same schema object is sent to the backend (which may or may not enforce it) and checked
- * here, so what the agents accept is exactly what they asked for. Unknown keywords are ignored (`description`).
+ * JSON Schema validation of what the language model answers and of tool arguments, through ajv: the same
+ * schema object is sent to the backend (which may or may not enforce it) and checked here, so what the agents
+ * accept is exactly what they asked for. The teacher's schemas use a small subset (`llm/port.ts`); ajv's
+ * errors are turned into short issues whose wording the model reads back (`/itemId: is required`).
+ * Compiled validators are cached per schema object.
  */
 
 export interface SchemaIssue {
@@ -16,10 +17,22 @@ export interface SchemaIssue {
 
 const MAX_ISSUES = 5;
 
+/** `strict: false`: keywords ajv does not know (none today) are ignored, as the model's backends ignore them. */
+const ajv = new Ajv({ allErrors: true, strict: false });
+const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+
 export function validateJson(schema: JsonSchema, value: unknown): SchemaIssue[] {
-  const issues: SchemaIssue[] = [];
-  check(schema, value, '', issues);
-  return issues;
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    // ajv keeps every compiled schema in a Map keyed by the object; the teacher builds schemas per case (the
+    // ranker's enum of candidate ids), so that Map would grow for the life of the worker. The WeakMap above
+    // keeps the validator exactly as long as the schema lives.
+    ajv.removeSchema(schema);
+    compiled.set(schema, validate);
+  }
+  if (validate(value)) return [];
+  return issuesOf(validate.errors ?? []);
 }
 
 /** `path: message; …`, bounded: the text that goes back to the model and into the trajectory. */
@@ -36,74 +49,50 @@ function keyInPath(key: string): string {
   return key.length > MAX_KEY_IN_PATH ? `${key.slice(0, MAX_KEY_IN_PATH)}…` : key;
 }
 
-function check(schema: JsonSchema, value: unknown, path: string, issues: SchemaIssue[]): void {
-  if (issues.length >= MAX_ISSUES) return;
-  const add = (message: string): void => void issues.push({ path, message });
-  if ('const' in schema && !sameValue(schema.const, value)) return add(`must be ${JSON.stringify(schema.const)}`);
-  const allowed = schema.enum as readonly unknown[] | undefined;
-  if (allowed && !allowed.some((a) => sameValue(a, value))) return add(`must be one of ${preview(allowed)}`);
-  switch (schema.type) {
-    case undefined:
-      return;
-    case 'object':
-      return checkObject(schema, value, path, issues);
-    case 'array': {
-      if (!Array.isArray(value)) return add('must be an array');
-      const min = schema.minItems as number | undefined;
-      const max = schema.maxItems as number | undefined;
-      if (min !== undefined && value.length < min) add(`must have at least ${min} items`);
-      if (max !== undefined && value.length > max) add(`must have at most ${max} items`);
-      const items = schema.items as JsonSchema | undefined;
-      if (items) value.forEach((v, i) => check(items, v, `${path}/${i}`, issues));
-      return;
+/** ajv's errors as issues: one per place (the first error there), at most MAX_ISSUES. */
+function issuesOf(errors: readonly ErrorObject[]): SchemaIssue[] {
+  const issues: SchemaIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const issue = toIssue(e);
+    if (!issue || seen.has(issue.path)) continue;
+    seen.add(issue.path);
+    issues.push(issue);
+    if (issues.length >= MAX_ISSUES) break;
+  }
+  return issues;
+}
+
+function toIssue(e: ErrorObject): SchemaIssue | null {
+  const path = e.instancePath.split('/').map((part, i) => (i === 0 ? part : keyInPath(part.replace(/~1/g, '/').replace(/~0/g, '~')))).join('/');
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return { path: `${path}/${keyInPath(String(p.missingProperty))}`, message: 'is required' };
+    case 'additionalProperties':
+      return { path: `${path}/${keyInPath(String(p.additionalProperty))}`, message: 'is not allowed' };
+    case 'type': {
+      const type = String(p.type);
+      return { path, message: `must be ${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}` };
     }
-    case 'string': {
-      if (typeof value !== 'string') return add('must be a string');
-      const min = schema.minLength as number | undefined;
-      const max = schema.maxLength as number | undefined;
-      if (min !== undefined && value.length < min) add(`must have at least ${min} characters`);
-      if (max !== undefined && value.length > max) add(`must have at most ${max} characters`);
-      return;
-    }
-    case 'number':
-    case 'integer': {
-      if (typeof value !== 'number' || !Number.isFinite(value)) return add(`must be a ${schema.type}`);
-      if (schema.type === 'integer' && !Number.isInteger(value)) return add('must be an integer');
-      const min = schema.minimum as number | undefined;
-      const max = schema.maximum as number | undefined;
-      if (min !== undefined && value < min) add(`must be >= ${min}`);
-      if (max !== undefined && value > max) add(`must be <= ${max}`);
-      return;
-    }
-    case 'boolean':
-      if (typeof value !== 'boolean') add('must be a boolean');
-      return;
+    case 'enum':
+      return { path, message: `must be one of ${preview(p.allowedValues as unknown[])}` };
+    case 'const':
+      return { path, message: `must be ${JSON.stringify(p.allowedValue)}` };
+    case 'minItems':
+      return { path, message: `must have at least ${String(p.limit)} items` };
+    case 'maxItems':
+      return { path, message: `must have at most ${String(p.limit)} items` };
+    case 'minLength':
+      return { path, message: `must have at least ${String(p.limit)} characters` };
+    case 'maxLength':
+      return { path, message: `must have at most ${String(p.limit)} characters` };
+    case 'minimum':
+    case 'maximum':
+      return { path, message: `must be ${String(p.comparison)} ${String(p.limit)}` };
     default:
-      throw new Error(`json-schema: unsupported type ${JSON.stringify(schema.type)} at ${path || '(root)'}`);
+      return { path, message: e.message ?? `fails ${e.keyword}` };
   }
-}
-
-function checkObject(schema: JsonSchema, value: unknown, path: string, issues: SchemaIssue[]): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    issues.push({ path, message: 'must be an object' });
-    return;
-  }
-  const record = value as Record<string, unknown>;
-  const properties = (schema.properties ?? {}) as Readonly<Record<string, JsonSchema>>;
-  for (const key of (schema.required ?? []) as readonly string[]) {
-    if (!Object.hasOwn(record, key)) issues.push({ path: `${path}/${key}`, message: 'is required' });
-  }
-  for (const [key, v] of Object.entries(record)) {
-    // Own properties only: `properties.constructor` (or `toString`, `__proto__`) is Object.prototype's, and
-    // was taken for a schema that allows anything, so such keys passed `additionalProperties: false`.
-    const sub = Object.hasOwn(properties, key) ? properties[key] : undefined;
-    if (sub) check(sub, v, `${path}/${keyInPath(key)}`, issues);
-    else if (schema.additionalProperties === false) issues.push({ path: `${path}/${keyInPath(key)}`, message: 'is not allowed' });
-  }
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  return a === b || (typeof a === 'object' && a !== null && JSON.stringify(a) === JSON.stringify(b));
 }
 
 function preview(values: readonly unknown[]): string {

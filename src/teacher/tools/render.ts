@@ -1,4 +1,4 @@
-import { sanitiseTitle } from '../../stages/evidence/templates.ts';
+import { sanitiseTitle } from '../../cst/index.ts';
 import type { ToolContext } from './types.ts';
 
 /**

@@ -1,5 +1,5 @@
-import { popularityOf, popularitySentence } from '../../stages/evidence/index.ts';
-import { fmt } from '../../stages/evidence/templates.ts';
+import { fmt, popularitySentence } from '../../cst/index.ts';
+import { popularityOf } from '../../stages/evidence/index.ts';
 import { itemIdArg, itemIdsArg, limitArg, limitOf, objectArgs } from './args.ts';
 import { boundText, caseMark, categoryList, itemLabel } from './render.ts';
 import type { Tool, ToolLimits } from './types.ts';
@@ -62,7 +62,7 @@ export function popularityTool(limits: ToolLimits): Tool {
         }
         const pop = popularityOf(p, ctx.reader.atMs, ctx.evidence);
         const short = `${fmt.int(pop.short)} in the short window`;
-        lines.push(`- ${itemLabel(id, p.title)}${categoryList(p.categories)}${caseMark(id, ctx)}: ${popularitySentence(ctx.templates, pop.long, pop.trend)} ${short}.`);
+        lines.push(`- ${itemLabel(id, p.title)}${categoryList(p.categories)}${caseMark(id, ctx)}: ${popularitySentence(ctx.templates, pop)} ${short}.`);
       }
       return { text: boundText(lines, limits.maxOutputChars), surfaced: asked ? [] : ids };
     },

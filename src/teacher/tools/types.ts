@@ -1,6 +1,6 @@
 import type { TeacherCase } from '../../domain/teacher.ts';
 import type { EvidenceOptions } from '../../stages/evidence/index.ts';
-import type { CstTemplates } from '../../stages/evidence/templates.ts';
+import type { CstTemplates } from '../../cst/index.ts';
 import type { JsonSchema } from '../llm/port.ts';
 import type { AsOfReader } from './as-of.ts';
 

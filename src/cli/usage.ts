@@ -1,0 +1,170 @@
+import { KNOWN_DATASETS } from '../data/datasets.ts';
+
+/**
+ * What the command line accepts: every flag, every command with the flags it takes, and the help texts built
+ * from them (`starstream --help`, `starstream <command> --help`). `index.ts` parses against this list, so a flag
+ * a command does not take is a usage error that names it, never silently ignored.
+ */
+
+/** Every flag of any command, in `node:util` parseArgs form. */
+export const FLAGS = {
+  config: { type: 'string' },
+  events: { type: 'string' },
+  users: { type: 'string' },
+  items: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  dataset: { type: 'string' },
+  cases: { type: 'string' },
+  preset: { type: 'string' },
+  force: { type: 'boolean' },
+  margin: { type: 'string' },
+  label: { type: 'boolean' },
+  teacher: { type: 'boolean' },
+  star: { type: 'string', multiple: true },
+  'teacher-budget-s': { type: 'string' },
+  trajectories: { type: 'string' },
+  'stream-every': { type: 'string' },
+  'limit-events': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type FlagName = keyof typeof FLAGS;
+
+/** Flags every command takes. */
+export const COMMON_FLAGS: readonly FlagName[] = ['config', 'help'];
+
+interface CommandSpec {
+  /** The synopsis after `starstream`, one or more lines. */
+  readonly synopsis: string;
+  readonly description: string;
+  readonly flags: readonly FlagName[];
+  /** Subcommands, when the command has them (`topics create`). */
+  readonly subcommands?: readonly string[];
+}
+
+export const COMMANDS = {
+  demo: {
+    synopsis: 'demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--teacher]',
+    description:
+      'the whole pipeline on the embedded default over a generated stream (npm start); --teacher adds the side\n' +
+      'stream: sampled cases → MARS teacher → labelled data set. Defaults: 50,000 events, 5,000 users, 10,000\n' +
+      'items, seed 1, out/recommendations.jsonl',
+    flags: ['events', 'users', 'items', 'seed', 'out', 'teacher'],
+  },
+  run: {
+    synopsis: 'run',
+    description:
+      'the pipeline on the configured event log and store, serving /metrics and the /v1/ API, until SIGTERM.\n' +
+      'On the embedded default the event log lives in this process: use Kafka (eventLog.kind) to feed it from outside',
+    flags: [],
+  },
+  teacher: {
+    synopsis: 'teacher [--label]',
+    description:
+      'the MARS teacher worker: teacher-cases → trajectories, until SIGTERM; --label also runs the outcome join and\n' +
+      'dataset export (one such process per data directory)',
+    flags: ['label'],
+  },
+  replay: {
+    synopsis: `replay <${Object.keys(KNOWN_DATASETS).join('|')}|DIR|FILE.jsonl> [--teacher]`,
+    description:
+      'produce a data set into the interactions topic (Kafka), or run it through the pipeline in this process\n' +
+      '(embedded) and print its summary. DIR is a data set directory in MovieLens or Last.fm format',
+    flags: ['teacher'],
+  },
+  eval: {
+    synopsis: 'eval [--dataset ml-100k] [--out DIR] [--star NAME=DIR]… [--teacher-budget-s S] [--seed N]\n     [--stream-every N] [--limit-events N]',
+    description:
+      "evaluation harness: the paper's protocol (HR@1/3/5 on 20 candidates) and the streaming one (hit rate,\n" +
+      'NDCG@10) per scenario slice, for popularity, item-CF, embeddings, baseline, STAR models and the teacher\n' +
+      `(within S seconds); table, JSON, SVG under DIR (default bench/results). Data sets: ${Object.keys(KNOWN_DATASETS).join(', ')} or a directory`,
+    flags: ['dataset', 'out', 'star', 'teacher-budget-s', 'seed', 'stream-every', 'limit-events'],
+  },
+  cases: {
+    synopsis: 'cases export [--dataset ml-100k] [--out FILE.jsonl] [--seed N] [--teacher-budget-s S --trajectories DIR]',
+    description:
+      'replay a data set and write labelled 20-candidate cases for train/; with a budget, the MARS teacher also\n' +
+      'ranks a sample of the train cases into a labelled data set in DIR',
+    flags: ['dataset', 'out', 'seed', 'teacher-budget-s', 'trajectories'],
+    subcommands: ['export'],
+  },
+  train: {
+    synopsis: 'train --cases FILE --out DIR [--preset tiny|cpu|gpu]',
+    description: 'train a STAR model with the Python trainer (bash train/install.sh first)',
+    flags: ['cases', 'out', 'preset'],
+  },
+  distill: {
+    synopsis: 'distill [--force] [--margin X]',
+    description:
+      'one turn of the distillation loop: new trajectories → challenger → held-out evaluation against the serving\n' +
+      'model → publish only if it wins (config distill.*)',
+    flags: ['force', 'margin'],
+  },
+  topics: {
+    synopsis: 'topics create',
+    description: 'create every starstream topic on Kafka (idempotent); the embedded log has none to create',
+    flags: [],
+    subcommands: ['create'],
+  },
+  store: {
+    synopsis: 'store init',
+    description: "create or check the vector store's collections",
+    flags: [],
+    subcommands: ['init'],
+  },
+  config: {
+    synopsis: 'config docs|check',
+    description: 'print the configuration reference, or validate the config and print it',
+    flags: [],
+    subcommands: ['docs', 'check'],
+  },
+  metrics: {
+    synopsis: 'metrics docs',
+    description: 'print the metric catalog (docs/metrics.md)',
+    flags: [],
+    subcommands: ['docs'],
+  },
+} as const satisfies Record<string, CommandSpec>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+const COMMON_OPTIONS = `common options:
+  --config FILE          JSON config file (env STARSTREAM_* overrides it; see README "Configuration")
+  -h, --help             this help; \`starstream <command> --help\` for one command
+`;
+
+/** `starstream --help`: every command. */
+export function usage(): string {
+  const lines = ['usage: starstream <command> [options]', '', 'commands:'];
+  for (const spec of Object.values(COMMANDS) as CommandSpec[]) {
+    lines.push(`  ${spec.synopsis.replace(/\n/g, '\n  ')}`);
+    lines.push(...spec.description.split('\n').map((l) => `                         ${l}`));
+  }
+  lines.push('', COMMON_OPTIONS, 'exit codes: 0 ok, 1 failure at run time, 2 a mistake in the command line, config or input');
+  return `${lines.join('\n')}\n`;
+}
+
+/** `starstream <command> --help`. */
+export function commandUsage(name: CommandName): string {
+  const spec: CommandSpec = COMMANDS[name];
+  return `usage: starstream ${spec.synopsis.replace(/\n/g, '\n                  ')}\n\n${spec.description}\n\n${COMMON_OPTIONS}`;
+}
+
+/** Bad usage: an unknown command or flag, a bad flag value. One line, exit 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    /** The command whose help to point at; none for the global help. */
+    readonly command?: CommandName,
+  ) {
+    super(message);
+  }
+}
+
+/** Input the user gave that cannot be used (no such data set, a file where a directory is due). One line, exit 2. */
+export class InputError extends Error {}

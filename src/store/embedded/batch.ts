@@ -1,0 +1,100 @@
+import type { ItemProfile, LiveBatch, Neighbour, UserProfile } from '../port.ts';
+import { decayedCount } from '../popularity.ts';
+import type { BatchChanges, CollaborativeState } from './state/collaborative-state.ts';
+
+/** What a batch needs of the store that opened it. */
+export interface BatchHost {
+  searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
+  searchUsers(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
+  /** The popularity ranking as of the last commit, scored at `nowMs`. */
+  popularNow(k: number, nowMs: number): Neighbour[];
+  /** Takes a committed batch's changes (indexes, ranking). */
+  publish(changes: BatchChanges): void;
+}
+
+/**
+ * One batch over the embedded store's live state: the learner changes `state` in place, the ranking stages
+ * read it here as of the event being handled (the no-future rule holds because events are learned and ranked
+ * one at a time), and the batch ends in `commit` or `rollback`. Vector searches see the indexes as of the
+ * previous commit, as on every store; popularity lays this batch's raised items over the store's ranking, so
+ * it is exact at every event.
+ */
+export class EmbeddedBatch implements LiveBatch {
+  private ended = false;
+
+  constructor(
+    readonly state: CollaborativeState,
+    private readonly store: BatchHost,
+    private readonly onEnd: () => void,
+  ) {}
+
+  user(userId: string): UserProfile | undefined {
+    const u = this.state.userSlot(userId);
+    return u >= 0 ? this.state.userProfile(u) : undefined;
+  }
+
+  async usersById(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
+    const out = new Map<string, UserProfile>();
+    for (const id of userIds) {
+      const u = this.state.userSlot(id);
+      if (u >= 0) out.set(id, this.state.userProfile(u));
+    }
+    return out;
+  }
+
+  async itemsById(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {
+    const out = new Map<string, ItemProfile>();
+    for (const id of itemIds) {
+      const i = this.state.knownItem(id);
+      if (i >= 0) out.set(id, this.state.itemProfile(i));
+    }
+    return out;
+  }
+
+  searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {
+    return this.store.searchItems(query, k, exclude);
+  }
+
+  searchUsers(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {
+    return this.store.searchUsers(query, k, exclude);
+  }
+
+  /**
+   * The `k` most popular items as of now: the store's ranking as of the last commit with this batch's raised
+   * items laid over it. Exact: popularity only grows, so an item neither in the store's top `k` nor raised here
+   * is beaten by `k` items at least as popular now. Order: score descending, ties by id (the stores' order).
+   */
+  async popularItems(k: number, nowMs: number): Promise<Neighbour[]> {
+    const stored = this.store.popularNow(k, nowMs);
+    const raised = this.state.raisedInBatch();
+    if (raised.length === 0 || k === 0) return stored;
+    const s = this.state;
+    const halfLife = s.options.popularityLongHalfLifeMs;
+    const raisedIds = new Set<string>();
+    const merged: Neighbour[] = [];
+    for (const i of raised) {
+      const id = s.items.idOf(i);
+      raisedIds.add(id);
+      merged.push({ id, score: decayedCount(s.longLog[i]!, nowMs, halfLife) });
+    }
+    for (const n of stored) if (!raisedIds.has(n.id)) merged.push(n);
+    merged.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return merged.slice(0, k);
+  }
+
+  commit(): void {
+    this.end();
+    this.store.publish(this.state.commit());
+  }
+
+  rollback(): void {
+    this.end();
+    this.state.rollback();
+  }
+
+  private end(): void {
+    if (this.ended) throw new Error('this batch has already ended');
+    this.ended = true;
+    this.onEnd();
+  }
+}

@@ -1,0 +1,178 @@
+import { grown } from './ids.ts';
+
+/**
+ * Per item, the bounded list of items seen in the same users' recent histories with their counts, kept in
+ * typed arrays (one `Int32Array` of item slots and one `Float32Array` of counts per item, grown by doubling):
+ * no object per entry, no `Map` per item.
+ *
+ * Bound: an item keeps at most `limit` entries between cuts. New keys are appended until the list holds
+ * `limit + limit/4`; then it is cut back to the `limit` largest counts (ties: the lower-ranked id leaves, the
+ * order `compare` gives) by one quickselect pass, O(list) amortised over the `limit/4` insertions that filled
+ * it, never a sort on the hot path. This is the heavy-hitters policy of the store contract (`item-merge.ts`):
+ * an entry that fell out and comes back starts again from its new count, so readers see up to 1.25 × limit
+ * entries and every count they see is exact for the time it has been kept.
+ *
+ * Lookup of a key within an item's list is a linear scan over at most 1.25 × limit int32s (cache-friendly; at
+ * the default 200 that is ~250 compares, well under the cost of hashing a string key).
+ */
+export class CooccurrenceLists {
+  private keys: Int32Array[] = [];
+  private counts: Float32Array[] = [];
+  private lengths = new Int32Array(0);
+  /** Bytes held by the per-item arrays (capacity, not just entries in use). */
+  private bytes = 0;
+
+  constructor(
+    private readonly limit: number,
+    /** Orders two keys with equal counts: negative when `a` stays before `b` (the smaller id). */
+    private readonly compare: (a: number, b: number) => number,
+  ) {}
+
+  get heldBytes(): number {
+    return this.bytes + this.lengths.byteLength;
+  }
+
+  length(item: number): number {
+    return item < this.lengths.length ? this.lengths[item]! : 0;
+  }
+
+  keyAt(item: number, k: number): number {
+    return this.keys[item]![k]!;
+  }
+
+  countAt(item: number, k: number): number {
+    return this.counts[item]![k]!;
+  }
+
+  /** The count of `other` in `item`'s list, or 0. */
+  countOf(item: number, other: number): number {
+    const k = this.indexOf(item, other);
+    return k >= 0 ? this.counts[item]![k]! : 0;
+  }
+
+  /** Adds `count` to `item`'s entry for `other`, appending it when absent, cutting the list when it overflows. */
+  add(item: number, other: number, count: number): void {
+    if (item === other || !(count > 0)) return;
+    this.ensure(item);
+    const n = this.lengths[item]!;
+    const k = this.indexOf(item, other);
+    if (k >= 0) {
+      this.counts[item]![k]! += count;
+      return;
+    }
+    this.append(item, other, count);
+    if (n + 1 > this.limit + Math.floor(this.limit / 4)) this.cut(item);
+  }
+
+  /** Takes `count` back from `item`'s entry for `other` (an undo of `add`). */
+  subtract(item: number, other: number, count: number): void {
+    const k = this.indexOf(item, other);
+    if (k >= 0) this.counts[item]![k]! -= count;
+  }
+
+  /** Drops `item`'s entry for `other` (an undo of the `add` that appended it); order is not kept. */
+  remove(item: number, other: number): void {
+    const k = this.indexOf(item, other);
+    if (k < 0) return;
+    const last = this.lengths[item]! - 1;
+    this.keys[item]![k] = this.keys[item]![last]!;
+    this.counts[item]![k] = this.counts[item]![last]!;
+    this.lengths[item] = last;
+  }
+
+  private indexOf(item: number, other: number): number {
+    const n = this.length(item);
+    const keys = this.keys[item];
+    for (let k = 0; k < n; k++) if (keys![k] === other) return k;
+    return -1;
+  }
+
+  /** Replaces `item`'s list with `entries` (a restore), cut to the limit. */
+  set(item: number, entries: Iterable<readonly [number, number]>): void {
+    this.ensure(item);
+    this.lengths[item] = 0;
+    for (const [other, count] of entries) if (other !== item && count > 0) this.append(item, other, count);
+    if (this.lengths[item]! > this.limit) this.cut(item);
+  }
+
+  clear(item: number): void {
+    if (item < this.lengths.length) this.lengths[item] = 0;
+  }
+
+  /** Copies `item`'s list out (for an undo journal); `restore` puts it back. */
+  save(item: number): { keys: Int32Array; counts: Float32Array } {
+    const n = this.length(item);
+    return n === 0
+      ? { keys: EMPTY_KEYS, counts: EMPTY_COUNTS }
+      : { keys: this.keys[item]!.slice(0, n), counts: this.counts[item]!.slice(0, n) };
+  }
+
+  restore(item: number, saved: { keys: Int32Array; counts: Float32Array }): void {
+    this.ensure(item);
+    this.lengths[item] = 0;
+    for (let k = 0; k < saved.keys.length; k++) this.append(item, saved.keys[k]!, saved.counts[k]!);
+  }
+
+  private ensure(item: number): void {
+    if (item >= this.lengths.length) this.lengths = grown(this.lengths, item + 1);
+    if (!this.keys[item]) {
+      for (let i = this.keys.length; i <= item; i++) {
+        this.keys[i] ??= EMPTY_KEYS;
+        this.counts[i] ??= EMPTY_COUNTS;
+      }
+    }
+  }
+
+  private append(item: number, other: number, count: number): void {
+    const n = this.lengths[item]!;
+    let keys = this.keys[item]!;
+    if (n === keys.length) {
+      const size = Math.min(Math.max(8, keys.length * 2), this.limit + Math.floor(this.limit / 4) + 1);
+      this.bytes += (size - keys.length) * 8;
+      keys = grown(keys, size);
+      this.keys[item] = keys;
+      this.counts[item] = grown(this.counts[item]!, size);
+    }
+    keys[n] = other;
+    this.counts[item]![n] = count;
+    this.lengths[item] = n + 1;
+  }
+
+  /**
+   * Keeps the `limit` best entries: quickselect on (count desc, then `compare`), so the `limit` best occupy
+   * the first positions in no particular order.
+   */
+  private cut(item: number): void {
+    const keys = this.keys[item]!;
+    const counts = this.counts[item]!;
+    const better = (a: number, b: number): boolean =>
+      counts[a]! > counts[b]! || (counts[a] === counts[b] && this.compare(keys[a]!, keys[b]!) < 0);
+    const swap = (a: number, b: number): void => {
+      const k = keys[a]!;
+      keys[a] = keys[b]!;
+      keys[b] = k;
+      const c = counts[a]!;
+      counts[a] = counts[b]!;
+      counts[b] = c;
+    };
+    let lo = 0;
+    let hi = this.lengths[item]! - 1;
+    const target = this.limit;
+    // Partition so that positions < target hold the best `target` entries.
+    while (lo < hi) {
+      swap((lo + hi) >>> 1, hi);
+      let store = lo;
+      for (let i = lo; i < hi; i++) {
+        if (better(i, hi)) swap(i, store++);
+      }
+      swap(store, hi);
+      if (store === target) break;
+      if (store < target) lo = store + 1;
+      else hi = store - 1;
+    }
+    this.lengths[item] = Math.min(this.lengths[item]!, target);
+  }
+}
+
+const EMPTY_KEYS = new Int32Array(0);
+const EMPTY_COUNTS = new Float32Array(0);
