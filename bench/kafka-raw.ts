@@ -5,6 +5,9 @@
  *
  * - eventsPerSec: records moved from the input topic to the output topic per second, from the first batch
  *   handed over to the last commit, over a topic filled beforehand (so the producer feeding it is not timed).
+ * - exactlyOnce: each chunk's outputs and its offset go in one transaction instead (`transaction.sendOffsets`,
+ *   one transactional producer per input partition, as `src/eventlog/kafka/transactions.ts` does): the
+ *   ceiling of `eventLog.kafka.exactlyOnce`.
  * - p50Ms / p99Ms: per record, the time from its batch being handed over to its output being acknowledged
  *   and its offset committed: the loop's own service time, without queueing in front of it.
  *
@@ -36,6 +39,8 @@ export interface RawKafkaOptions {
    * `pipeline.maxBatchRecords` (500 by default); 0 = the whole fetched batch at once.
    */
   readonly maxBatchRecords?: number;
+  /** Transactions with the consumed offsets (see above). @default false */
+  readonly exactlyOnce?: boolean;
   /** Give up after this long, ms. */
   readonly timeoutMs?: number;
 }
@@ -60,7 +65,18 @@ export async function benchRawKafka(options: RawKafkaOptions): Promise<RawKafkaR
     maxInFlightRequests: 1,
     createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
   });
-  const consumer = kafka.consumer({ groupId: `bench-raw-${suffix}`, maxWaitTimeInMs: 100 });
+  const groupId = `bench-raw-${suffix}`;
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+  const transactional = new Map<number, kafkajs.Producer>();
+  const transactionalFor = async (partition: number): Promise<kafkajs.Producer> => {
+    let tx = transactional.get(partition);
+    if (!tx) {
+      tx = kafka.producer({ idempotent: true, maxInFlightRequests: 1, transactionalId: `${groupId}.${input}.${partition}` });
+      transactional.set(partition, tx);
+      await tx.connect();
+    }
+    return tx;
+  };
   await admin.connect();
   try {
     await admin.createTopics({
@@ -88,11 +104,16 @@ export async function benchRawKafka(options: RawKafkaOptions): Promise<RawKafkaR
           const chunk = batch.messages.slice(from, from + size);
           const start = performance.now();
           if (firstAt === 0) firstAt = start;
-          await producer.send({
-            topic: output,
-            acks: -1,
-            messages: chunk.map((m) => ({ key: m.key, value: m.value })),
-          });
+          const messages = chunk.map((m) => ({ key: m.key, value: m.value }));
+          if (options.exactlyOnce) {
+            const transaction = await (await transactionalFor(batch.partition)).transaction();
+            await transaction.send({ topic: output, acks: -1, messages });
+            const next = (BigInt(chunk[chunk.length - 1]!.offset) + 1n).toString();
+            await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: input, partitions: [{ partition: batch.partition, offset: next }] }] });
+            await transaction.commit();
+          } else {
+            await producer.send({ topic: output, acks: -1, messages });
+          }
           resolveOffset(chunk[chunk.length - 1]!.offset);
           await commitOffsetsIfNecessary();
           lastAt = performance.now();
@@ -124,6 +145,7 @@ export async function benchRawKafka(options: RawKafkaOptions): Promise<RawKafkaR
   } finally {
     await consumer.disconnect().catch(() => undefined);
     await producer.disconnect().catch(() => undefined);
+    await Promise.all([...transactional.values()].map((tx) => tx.disconnect().catch(() => undefined)));
     await admin.deleteTopics({ topics: [input, output] }).catch(() => undefined);
     await admin.disconnect().catch(() => undefined);
   }
@@ -158,9 +180,11 @@ function round(ms: number): number {
 runAsScript(import.meta.url, () =>
   withBrokers(async (brokers) => {
     const events = Number(process.argv[2] ?? 100_000);
-    for (const maxBatchRecords of [500, 0]) {
-      const result = await benchRawKafka({ brokers, events, maxBatchRecords });
-      console.log(JSON.stringify({ bench: 'kafka-raw', brokers, events, maxBatchRecords, ...result }));
+    for (const exactlyOnce of [false, true]) {
+      for (const maxBatchRecords of [500, 0]) {
+        const result = await benchRawKafka({ brokers, events, maxBatchRecords, exactlyOnce });
+        console.log(JSON.stringify({ bench: 'kafka-raw', brokers, events, maxBatchRecords, exactlyOnce, ...result }));
+      }
     }
   }),
 );

@@ -14,7 +14,9 @@ import { machine, save, type Row } from './report.ts';
  * `npm run bench -- kafka`: on one local broker, the raw kafkajs consume → produce ceiling, then the full
  * pipeline with ranking off and with the baseline ranking on, end-to-end latency measured from the record's
  * append to its outputs being acknowledged; last, the ranked pipeline paced at half the throughput it just
- * reached (`kafka-latency.ts`), where the issue's target is p99 < 50 ms. Uses `KAFKA_BROKERS` when set, else
+ * reached (`kafka-latency.ts`), where the issue's target is p99 < 50 ms. Exactly-once (`eventLog.kafka.exactlyOnce`)
+ * is measured beside at-least-once in the same run, on the raw loop and on the pipeline with ranking off: its
+ * cost is the ratio of the two rows. Uses `KAFKA_BROKERS` when set, else
  * starts the local broker.
  */
 export async function runKafkaBench(scale: number): Promise<void> {
@@ -23,14 +25,26 @@ export async function runKafkaBench(scale: number): Promise<void> {
   const brokers = process.env.KAFKA_BROKERS ?? local!.brokers;
   try {
     const raw = await benchRawKafka({ brokers, events });
+    const rawEo = await benchRawKafka({ brokers, events, exactlyOnce: true });
     const off = await pipelineOnKafka(brokers, events, false);
+    const offEo = await pipelineOnKafka(brokers, events, false, true);
     const on = await pipelineOnKafka(brokers, Math.round(events / 5), true);
     // At half of the ranked throughput just measured, paced: the latency a lightly loaded pipeline gives.
     const halfRate = Math.max(1, Math.round(on.rate / 2));
     const paced = await benchKafkaLatency({ brokers, rate: halfRate, seconds: Math.max(5, Math.round(30 * scale)) });
     const rows: Row[] = [
       { run: 'raw kafkajs consume → produce', events, 'events/s': raw.eventsPerSec, 'p50 ms': raw.p50Ms, 'p99 ms': raw.p99Ms, 'vs raw': 1, target: '' },
+      { run: 'raw kafkajs consume → produce, exactlyOnce (transaction per chunk)', events, 'events/s': rawEo.eventsPerSec, 'p50 ms': rawEo.p50Ms, 'p99 ms': rawEo.p99Ms, 'vs raw': rawEo.eventsPerSec / raw.eventsPerSec, target: '' },
       { run: 'pipeline, ranking off', events, 'events/s': off.rate, 'p50 ms': off.p50, 'p99 ms': off.p99, 'vs raw': off.rate / raw.eventsPerSec, target: 'vs raw ≥ 0.5' },
+      {
+        run: `pipeline, ranking off, exactlyOnce (${(offEo.rate / off.rate).toFixed(2)} × at-least-once)`,
+        events,
+        'events/s': offEo.rate,
+        'p50 ms': offEo.p50,
+        'p99 ms': offEo.p99,
+        'vs raw': offEo.rate / raw.eventsPerSec,
+        target: '',
+      },
       { run: 'pipeline, baseline ranking', events: Math.round(events / 5), 'events/s': on.rate, 'p50 ms': on.p50, 'p99 ms': on.p99, 'vs raw': on.rate / raw.eventsPerSec, target: '' },
       {
         run: `pipeline, baseline ranking, paced at half its max (${halfRate}/s)`,
@@ -48,11 +62,16 @@ export async function runKafkaBench(scale: number): Promise<void> {
   }
 }
 
-async function pipelineOnKafka(brokers: string, events: number, ranking: boolean): Promise<{ rate: number; p50: number; p99: number }> {
-  const suffix = `${Date.now().toString(36)}${ranking ? 'r' : 'l'}`;
+async function pipelineOnKafka(
+  brokers: string,
+  events: number,
+  ranking: boolean,
+  exactlyOnce = false,
+): Promise<{ rate: number; p50: number; p99: number }> {
+  const suffix = `${Date.now().toString(36)}${ranking ? 'r' : 'l'}${exactlyOnce ? 'x' : ''}`;
   const config = loadConfig({
     overrides: {
-      eventLog: { kind: 'kafka', kafka: { brokers: brokers.split(',') }, topics: { prefix: `bench-${suffix}.` } },
+      eventLog: { kind: 'kafka', kafka: { brokers: brokers.split(','), exactlyOnce }, topics: { prefix: `bench-${suffix}.` } },
       pipeline: { groupId: `bench-${suffix}`, rankingEnabled: ranking },
     },
   });

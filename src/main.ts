@@ -31,6 +31,7 @@ import type { Scorer } from './star/port.ts';
 import { openScorerHandle } from './star/registry/open.ts';
 import { StarRegistry, type RefreshResult, type ScorerHandle } from './star/registry/registry.ts';
 import { createEmbeddedStore, EmbeddedStore } from './store/embedded/index.ts';
+import { EmbeddedCheckpointer } from './store/embedded/checkpoint.ts';
 import { createTieredStore } from './store/tiered/index.ts';
 import { applyItemDelta, cloneItem, validateItemDelta, type MutableItemProfile } from './store/item-merge.ts';
 import { decayedCount } from './store/popularity.ts';
@@ -238,11 +239,13 @@ export function buildItemDeltaWriter(config: Config, store: VectorStore, logger:
 export async function buildPipeline(config: Config, wiring: PipelineWiring): Promise<Pipeline> {
   const metrics = createPipelineMetrics(wiring.registry ?? new Registry());
   metrics.setBuildInfo({ version: packageVersion(), eventLog: config.eventLog.kind, store: config.store.kind });
-  const store = instrumentStore(wiring.store ?? buildStore(config, wiring.logger), metrics);
+  const raw = wiring.store ?? buildStore(config, wiring.logger);
+  const store = instrumentStore(raw, metrics);
   await store.init();
   const engine = buildEngine(config, store);
   const instruments = wiring.observer ? fanOut(metrics, wiring.observer) : metrics;
   const log = wiring.log ?? createEventLog(config, wiring.logger);
+  const checkpointer = buildCheckpointer(config, raw, engine, log, wiring.logger);
   const topics = topicNames(config);
   const framing = createFraming(config.eventLog);
   const scorers = await openScorerHandle(config, engine.templates, wiring.logger.child({ component: 'star' }), {
@@ -276,9 +279,37 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     itemDeltaWriter: buildItemDeltaWriter(config, store, wiring.logger),
     deadLetterMaxBytes: config.eventLog.topics.deadLetterMaxBytes,
     stuckBatchMs: config.pipeline.stuckBatchMs,
+    checkpointer,
   });
   const reloadModel = scorers instanceof StarRegistry ? () => scorers.refresh() : null;
   return { engine, log, processor, runner, metrics, topics, framing, scorers, online, reloadModel };
+}
+
+/**
+ * Checkpoints for the embedded store with a snapshot path (`store/embedded/checkpoint.ts`): the state with the
+ * offsets it reflects, periodically and at shutdown; consumers resume from it. Without a path on Kafka, a
+ * restart forgets all learning while the group's offsets say it was done: warned once, at startup.
+ */
+export function buildCheckpointer(config: Config, store: VectorStore, engine: Engine, log: EventLog, logger: Logger): EmbeddedCheckpointer | null {
+  const embedded = config.store.embedded;
+  if (config.store.kind !== 'embedded' || !(store instanceof EmbeddedStore)) return null;
+  if (!embedded.path) {
+    if (log.kind === 'kafka') {
+      logger.warn(
+        { code: 'STATE_NOT_DURABLE', store: 'embedded', eventLog: 'kafka' },
+        'the embedded store has no snapshot path (store.embedded.path): a restart forgets everything learned, while the consumer group resumes after it',
+      );
+    }
+    return null;
+  }
+  return new EmbeddedCheckpointer({
+    store,
+    negatives: engine.negativeSlots,
+    log,
+    intervalMs: embedded.checkpointIntervalMs,
+    everyBatches: embedded.checkpointEveryBatches,
+    logger: logger.child({ component: 'checkpoint' }),
+  });
 }
 
 function fanOut(first: PipelineInstruments, second: Partial<PipelineInstruments>): PipelineInstruments {

@@ -8,7 +8,7 @@ import { generateCatalogue, generateStream } from '../data/synthetic.ts';
 import { OnlineHitRate } from '../eval/online.ts';
 import type { Logger } from '../logging/logger.ts';
 import { buildPipeline } from '../main.ts';
-import { startOpsServer } from '../ops/server.ts';
+import { startPipelineOpsServer, type PipelineOpsServer } from '../ops/service.ts';
 import { produceInteractions, produceItems, type MalformedMix } from './produce.ts';
 import { percentile } from '../util/stats.ts';
 import { refreshGauges } from './gauges.ts';
@@ -19,8 +19,9 @@ import type { LanguageModel } from '../teacher/llm/port.ts';
 /**
  * `npm start` / `starstream demo`: the whole pipeline on its embedded default over a generated stream.
  * Produces a synthetic catalogue and stream (with a few malformed records, to show the DLQ) into the
- * in-process log, runs the pipeline against it, serves `/metrics`, writes the recommendations topic to a
- * JSON-lines file, and ends with a summary.
+ * in-process log, runs the pipeline against it, serves `/metrics` and the `/v1/` API, writes the
+ * recommendations topic to a JSON-lines file, and ends with a summary; with `--serve` it keeps the pipeline and
+ * the API up after the stream (`POST /v1/events` feeds the same pipeline) until SIGINT or SIGTERM.
  */
 
 export interface DemoOptions {
@@ -31,6 +32,23 @@ export interface DemoOptions {
   readonly out: string;
   readonly malformed: MalformedMix;
   readonly teacher?: StreamInput['teacher'];
+  readonly serve?: ServeMode;
+}
+
+/** Where the API of an in-process run answers, and what the stream ended with (for the printed examples). */
+export interface LiveApi {
+  readonly url: string;
+  readonly token: string | undefined;
+  /** The stream's last event, null when it had none. */
+  readonly lastEvent: { readonly itemId: string; readonly timestampMs: number } | null;
+}
+
+/** Keeps the pipeline and its API running after the stream. */
+export interface ServeMode {
+  /** Told once the stream is processed (print the summary and where the API answers). */
+  readonly onServing: (summary: DemoSummary, api: LiveApi) => void;
+  /** Called after `onServing`: everything stays up until it settles (a signal), then shuts down as without `serve`. */
+  readonly until: () => Promise<unknown>;
 }
 
 /** What an in-process run consumes: a catalogue and a time-ordered stream. */
@@ -43,6 +61,7 @@ export interface StreamInput {
   readonly out: string;
   /** Runs the MARS teacher and the labeller beside the pipeline (the side stream); see `side-stream.ts`. */
   readonly teacher?: { readonly model?: LanguageModel; readonly drainTimeoutMs: number };
+  readonly serve?: ServeMode;
 }
 
 export interface DemoSummary {
@@ -71,6 +90,7 @@ export function demo(config: Config, logger: Logger, options: DemoOptions): Prom
     malformed: options.malformed,
     out: options.out,
     ...(options.teacher ? { teacher: options.teacher } : {}),
+    ...(options.serve ? { serve: options.serve } : {}),
   });
 }
 
@@ -85,21 +105,20 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   const hits = new OnlineHitRate(10);
   const progress = new Progress('events', input.total);
   const pipelineListener = processor.onRanked;
+  // The stream's own events; what `POST /v1/events` adds while serving is not the stream's progress or hit rate.
+  let streaming = true;
   processor.onRanked = (ranked) => {
     pipelineListener?.(ranked);
+    if (!streaming) return;
     hits.observe(ranked);
     progress.update(runner.processedRecords, `recs ${latencies.length.toLocaleString('en-US')}  hit@10 ${hits.servedRate.toFixed(3)}`);
   };
-  const readiness = async () => {
-    const health = runner.health();
-    return { ready: health.ready, checks: { consuming: health.ready }, reasons: health.reasons };
-  };
   // A run that ends on its own does not need the configured port: when another process holds it (a `run`
   // beside it, a second replay), any free port does, and the line below says which.
-  const server = await startOpsServer({ host: config.ops.host, port: config.ops.port, registry, readiness }).catch((err: unknown) => {
+  const server = await startPipelineOpsServer(config, pipeline, logger).catch((err: unknown): Promise<PipelineOpsServer> => {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     process.stderr.write(`port ${config.ops.port} is in use; serving metrics on a free port instead\n`);
-    return startOpsServer({ host: config.ops.host, port: 0, registry, readiness });
+    return startPipelineOpsServer({ ...config, ops: { ...config.ops, port: 0 } }, pipeline, logger);
   });
   process.stderr.write(`metrics on ${server.url}/metrics\n`);
 
@@ -126,29 +145,23 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   await runner.start();
   const gauges = refreshGauges(pipeline, GAUGE_REFRESH_MS);
   const started = performance.now();
+  let lastEvent: LiveApi['lastEvent'] = null;
+  function* tracked(events: Iterable<Interaction>): Generator<Interaction> {
+    for (const event of events) {
+      if (!lastEvent || event.timestampMs >= lastEvent.timestampMs) lastEvent = event;
+      yield event;
+    }
+  }
   await produceItems(log, topics.items, input.items, engine.codecs, framing);
-  const produced = produceInteractions(log, topics.interactions, input.events, engine.codecs, framing, input.malformed);
-  const total = await produced;
+  const total = await produceInteractions(log, topics.interactions, tracked(input.events), engine.codecs, framing, input.malformed);
   while (runner.processedRecords < total) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - started) / 1000;
+  streaming = false;
   progress.finish(runner.processedRecords);
   const sideStream = await side?.finish();
-
-  await gauges.stop();
-  await runner.stop();
-  // The sink may still be catching up with the last recommendations: let it drain before stopping it.
-  const drainDeadline = Date.now() + 10_000;
-  while (Date.now() < drainDeadline && (await sink.lag()).some((p) => p.lag > 0)) await new Promise((r) => setTimeout(r, 20));
-  const counts = await pipeline.engine.store.counts();
-  pipeline.metrics.setStoreSize(counts.users, counts.items);
-  await pipeline.scorers.close();
-  await sink.stop();
-  await sinking;
-  await new Promise<void>((resolve) => file.end(resolve));
-  await log.close();
-  await server.close();
-  logger.info({ users: counts.users, items: counts.items }, 'store size');
-  return {
+  // The sink may still be catching up with the last recommendations: let it drain before counting them.
+  await drained(sink);
+  const summary: DemoSummary = {
     events: total,
     seconds,
     eventsPerSecond: total / seconds,
@@ -161,4 +174,29 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     hitCases: hits.cases,
     ...(sideStream ? { sideStream } : {}),
   };
+  if (input.serve) {
+    const lastSeen: LiveApi['lastEvent'] = lastEvent;
+    input.serve.onServing(summary, { url: server.url, token: config.ops.apiToken, lastEvent: lastSeen });
+    await input.serve.until();
+  }
+
+  await gauges.stop();
+  await runner.stop();
+  await drained(sink);
+  const counts = await pipeline.engine.store.counts();
+  pipeline.metrics.setStoreSize(counts.users, counts.items);
+  await pipeline.scorers.close();
+  await sink.stop();
+  await sinking;
+  await new Promise<void>((resolve) => file.end(resolve));
+  await log.close();
+  await server.close();
+  logger.info({ users: counts.users, items: counts.items }, 'store size');
+  return summary;
+}
+
+/** Waits (10 s at most) until `sink` has read everything on its topics. */
+async function drained(sink: { lag(): Promise<readonly { lag: number }[]> }): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && (await sink.lag()).some((p) => p.lag > 0)) await new Promise((r) => setTimeout(r, 20));
 }

@@ -13,8 +13,10 @@ import { nearestName } from '../config/fields.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import { createLogger } from '../logging/logger.ts';
+import { isTimeFormat, parseColumnMap, TIME_FORMATS, type ColumnMap } from '../data/mapping.ts';
 import { DeliberateDeadLetters } from './deliberate.ts';
 import { reportFailure } from './failure.ts';
+import type { OwnDataOptions } from './replay.ts';
 import { COMMANDS, COMMON_FLAGS, FLAGS, UsageError, commandUsage, isCommand, usage, type CommandName, type FlagName } from './usage.ts';
 
 /** Sampling for `demo --teacher` when none is configured: ~6 cases over the generated stream's 30 days. */
@@ -38,12 +40,23 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const [, sub, ...rest] = positionals;
   checkSubcommand(command, sub, rest);
-  const overrides: ConfigInput = command === 'demo' ? { ops: { port: 0 } } : {};
-  let config = loadConfig({ file: values.config, env: process.env, overrides: envWins(overrides) });
+  const serve = values.serve === true;
+  // A demo that ends on its own takes any free port; a served one the configured port (9464 by default, and a
+  // free one when that is taken), so its URL is the one the README shows.
+  let overrides: ConfigInput = command === 'demo' && !serve ? envWins({ ops: { port: 0 } }) : {};
+  let config = loadConfig({ file: values.config, env: process.env, overrides });
   if (values.teacher && !config.sampling.enabled) {
     // --teacher on a run that did not configure sampling: a handful of cases over the stream, since the CPU
     // teacher needs about a minute per case. Configure `sampling.*` to choose otherwise.
-    config = loadConfig({ file: values.config, env: process.env, overrides: { ...envWins(overrides), sampling: TEACHER_DEMO_SAMPLING } });
+    overrides = { ...overrides, sampling: TEACHER_DEMO_SAMPLING };
+    config = loadConfig({ file: values.config, env: process.env, overrides });
+  }
+  // POST /v1/events wants a token like the admin routes: a served run without one gets one for this run.
+  const tokenGenerated = serve && !config.ops.apiToken;
+  if (tokenGenerated) {
+    const { generatedToken } = await import('./serve.ts');
+    overrides = { ...overrides, ops: { ...overrides.ops, apiToken: generatedToken() } };
+    config = loadConfig({ file: values.config, env: process.env, overrides });
   }
   const deliberate = command === 'demo' ? new DeliberateDeadLetters(process.stderr) : null;
   const logger = createLogger(config.logLevel, deliberate ?? process.stderr);
@@ -52,7 +65,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'demo': {
       const { demo } = await import('./demo.ts');
       const { deliberateCount, printSummary } = await import('./report.ts');
+      const { serveMode } = await import('./serve.ts');
       const out = values.out ?? 'out/recommendations.jsonl';
+      const report = (summary: Parameters<typeof printSummary>[0]): void =>
+        printSummary(summary, {
+          title: 'demo',
+          out,
+          deliberate: { mix: DEMO_MALFORMED, count: deliberateCount(summary.events, DEMO_MALFORMED) },
+          next: [
+            '`starstream replay ml-100k` runs a public data set through the same pipeline; `starstream --help` lists every command',
+            ...(serve ? [] : ['`npm start -- --serve` keeps the pipeline and its API up after the stream: query it, POST your own events']),
+          ],
+        });
       const summary = await demo(config, logger, {
         events: count(command, values, 'events', 50_000),
         users: count(command, values, 'users', 5_000),
@@ -61,13 +85,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         out,
         malformed: DEMO_MALFORMED,
         ...(values.teacher ? { teacher: { drainTimeoutMs: TEACHER_DRAIN_MS } } : {}),
+        ...(serve ? { serve: serveMode(report, tokenGenerated) } : {}),
       });
-      printSummary(summary, {
-        title: 'demo',
-        out,
-        deliberate: { mix: DEMO_MALFORMED, count: deliberateCount(summary.events, DEMO_MALFORMED) },
-        next: ['`starstream replay ml-100k` runs a public data set through the same pipeline; `starstream --help` lists every command'],
-      });
+      if (!serve) report(summary);
       return 0;
     }
     case 'run': {
@@ -78,8 +98,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'replay': {
       const { replay } = await import('./replay.ts');
-      if (!sub) throw new UsageError('replay needs a data set name, a directory or a .jsonl file', 'replay');
-      return replay(config, logger, sub, values.teacher ? { drainTimeoutMs: TEACHER_DRAIN_MS } : undefined);
+      if (!sub) throw new UsageError('replay needs a data set name, a directory, or a .jsonl, .csv or .tsv file', 'replay');
+      return replay(config, logger, sub, {
+        ...ownDataOptions(command, values),
+        ...(values.teacher ? { teacher: { drainTimeoutMs: TEACHER_DRAIN_MS } } : {}),
+        ...(serve ? { serve, tokenGenerated } : {}),
+      });
+    }
+    case 'validate': {
+      const { validateCommand } = await import('./validate.ts');
+      if (!sub) throw new UsageError('validate needs a file: a .csv, .tsv or .jsonl file of interactions', 'validate');
+      return validateCommand(config, sub, ownDataOptions(command, values), ownDataFlags(values));
     }
     case 'eval': {
       const { evalCommand } = await import('./eval.ts');
@@ -217,8 +246,36 @@ function checkSubcommand(command: CommandName, sub: string | undefined, rest: re
       throw new UsageError(`${command}: unknown subcommand "${sub}" (${subs.join(' or ')})${near ? `; did you mean "${near}"?` : ''}`, command);
     }
   }
-  const extra = subs || command === 'replay' ? rest : [sub, ...rest].filter((a): a is string => a !== undefined);
+  const extra = subs || command === 'replay' || command === 'validate' ? rest : [sub, ...rest].filter((a): a is string => a !== undefined);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${extra[0]}"`, command);
+}
+
+/** `--map`, `--time-format`, `--catalogue`, checked: a bad map or format is a usage error naming the flag. */
+function ownDataOptions(command: CommandName, values: Values): OwnDataOptions {
+  let map: ColumnMap | undefined;
+  if (values.map !== undefined) {
+    try {
+      map = parseColumnMap(values.map);
+    } catch (err) {
+      throw new UsageError((err as Error).message, command);
+    }
+  }
+  const format = values['time-format'];
+  if (format !== undefined && !isTimeFormat(format)) {
+    const near = nearestName(format, TIME_FORMATS);
+    throw new UsageError(`--time-format must be one of ${TIME_FORMATS.join(', ')}, got "${format}"${near ? `; did you mean ${near}?` : ''}`, command);
+  }
+  return { ...(map ? { map } : {}), ...(format !== undefined ? { timeFormat: format } : {}), ...(values.catalogue !== undefined ? { catalogue: values.catalogue } : {}) };
+}
+
+/** The same flags as text, for the replay command `validate` suggests. */
+function ownDataFlags(values: Values): string {
+  const quote = (v: string): string => (/^[\w.,=/:+-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  return [
+    values.map !== undefined ? ` --map ${quote(values.map)}` : '',
+    values['time-format'] !== undefined ? ` --time-format ${quote(values['time-format'])}` : '',
+    values.catalogue !== undefined ? ` --catalogue ${quote(values.catalogue)}` : '',
+  ].join('');
 }
 
 /** A whole number ≥ 1 from `--flag`, or `fallback` when it is not given. */

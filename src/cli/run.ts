@@ -26,7 +26,7 @@ export async function run(config: Config, logger: Logger): Promise<number> {
   await runner.start();
   // The refresh in flight is awaited before closing, so a lag query never races the admin client's shutdown.
   const gauges = refreshGauges(pipeline, GAUGE_REFRESH_MS);
-  const idleHint = config.eventLog.kind === 'embedded' ? setTimeout(() => hintWhenIdle(runner.processedRecords), EMBEDDED_IDLE_HINT_MS) : null;
+  const idleHint = config.eventLog.kind === 'embedded' ? setTimeout(() => hintWhenIdle(runner.processedRecords, server.url, config.ops.apiToken !== undefined), EMBEDDED_IDLE_HINT_MS) : null;
   idleHint?.unref();
 
   let deadlinePassed = false;
@@ -68,6 +68,8 @@ export async function run(config: Config, logger: Logger): Promise<number> {
     ['runner', () => runner.stop()],
     ['scorers', () => pipeline.scorers.close()],
     ['event log', () => pipeline.log.close()],
+    // The runner's stop wrote the state once (the last checkpoint, or the store's flush); closing releases the
+    // store without writing it again (a checkpointer owns the embedded snapshot file).
     ['store', () => engine.store.close()],
     ['ops server', () => server.close()],
   ]);
@@ -76,14 +78,17 @@ export async function run(config: Config, logger: Logger): Promise<number> {
 }
 
 /**
- * The embedded event log lives in this process, so nothing outside it can produce into it: a `run` on the
- * default config waits for records that never come. Said once, on stderr, when nothing arrived.
+ * The embedded event log lives in this process, so no producer outside it can write to it: only
+ * `POST /v1/events` can. A `run` on the default config that nobody posts to waits for records that never come.
+ * Said once, on stderr, when nothing arrived.
  */
-function hintWhenIdle(processed: number): void {
+function hintWhenIdle(processed: number, url: string, hasToken: boolean): void {
   if (processed > 0) return;
   process.stderr.write(
-    `starstream run: no events in ${EMBEDDED_IDLE_HINT_MS / 1000} s. The embedded event log lives in this process, so nothing outside can write to it: ` +
-      'use `starstream demo` or `starstream replay SOURCE` to run a stream in-process, or set STARSTREAM_EVENT_LOG__KIND=kafka and produce to the interactions topic\n',
+    `starstream run: no events in ${EMBEDDED_IDLE_HINT_MS / 1000} s. The embedded event log lives in this process, so only its API writes to it: ` +
+      `POST events to ${url}/v1/events${hasToken ? '' : ' (set ops.apiToken, STARSTREAM_OPS__API_TOKEN, first)'}, ` +
+      'or use `starstream demo --serve` or `starstream replay SOURCE --serve` to run a stream in-process and keep the API up, ' +
+      'or set STARSTREAM_EVENT_LOG__KIND=kafka and produce to the interactions topic\n',
   );
 }
 

@@ -1,4 +1,5 @@
 import { KNOWN_DATASETS } from '../data/datasets.ts';
+import { MAPPED_FIELDS, TIME_FORMATS } from '../data/mapping.ts';
 
 /**
  * What the command line accepts: every flag, every command with the flags it takes, and the help texts built
@@ -21,6 +22,10 @@ export const FLAGS = {
   margin: { type: 'string' },
   label: { type: 'boolean' },
   teacher: { type: 'boolean' },
+  serve: { type: 'boolean' },
+  map: { type: 'string' },
+  'time-format': { type: 'string' },
+  catalogue: { type: 'string' },
   star: { type: 'string', multiple: true },
   'teacher-budget-s': { type: 'string' },
   trajectories: { type: 'string' },
@@ -45,18 +50,21 @@ interface CommandSpec {
 
 export const COMMANDS = {
   demo: {
-    synopsis: 'demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--teacher]',
+    synopsis: 'demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--teacher] [--serve]',
     description:
       'the whole pipeline on the embedded default over a generated stream (npm start); --teacher adds the side\n' +
       'stream: sampled cases → MARS teacher → labelled data set. Defaults: 50,000 events, 5,000 users, 10,000\n' +
-      'items, seed 1, out/recommendations.jsonl',
-    flags: ['events', 'users', 'items', 'seed', 'out', 'teacher'],
+      'items, seed 1, out/recommendations.jsonl.\n' +
+      '--serve: after the summary the pipeline and its API stay up (ops.port, 9464, or a free port when taken)\n' +
+      'until Ctrl-C; it prints the URL, a token for this run and curl examples (GET recommendations, POST /v1/events)',
+    flags: ['events', 'users', 'items', 'seed', 'out', 'teacher', 'serve'],
   },
   run: {
     synopsis: 'run',
     description:
       'the pipeline on the configured event log and store, serving /metrics and the /v1/ API, until SIGTERM.\n' +
-      'On the embedded default the event log lives in this process: use Kafka (eventLog.kind) to feed it from outside',
+      'On the embedded default the event log lives in this process: POST /v1/events (with ops.apiToken) feeds it,\n' +
+      'or use Kafka (eventLog.kind) to feed it from outside',
     flags: [],
   },
   teacher: {
@@ -67,11 +75,27 @@ export const COMMANDS = {
     flags: ['label'],
   },
   replay: {
-    synopsis: `replay <${Object.keys(KNOWN_DATASETS).join('|')}|DIR|FILE.jsonl> [--teacher]`,
+    synopsis:
+      `replay <${Object.keys(KNOWN_DATASETS).join('|')}|DIR|FILE.jsonl> [--teacher] [--serve]\n` +
+      'replay FILE.csv|.tsv|.jsonl [--map FIELD=COLUMN,…] [--time-format F] [--catalogue FILE] [--serve]',
     description:
       'produce a data set into the interactions topic (Kafka), or run it through the pipeline in this process\n' +
-      '(embedded) and print its summary. DIR is a data set directory in MovieLens or Last.fm format',
-    flags: ['teacher'],
+      '(embedded) and print its summary; --serve keeps the pipeline and its API up after it (embedded).\n' +
+      'DIR is a data set directory in MovieLens or Last.fm format; FILE.jsonl holds interactions as JSON lines.\n' +
+      `Your own file (the import): --map names the columns of ${MAPPED_FIELDS.join(', ')} (the first three\n` +
+      'required; a field left out is looked for under its own name: user,item,time or userId,itemId,timestampMs…),\n' +
+      `--time-format ${TIME_FORMATS.join('|')} (default auto), --catalogue a CSV/TSV/JSON-lines file with id, title,\n` +
+      'categories (| or ; between categories). Bad rows are skipped and counted, the rest run sorted by time;\n' +
+      '`starstream validate FILE` reports the problems first',
+    flags: ['teacher', 'serve', 'map', 'time-format', 'catalogue'],
+  },
+  validate: {
+    synopsis: 'validate FILE [--map FIELD=COLUMN,…] [--time-format F] [--catalogue FILE]',
+    description:
+      'check your own interaction file (CSV, TSV, JSON lines) before replay imports it, with the same flags:\n' +
+      'unreadable rows, bad values (what ingest would refuse included), rows out of time order, duplicate rows\n' +
+      'and event ids, item ids not in the catalogue; counts and first line numbers. Exit 0 clean, 2 problems',
+    flags: ['map', 'time-format', 'catalogue'],
   },
   eval: {
     synopsis: 'eval [--dataset ml-100k] [--out DIR] [--star NAME=DIR]… [--teacher-budget-s S] [--seed N]\n     [--stream-every N] [--limit-events N]',

@@ -83,6 +83,15 @@ const kafkaSchema = z
     rebalanceTimeoutMs: positiveInt().default(60_000).describe('Time members get to rejoin during a rebalance, ms'),
     redeliveryDelayMs: positiveInt().default(200).describe('First wait before a failed batch is handed over again, ms'),
     maxRedeliveryDelayMs: positiveInt().default(5_000).describe('Ceiling of that wait as failures repeat, ms'),
+    exactlyOnce: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Kafka transactions: a batch\'s outputs (recommendations, dead letters, item deltas, teacher cases) and its ' +
+          'consumed offsets commit together or not at all; readers use read_committed. One transactional id per ' +
+          'consumed partition (starstream.{groupId}.{topic}.{partition}), so its next owner fences the last. No ' +
+          'effect on the embedded log (a send is all or nothing, and nothing survives the process)',
+      ),
     retry: retrySchema.describe('Client retries of transient broker errors (connect, produce, metadata)'),
   })
   .prefault({});
@@ -136,7 +145,19 @@ const storeSchema = z
       .describe('Half-life of the long popularity window, ms'),
     embedded: z
       .strictObject({
-        path: z.string().optional().describe('Snapshot file; unset = memory only'),
+        path: z
+          .string()
+          .optional()
+          .describe(
+            'Snapshot file; unset = memory only. A pipeline writes it as a checkpoint (state with the source offsets it ' +
+              'reflects) periodically and at shutdown, and resumes from it',
+          ),
+        checkpointIntervalMs: nonNegativeInt()
+          .default(30_000)
+          .describe('A checkpoint is due this long after the last one (with a path), ms; 0 = not by time'),
+        checkpointEveryBatches: nonNegativeInt()
+          .default(0)
+          .describe('…or after this many batches (all consumers); 0 = not by count. Neither = only at shutdown'),
         exactSearchBelow: nonNegativeInt()
           .default(5_000)
           .describe('Collections smaller than this are searched exactly; from this size an HNSW graph is built'),
@@ -248,7 +269,27 @@ const evidenceSchema = z
 const rankingSchema = z
   .strictObject({
     topK: positiveInt().max(1000).default(10).describe('Items per published recommendation'),
-    scorer: z.enum(['baseline', 'star']).default('baseline').describe('baseline = collaborative features'),
+    scorer: z
+      .enum(['baseline', 'star', 'online'])
+      .default('baseline')
+      .describe('baseline = collaborative features; online = their blend learned from each next event, behind a guard'),
+    online: z
+      .strictObject({
+        loss: z.enum(['listwise', 'pairwise']).default('listwise').describe('listwise = softmax over the joined list; pairwise = against its top k'),
+        learningRate: z.number().nonnegative().max(1).default(0.005).describe('Step size of the update (0 = guard only)'),
+        l2: z.number().nonnegative().default(0.02).describe('Pull toward the start (baseline) weights, per update'),
+        maxPendingUsers: positiveInt().default(10_000).describe('Users whose last list is kept to join with their next event'),
+        guardWindow: positiveInt().default(2_000).describe('Joined outcomes the guard compares hit rates over'),
+        guardMinOutcomes: positiveInt().default(1_000).describe('No guard decision before this many outcomes'),
+        guardMargin: z
+          .number()
+          .nonnegative()
+          .max(1)
+          .default(0.015)
+          .describe('A single signal (or the start weights) serves when it leads the blend\'s hit rate by more than this'),
+      })
+      .prefault({})
+      .describe('The online blend (scorer = online), src/star/online/'),
     modelDir: z.string().optional().describe('STAR model registry directory (scorer = star)'),
     executionProvider: z
       .enum(['cpu', 'cuda'])

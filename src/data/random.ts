@@ -68,7 +68,8 @@ function seedKey(seed: Seed): string {
   return String(Math.trunc(seed) >>> 0);
 }
 
-function fmix32(x: number): number {
+/** murmur3's 32-bit finaliser: spreads the bits of `x` over the whole word. */
+export function fmix32(x: number): number {
   let h = x >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -61,10 +61,10 @@ export async function learnEvent(
     const batch = await view.store.openBatch();
     const item = batch.state.item(event.itemId);
     const negatives = new Int32Array(engine.negativesPerEvent);
-    const drawn = engine.negativeSlots.sampleInto(negatives, negatives.length, item);
+    const drawn = engine.negativeSlots.sampleInto(negatives, negatives.length, item, event.eventId);
     engine.negativeSlots.observe(item);
     engine.learner.learnInto(batch.state, event, item, negatives, drawn);
-    batch.commit();
+    await batch.commit();
     // Nothing to write: this empties the view's cache, which read the state before this event.
     await view.commit();
     return;

@@ -6,7 +6,8 @@
  * - records with the same key land in the same partition and are delivered in the order they were sent;
  * - a batch's offsets are committed only after its handler resolves (at-least-once);
  * - a handler that rejects gets the same records again (from the last committed offset);
- * - `stop()` stops fetching, waits for the batch in flight, commits it and leaves the group; it is idempotent.
+ * - `stop()` stops fetching, waits for the batch in flight, commits it and leaves the group; it is idempotent;
+ * - `startAt` starts listed partitions at given offsets instead of the committed ones (a restored checkpoint).
  */
 
 export type Headers = Readonly<Record<string, Buffer>>;
@@ -46,6 +47,12 @@ export interface ConsumedBatch {
 /** Resolves once every output of the batch is acknowledged; only then are its offsets committed. */
 export type BatchHandler = (batch: ConsumedBatch) => Promise<void>;
 
+/**
+ * Where to start reading, per partition: topic → partition → the next offset to consume (a decimal string, as
+ * `LogRecord.offset`). A checkpoint records these for the state it holds (`ConsumerOptions.startAt`).
+ */
+export type StartPositions = Readonly<Record<string, Readonly<Record<number, string>>>>;
+
 export interface ConsumerOptions {
   readonly groupId: string;
   readonly topics: readonly string[];
@@ -60,6 +67,17 @@ export interface ConsumerOptions {
    * owner has finished its batch on it. Kafka: called on every group join.
    */
   readonly onPartitionsAssigned?: () => void;
+  /**
+   * Per partition, the offset to start at instead of the group's committed one: a restored checkpoint's
+   * positions (its state reflects every record before them, so they win whether the group committed less or
+   * more). Applied once per partition, when this consumer first gets it, and committed for the group as a
+   * batch ending there would be; later assignments read from the committed offsets as usual, and partitions not
+   * listed start as they would without it. An offset past the partition's end rejects `run()` with
+   * `FatalError START_OFFSET_OUT_OF_RANGE` (the positions belong to another log, e.g. a recreated topic); one
+   * before the oldest record the log still holds starts at that record, with a warning (records between are
+   * gone). Topics the consumer does not read are ignored.
+   */
+  readonly startAt?: StartPositions;
 }
 
 export interface PartitionLag {
@@ -102,6 +120,28 @@ export interface EventProducer {
   close(): Promise<void>;
 }
 
+/** The consumed position a transactional send commits with its records (`TransactionalProducer`). */
+export interface ConsumedPosition {
+  readonly groupId: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset to consume: the batch's last record's offset + 1 (decimal string). */
+  readonly nextOffset: string;
+}
+
+/**
+ * Sends whose records and consumed position commit together or not at all (a Kafka transaction with
+ * `sendOffsets`): a reader with read_committed sees the records only once the group's offset has moved past
+ * the batch, and a send that rejects has made neither visible, so the redelivered batch's outputs are not
+ * duplicates. Sends for one consumed partition are serialized; sends for different partitions may overlap.
+ */
+export interface TransactionalProducer {
+  /** Resolves once the transaction is committed; rejects (classified) after aborting it. */
+  sendWithOffsets(records: readonly OutgoingRecord[], consumed: ConsumedPosition): Promise<void>;
+  /** Waits for the transactions in flight, then disconnects; idempotent. */
+  close(): Promise<void>;
+}
+
 export interface TopicSpec {
   readonly name: string;
   readonly partitions: number;
@@ -112,9 +152,23 @@ export interface TopicSpec {
 
 export interface EventLog {
   readonly kind: 'embedded' | 'kafka';
+  /**
+   * Which log the offsets belong to: positions recorded on one log (a checkpoint's) mean the same records on
+   * another only when both name the same scope. Embedded: unique per log instance (nothing survives the
+   * process, so a new process's offsets count from 0 again); Kafka: `kafka` (the same topic names on the
+   * configured cluster). Absent: the log cannot tell, and recorded positions are never applied to it.
+   */
+  readonly offsetsScope?: string;
   /** Creates the topics that do not exist yet; existing ones are left as they are. */
   ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
   consumer(options: ConsumerOptions): EventConsumer;
   producer(): EventProducer;
+  /**
+   * A producer that commits each batch's outputs with its consumed offsets, where the log is configured for it
+   * (Kafka with `eventLog.kafka.exactlyOnce`); null or absent: outputs are sent with `producer()` and offsets
+   * committed by the consumer after the handler (at-least-once). The embedded log has none: its send appends
+   * all records or none and its commit cannot fail after that, within a process whose end loses both.
+   */
+  transactionalProducer?(): TransactionalProducer | null;
   close(): Promise<void>;
 }

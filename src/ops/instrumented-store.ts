@@ -44,6 +44,6 @@ export function instrumentStore(store: VectorStore, instruments: StoreInstrument
     ...(store.roundTrips ? { roundTrips: () => store.roundTrips!() } : {}),
     ...(store.ownershipChanged ? { ownershipChanged: () => store.ownershipChanged!() } : {}),
     // Timed: waiting for the previous batch to end. The batch's reads are in-process and counted by the stages.
-    ...(store.openBatch ? { openBatch: () => timed('openBatch', () => store.openBatch!()) } : {}),
+    ...(store.openBatch ? { openBatch: (hint) => timed('openBatch', () => store.openBatch!(hint)) } : {}),
   };
 }

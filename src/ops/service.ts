@@ -5,12 +5,14 @@ import type { Pipeline } from '../main.ts';
 import { rankNow, type RankedNow } from '../pipeline/recommend.ts';
 import { StoreView } from '../stages/state/store-view.ts';
 import type { BatchReader } from '../store/port.ts';
+import { createEventIngest } from './api/events.ts';
 import { createApi } from './api/routes.ts';
 import { startOpsServer, type OpsServer, type Readiness } from './server.ts';
 
 /**
  * The ops server of a running pipeline: `/metrics`, `/healthz`, `/readyz` and the `/v1/` API, wired to the
- * pipeline that `buildPipeline` made. `starstream run` uses it, and so do the API and Prometheus tests.
+ * pipeline that `buildPipeline` made (`POST /v1/events` produces into its event log: on the embedded log its
+ * own runner reads them). `starstream run`, `demo` and `replay` use it, and so do the API and Prometheus tests.
  */
 
 /** Upper bound of `k` on the API: the schema's bound of `ranking.topK`. */
@@ -50,6 +52,15 @@ export async function startPipelineOpsServer(config: Config, pipeline: Pipeline,
         metrics.setPaused(false);
       },
       isPaused: () => paused,
+      ingestEvents: createEventIngest({
+        log: pipeline.log,
+        topics: pipeline.topics,
+        codecs: pipeline.engine.codecs,
+        framing: pipeline.framing,
+        limits: () => ({ nowMs: Date.now(), maxEventAgeMs: config.pipeline.maxEventAgeMs, maxFutureSkewMs: config.pipeline.maxFutureSkewMs }),
+        deadLetterMaxBytes: config.eventLog.topics.deadLetterMaxBytes,
+        onDeadLetter: (code) => metrics.deadLettered(code),
+      }),
       logger,
       onRequest: (route, method, status, seconds) => metrics.apiRequest(route, method, status, seconds),
     }),

@@ -3,7 +3,7 @@ import type { CollaborativeEvidence } from '../domain/evidence.ts';
 import type { TeacherCase } from '../domain/teacher.ts';
 import type { LogRecord } from '../eventlog/port.ts';
 import { errorCode } from '../errors/index.ts';
-import type { BatchReader, LiveBatch, UserProfile, VectorStore } from '../store/port.ts';
+import type { BatchHint, BatchReader, LiveBatch, UserProfile, VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
 import { NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
@@ -80,6 +80,9 @@ export interface BatchOutput {
   readonly accepted: number;
 }
 
+/** The longest stretch a live batch runs without letting other work on the event loop in. */
+const YIELD_EVERY_MS = 20;
+
 export class BatchProcessor {
   /** Cases the sampler picked since start (a batch handled again after a failure counts again). */
   casesSampled = 0;
@@ -113,7 +116,7 @@ export class BatchProcessor {
     const routed = this.options.routeItemDeltas === true;
     const out: Omit<BatchOutput, 'deadLetters' | 'accepted'> =
       !routed && this.deps.store.openBatch
-        ? await this.processLive(await this.deps.store.openBatch(), interactions, receivedAt)
+        ? await this.processLive(await this.deps.store.openBatch(batchHint(interactions)), interactions, receivedAt)
         : await this.processViaView(interactions, sources, receivedAt, routed);
     this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
     this.deps.instruments.interactionsAccepted(interactions.length);
@@ -127,12 +130,20 @@ export class BatchProcessor {
    */
   private async processLive(batch: LiveBatch, interactions: readonly Interaction[], receivedAt: number): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
     const results = emptyResults();
+    let slice = performance.now();
+    this.deps.negativeSlots.begin();
     try {
       const negatives = this.negativeSlots;
       for (const event of interactions) {
+        if (performance.now() - slice > YIELD_EVERY_MS) {
+          // A batch of ranked events takes long enough to starve probes, /metrics and the API: let them in.
+          // The batch stays open meanwhile; the store's writes wait for it, reads see it as of this event.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          slice = performance.now();
+        }
         const learnStart = performance.now();
         const item = batch.state.item(event.itemId);
-        const drawn = this.deps.negativeSlots.sampleInto(negatives, negatives.length, item);
+        const drawn = this.deps.negativeSlots.sampleInto(negatives, negatives.length, item, event.eventId);
         this.deps.negativeSlots.observe(item);
         this.deps.learner.learnInto(batch.state, event, item, negatives, drawn);
         this.deps.instruments.stageDuration('learn', (performance.now() - learnStart) / 1000);
@@ -145,9 +156,18 @@ export class BatchProcessor {
       }
     } catch (err) {
       batch.rollback();
+      this.deps.negativeSlots.rollback();
       throw err;
     }
-    this.timed('commit', () => batch.commit());
+    // A store with a durable tier (Qdrant: `store/tiered`) writes it here, inside process(): before the runner
+    // sends this batch's outputs and commits its offsets. A failed write has rolled the batch back.
+    try {
+      await this.timedAsync('commit', () => batch.commit());
+    } catch (err) {
+      this.deps.negativeSlots.rollback();
+      throw err;
+    }
+    this.deps.negativeSlots.commit();
     return results;
   }
 
@@ -286,6 +306,10 @@ export class BatchProcessor {
       this.deps.instruments.stageDuration(stage, (performance.now() - start) / 1000);
     }
   }
+}
+
+function batchHint(events: readonly Interaction[]): BatchHint {
+  return { userIds: [...new Set(events.map((e) => e.userId))], itemIds: [...new Set(events.map((e) => e.itemId))] };
 }
 
 function emptyResults(): { recommendations: Recommendation[]; eventTimesMs: number[]; teacherCases: TeacherCase[]; itemDeltas: ItemDeltaMessage[] } {

@@ -1,6 +1,15 @@
 import type { Codecs } from '../eventlog/codec/avro.ts';
 import type { Framing } from '../eventlog/codec/framing.ts';
-import type { BatchHandler, ConsumedBatch, EventConsumer, EventLog, EventProducer, OutgoingRecord } from '../eventlog/port.ts';
+import type {
+  BatchHandler,
+  ConsumedBatch,
+  EventConsumer,
+  EventLog,
+  EventProducer,
+  OutgoingRecord,
+  StartPositions,
+  TransactionalProducer,
+} from '../eventlog/port.ts';
 import { BadInputError, errorCode, errorMessage } from '../errors/index.ts';
 import { escalate, toDeadLetter } from '../stages/ingest/index.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -25,7 +34,25 @@ import type { BatchProcessor } from './processor.ts';
  *
  * Lifecycle: created → running → draining → stopped. `stop()` is idempotent and follows a fixed order:
  * not ready → stop fetching and finish the batch in flight → commit → leave the group → flush and close
- * the producer → flush the store.
+ * the producer → the last checkpoint (with a `checkpointer`), else flush the store.
+ *
+ * Checkpoints (`checkpointer`, the embedded store with a snapshot path): the runner tracks, per topic and
+ * partition of all its consumers, the next offset after the last batch whose handler succeeded. After a batch,
+ * when one is due, it takes one where no handler is in flight: new batches wait at a gate while the ones in
+ * flight end, the state is copied with those positions, and the gate opens (the write goes on in the
+ * background). Not while a partition's batch has failed and waits for redelivery (its effects may be half in
+ * the store): the gate opens and a later batch tries again. Consumers start at the checkpoint's positions
+ * (`ConsumerOptions.startAt`).
+ *
+ * Exactly-once outputs (`eventLog.kafka.exactlyOnce`, where the log has a `transactionalProducer`): a batch's
+ * outputs, of any consumer, go out in one transaction with the batch's consumed offset, so a reader with
+ * read_committed sees them once, together with the commit; a failed transaction is aborted and the batch
+ * redelivered, and nothing of the failed attempt is visible. (The consumer still commits the same offset after
+ * the handler: a repeat of what the transaction committed.) A batch with no outputs is committed by the
+ * consumer alone. Learning is not in the transaction: `processor.process()` has committed the batch's learning
+ * to the store before its outputs are sent, so a batch whose transaction aborts is learned again when it is
+ * redelivered, exactly as a failed send is without transactions; what undoes that is the store's (a restart
+ * from an embedded checkpoint, which no failed batch ever enters), not the transaction.
  *
  * Readiness (`health()`) is more than the lifecycle: running, and every consumer fetching (none failed,
  * crashed and restarting, or waiting on a fetch the log does not answer for longer than `stuckBatchMs`), and
@@ -73,6 +100,20 @@ export interface RunnerDeps {
   readonly stuckBatchMs?: number;
   /** Epoch ms, as `Date.now()` (the default); tests pass one they move by hand. */
   readonly clock?: () => number;
+  /** Checkpoints of the store's state with the positions it reflects (`store/embedded/checkpoint.ts`); null = none. */
+  readonly checkpointer?: Checkpointer | null;
+}
+
+/** What the runner needs of a checkpointer (`EmbeddedCheckpointer`). */
+export interface Checkpointer {
+  /** Where the consumers start (a restored checkpoint's positions on this log); null = the committed offsets. */
+  readonly startAt: StartPositions | null;
+  /** Whether a checkpoint is due `batches` batches after the last one (and none is being written). */
+  due(batches: number): boolean;
+  /** Copies the state as of `positions` now (no batch in flight) and writes it in the background; never throws. */
+  take(positions: StartPositions): void;
+  /** The last checkpoint, after the consumers stopped (null: none, only wait for a write in flight); rejects when it cannot be written. */
+  close(positions: StartPositions | null): Promise<void>;
 }
 
 export type RunnerState = 'created' | 'running' | 'draining' | 'stopped';
@@ -97,6 +138,8 @@ export interface RunnerHealth {
 export class PipelineRunner {
   private state: RunnerState = 'created';
   private producer: EventProducer | null = null;
+  /** Set with exactly-once outputs: every batch's outputs go out with its offsets through it. */
+  private transactions: TransactionalProducer | null = null;
   private consumers: EventConsumer[] = [];
   private readonly named = new Map<ConsumerName, EventConsumer>();
   private itemDeltaConsumer: EventConsumer | null = null;
@@ -109,6 +152,14 @@ export class PipelineRunner {
   private readonly clock: () => number;
   /** Records whose outputs were acknowledged since start. */
   processedRecords = 0;
+  /** Per topic and partition, the next offset after the last batch handled (what a checkpoint records). */
+  private readonly positions = new Map<string, Map<number, string>>();
+  /** Handlers in flight (all consumers), partitions whose last batch failed, batches since the last checkpoint. */
+  private handling = 0;
+  private readonly unsettled = new Set<string>();
+  private batchesSinceCheckpoint = 0;
+  /** Closed while a checkpoint waits for the handlers in flight: new batches wait on it. */
+  private gate: { readonly opened: Promise<void>; open(): void } | null = null;
 
   constructor(private readonly deps: RunnerDeps) {
     this.stuckBatchMs = deps.stuckBatchMs ?? DEFAULT_STUCK_BATCH_MS;
@@ -156,6 +207,7 @@ export class PipelineRunner {
     if (this.state !== 'created') throw new Error(`runner cannot start from state ${this.state}`);
     const d = this.deps;
     this.producer = d.log.producer();
+    this.transactions = d.log.transactionalProducer?.() ?? null;
     // Users are owned by interactions partition (and, with direct item writes, so are the items this instance
     // writes): a store that caches owned state must re-read it when a partition arrives.
     const ownershipChanged = () => d.store.ownershipChanged?.();
@@ -165,12 +217,14 @@ export class PipelineRunner {
       fromBeginning: d.fromBeginning,
       maxBatchRecords: d.maxBatchRecords,
       onPartitionsAssigned: ownershipChanged,
+      ...this.startAt(),
     });
     const items = d.log.consumer({
       groupId: `${d.groupId}.items`,
       topics: [d.topics.items],
       fromBeginning: true,
       maxBatchRecords: d.maxBatchRecords,
+      ...this.startAt(),
     });
     this.consumers = [interactions, items];
     this.named.set('interactions', interactions);
@@ -190,6 +244,7 @@ export class PipelineRunner {
         fromBeginning: true,
         maxBatchRecords: d.maxBatchRecords,
         onPartitionsAssigned: ownershipChanged,
+        ...this.startAt(),
       });
       this.consumers.push(this.itemDeltaConsumer);
       this.named.set('item-deltas', this.itemDeltaConsumer);
@@ -251,10 +306,106 @@ export class PipelineRunner {
       return;
     }
     this.state = 'draining';
+    this.maybeCheckpoint();
     await Promise.all(this.consumers.map((c) => c.stop()));
     await this.producer?.close();
-    await this.deps.store.flush();
+    await this.transactions?.close();
+    // One write of the state at shutdown: the checkpoint (with positions) where there is a checkpointer, which
+    // then owns the snapshot file (the store's own flush and close leave it alone); else the store's flush.
+    const checkpointer = this.deps.checkpointer;
+    if (checkpointer) {
+      // A batch that failed and was not redelivered before the stop may have left effects no position covers:
+      // the checkpoint before it stays the one to resume from.
+      const settled = this.unsettled.size === 0;
+      if (!settled) this.deps.logger.warn({ code: 'CHECKPOINT_SKIPPED', partitions: [...this.unsettled] }, 'no checkpoint at shutdown: a failed batch was not redelivered; the previous checkpoint stays');
+      await checkpointer.close(settled ? this.positionsNow() : null);
+    } else {
+      await this.deps.store.flush();
+    }
     this.state = 'stopped';
+  }
+
+  /** The checkpoint's positions as consumer options (nothing without a checkpointer or a restored checkpoint). */
+  private startAt(): { startAt?: StartPositions } {
+    const startAt = this.deps.checkpointer?.startAt;
+    if (!startAt) return {};
+    // Partitions the checkpoint lists and no batch moves yet are still at those positions.
+    for (const [topic, partitions] of Object.entries(startAt)) {
+      for (const [partition, offset] of Object.entries(partitions)) this.position(topic, Number(partition), offset, false);
+    }
+    return { startAt };
+  }
+
+  private position(topic: string, partition: number, next: string, overwrite = true): void {
+    let partitions = this.positions.get(topic);
+    if (!partitions) this.positions.set(topic, (partitions = new Map()));
+    if (overwrite || !partitions.has(partition)) partitions.set(partition, next);
+  }
+
+  private positionsNow(): StartPositions {
+    const out: Record<string, Record<number, string>> = {};
+    for (const [topic, partitions] of this.positions) out[topic] = Object.fromEntries(partitions);
+    return out;
+  }
+
+  /**
+   * `handler` with what checkpoints need: it waits while a checkpoint gate is closed, and once it succeeds the
+   * batch's partition position moves past it and a due checkpoint is taken when no other handler is in flight.
+   */
+  private checkpointed(handler: BatchHandler): BatchHandler {
+    if (!this.deps.checkpointer) return handler;
+    return async (batch) => {
+      while (this.gate) await this.gate.opened;
+      const key = `${batch.topic}\u0000${batch.partition}`;
+      this.handling++;
+      let failed = true;
+      try {
+        await handler(batch);
+        failed = false;
+      } catch (err) {
+        this.unsettled.add(key);
+        throw err;
+      } finally {
+        this.handling--;
+        // The last handler in flight opens a closed gate, whether or not it succeeded.
+        if (failed) this.maybeCheckpoint();
+      }
+      this.unsettled.delete(key);
+      const last = batch.records[batch.records.length - 1];
+      if (last) this.position(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString());
+      this.batchesSinceCheckpoint++;
+      this.maybeCheckpoint();
+    };
+  }
+
+  /** Takes a due checkpoint now if no handler is in flight, else closes the gate until they end. */
+  private maybeCheckpoint(): void {
+    const checkpointer = this.deps.checkpointer;
+    if (!checkpointer) return;
+    if (this.state !== 'running') {
+      // Shutting down: the last checkpoint comes after the consumers stop; nothing may wait at the gate.
+      this.gate?.open();
+      this.gate = null;
+      return;
+    }
+    if (!this.gate) {
+      if (!checkpointer.due(this.batchesSinceCheckpoint)) return;
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => (open = resolve));
+      this.gate = { opened, open };
+    }
+    if (this.handling > 0) return;
+    const gate = this.gate;
+    this.gate = null;
+    try {
+      // A failed batch waiting for redelivery may have left effects in the store that no position covers.
+      if (this.unsettled.size === 0) {
+        checkpointer.take(this.positionsNow());
+        this.batchesSinceCheckpoint = 0;
+      }
+    } finally {
+      gate.open();
+    }
   }
 
   private async supervise(name: ConsumerName, run: Promise<void>): Promise<void> {
@@ -269,7 +420,7 @@ export class PipelineRunner {
 
   /** `handler`, watched for stuck batches; each failed attempt is counted and the gauge of its consumer set. */
   private watched(name: ConsumerName, handler: BatchHandler): BatchHandler {
-    const watched = this.watch.wrap(name, handler, (consumer) => this.deps.instruments.batchRetried(consumer));
+    const watched = this.watch.wrap(name, this.checkpointed(handler), (consumer) => this.deps.instruments.batchRetried(consumer));
     return async (batch) => {
       try {
         await watched(batch);
@@ -304,7 +455,7 @@ export class PipelineRunner {
     }
     const publishStart = performance.now();
     try {
-      if (records.length > 0) await this.producer!.send(records);
+      await this.publish(batch, d.groupId, records);
     } catch (err) {
       d.instruments.stageFailed('publish', errorCode(err));
       throw err;
@@ -336,7 +487,7 @@ export class PipelineRunner {
       }
     }
     if (items.length) await d.store.putItemMetadata(items.map((i) => ({ itemId: i.itemId, title: i.title, categories: i.categories })));
-    if (letters.length) await this.producer!.send(letters);
+    await this.publish(batch, `${d.groupId}.items`, letters);
   }
 
   /**
@@ -364,6 +515,21 @@ export class PipelineRunner {
     if (write.duplicates > 0) {
       d.logger.info({ topic: batch.topic, partition: batch.partition, duplicates: write.duplicates }, 'skipped repeated item deltas');
     }
-    if (letters.length) await this.producer!.send(letters);
+    await this.publish(batch, `${d.groupId}.item-deltas`, letters);
+  }
+
+  /**
+   * Sends a batch's outputs: in one transaction with the batch's consumed offset for `groupId` (the consumer's
+   * group) with exactly-once outputs, else with the plain producer (the consumer commits after the handler).
+   */
+  private async publish(batch: ConsumedBatch, groupId: string, records: readonly OutgoingRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const last = batch.records[batch.records.length - 1];
+    if (this.transactions && last) {
+      const nextOffset = (BigInt(last.offset) + 1n).toString();
+      await this.transactions.sendWithOffsets(records, { groupId, topic: batch.topic, partition: batch.partition, nextOffset });
+    } else {
+      await this.producer!.send(records);
+    }
   }
 }

@@ -128,7 +128,7 @@ export interface VectorStore {
    * Opens a batch over the store's live state (in-process stores): learning then changes the state in place
    * instead of going through profiles and deltas. Stores without it are read and written through `StoreView`.
    */
-  openBatch?(): Promise<LiveBatch>;
+  openBatch?(hint?: BatchHint): Promise<LiveBatch>;
 }
 
 /**
@@ -175,10 +175,28 @@ export interface LearningState {
  */
 export interface BatchReader {
   itemsById(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
+  /** The co-occurrence lists of these items (held ones, in order) without building profiles; optional. */
+  cooccurrenceRows?(itemIds: readonly string[]): CooccurrenceRows;
   usersById(userIds: readonly string[]): Promise<Map<string, UserProfile>>;
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
   searchUsers(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
   popularItems(k: number, nowMs: number): Promise<Neighbour[]>;
+}
+
+/**
+ * Co-occurrence lists of some items (rows) with the co-occurring items as dense int keys (`< keySpace`), so the
+ * candidates stage aggregates them in typed arrays; strings only for the few ids it returns.
+ */
+export interface CooccurrenceRows {
+  readonly rows: number;
+  rowId(row: number): string;
+  length(row: number): number;
+  key(row: number, entry: number): number;
+  count(row: number, entry: number): number;
+  readonly keySpace: number;
+  idOf(key: number): string;
+  /** The key of an item id, or -1 when no row can hold it. */
+  keyOf(itemId: string): number;
 }
 
 /**
@@ -190,6 +208,13 @@ export interface LiveBatch extends BatchReader {
   readonly state: LearningState;
   /** The user as of now, built at the edge (a copy). */
   user(userId: string): UserProfile | undefined;
-  commit(): void;
+  /** Makes the batch's changes the store's (a store with a durable tier writes them there first). */
+  commit(): Promise<void>;
   rollback(): void;
+}
+
+/** The ids a batch is about to touch, so a store backed by a remote tier loads what it lacks first. */
+export interface BatchHint {
+  readonly userIds: readonly string[];
+  readonly itemIds: readonly string[];
 }

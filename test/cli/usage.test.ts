@@ -14,7 +14,9 @@ import { plainLines, starstream, type Run } from './helpers.ts';
 const dir = mkdtempSync(join(tmpdir(), 'starstream-usage-'));
 const csv = join(dir, 'events.csv');
 const empty = join(dir, 'empty');
+const sheet = join(dir, 'data.xlsx');
 writeFileSync(csv, 'user,item\nu1,i1\n');
+writeFileSync(sheet, 'not a table');
 mkdirSync(empty);
 
 const CASES = {
@@ -33,6 +35,14 @@ const CASES = {
   dataset: ['eval', '--dataset', 'nope'],
   datasetTypo: ['eval', '--dataset', 'ml100k'],
   replayFile: ['replay', csv],
+  replayUnknownKind: ['replay', sheet],
+  mapTypo: ['validate', csv, '--map', 'usr=user'],
+  mapColumnTypo: ['replay', csv, '--map', 'time=tme'],
+  timeFormat: ['replay', csv, '--time-format', 'unix'],
+  mapOnDataset: ['replay', 'ml-100k', '--map', 'user=a'],
+  validateMissing: ['validate', join(dir, 'nope.csv')],
+  validateNone: ['validate'],
+  serveOnRun: ['run', '--serve'],
   replayEmpty: ['replay', empty],
   replayMissingJsonl: ['replay', join(dir, 'missing.jsonl')],
   trainCases: ['train', '--cases', join(dir, 'missing.jsonl'), '--out', join(dir, 'model')],
@@ -102,9 +112,20 @@ describe('starstream usage and input errors', () => {
   });
 
   it('replay says what is wrong with a file, an empty directory, a missing file', () => {
-    assert.match(oneLine('replayFile'), /events\.csv is a file; replay reads a \.jsonl file of interactions, a data set directory/);
+    assert.match(oneLine('replayFile'), /events\.csv has no time column \(columns: user, item\); name it with --map time=COLUMN/);
+    assert.match(oneLine('replayUnknownKind'), /data\.xlsx is a file of no kind replay knows; it reads interactions from a \.csv, \.tsv, \.jsonl, \.ndjson file/);
     assert.match(oneLine('replayEmpty'), /is an empty directory/);
     assert.match(oneLine('replayMissingJsonl'), /no such file .*missing\.jsonl/);
+  });
+
+  it('the import and validate name a bad --map, --time-format or file, with the near name', () => {
+    assert.match(oneLine('mapTypo'), /--map: unknown field "usr" \(fields: user, item, time, type, value, id\); did you mean user\? \(see starstream validate --help\)$/);
+    assert.match(oneLine('mapColumnTypo'), /--map time=tme: .*events\.csv has no column "tme" \(columns: user, item\)/);
+    assert.match(oneLine('timeFormat'), /--time-format must be one of auto, epoch-s, epoch-ms, iso, got "unix"/);
+    assert.match(oneLine('mapOnDataset'), /--map, --time-format and --catalogue read your own file/);
+    assert.match(oneLine('validateMissing'), /validate: no such file .*nope\.csv/);
+    assert.match(oneLine('validateNone'), /validate needs a file/);
+    assert.match(oneLine('serveOnRun'), /run does not take --serve/);
   });
 
   it('train checks its input before starting Python', () => {

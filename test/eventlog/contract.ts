@@ -412,6 +412,43 @@ export function runEventLogContract(
         assert.equal(failing.health().notFetching, 'failed (TEST_FATAL)');
       }));
 
+    it('startAt starts listed partitions at given offsets, backwards or forwards of the committed ones; past the end fails run()', () =>
+      inScope(async (s) => {
+        await s.createTopic(2);
+        // A group that never commits keeps the records on the embedded log (which drops what every group read).
+        s.consumer({ groupId: uniqueName('holder') });
+        const producer = s.producer();
+        await producer.send(records(s.topic, 'k', range('a', 10)));
+        const first = s.consumer();
+        const got1 = s.collect(first);
+        await s.wait(() => got1.records.length >= 10);
+        await first.stop();
+        const partition = got1.records[0]!.partition;
+        const other = 1 - partition;
+        await producer.send(records(s.topic, 'k', range('b', 5)));
+
+        // Backwards of the committed offset (10), for the listed partition only.
+        const back = s.consumer({ startAt: { [s.topic]: { [partition]: '4' } } });
+        const got2 = s.collect(back);
+        await s.wait(() => got2.records.length >= 11);
+        await back.stop();
+        assert.deepEqual(got2.values(), [...range('a', 10).slice(4), ...range('b', 5)]);
+        assert.equal(got2.records[0]!.offset, '4');
+
+        // Forwards: the group had committed 15; start at 12 with nothing before it redelivered. A second
+        // consumer's start of another partition at its end (0 records there) is valid and delivers nothing.
+        await producer.send(records(s.topic, 'k', range('c', 2)));
+        const ahead = s.consumer({ startAt: { [s.topic]: { [partition]: '16', [other]: '0' } } });
+        const got3 = s.collect(ahead);
+        await s.wait(() => got3.records.length >= 1);
+        await ahead.stop();
+        assert.deepEqual(got3.values(), ['c1']);
+
+        const beyond = s.consumer({ groupId: uniqueName('beyond'), startAt: { [s.topic]: { [partition]: '1000' } } });
+        await assert.rejects(beyond.run(async () => undefined), (err: unknown) => err instanceof FatalError && err.code === 'START_OFFSET_OUT_OF_RANGE');
+        await beyond.stop();
+      }));
+
     it('consumers of one group share the work; when one stops the other takes over', () =>
       inScope(async (s) => {
         await s.createTopic(4);

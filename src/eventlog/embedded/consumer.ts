@@ -51,6 +51,13 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
   run(handler: BatchHandler): Promise<void> {
     const refused = refuseRun(this.state, this.group.id);
     if (refused) return refused;
+    try {
+      this.seekStartPositions();
+    } catch (err) {
+      this.state = 'stopped';
+      this.failedWith = err instanceof FatalError ? err.code : 'UNCLASSIFIED';
+      return Promise.reject(err as Error);
+    }
     this.state = 'running';
     this.group.join(this);
     this.done = this.loop(handler).finally(() => {
@@ -97,7 +104,7 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
 
   stop(): Promise<void> {
     if (this.stopped) return this.stopped;
-    if (this.state === 'idle') {
+    if (this.state === 'idle' || this.state === 'stopped') {
       this.state = 'stopped';
       this.stopped = Promise.resolve();
     } else {
@@ -133,6 +140,39 @@ export class EmbeddedConsumer implements EventConsumer, GroupMember {
       } else {
         sinceYield = 0;
         await this.sleep(next.waitMs);
+      }
+    }
+  }
+
+  /**
+   * `ConsumerOptions.startAt`, applied when the consumer starts (on this log nothing else can hold the
+   * partitions meanwhile): the group's position moves there, backwards too. Past the end: a FatalError (the
+   * positions were recorded on another log); before the oldest record held: from that record, warned.
+   */
+  private seekStartPositions(): void {
+    const startAt = this.options.startAt;
+    if (!startAt) return;
+    for (const topic of this.topics) {
+      for (const [key, value] of Object.entries(startAt[topic.name] ?? {})) {
+        const partition = Number(key);
+        const log = topic.partitions[partition];
+        const offset = Number(value);
+        if (!log || !Number.isSafeInteger(offset) || offset < 0 || offset > log.endOffset) {
+          throw new FatalError(
+            'START_OFFSET_OUT_OF_RANGE',
+            `group ${this.group.id}: start position ${value} for ${topic.name} partition ${key} is beyond what the log holds ` +
+              `(${log ? `end offset ${log.endOffset}` : 'no such partition'}); the positions belong to another log`,
+          );
+        }
+        let from = offset;
+        if (offset < log.startOffset) {
+          this.logger.warn(
+            { topic: topic.name, partition, offset: value, code: 'START_OFFSET_TRUNCATED', oldest: log.startOffset },
+            'start position is older than the oldest record held; starting there (the records between are gone)',
+          );
+          from = log.startOffset;
+        }
+        this.group.seek(topic, partition, from);
       }
     }
   }

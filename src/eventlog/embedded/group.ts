@@ -57,6 +57,17 @@ export class Group implements TopicReader {
     topic.committedChanged(partition);
   }
 
+  /**
+   * Moves the group's position on `partition` to `nextOffset`, backwards too (`ConsumerOptions.startAt`). The
+   * caller checks the offset against the partition's bounds.
+   */
+  seek(topic: Topic, partition: number, nextOffset: number): void {
+    const positions = this.positions.get(topic);
+    if (!positions) return;
+    positions[partition] = nextOffset;
+    topic.committedChanged(partition);
+  }
+
   notify(): void {
     for (const member of this.members) member.wake();
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config/schema.ts';
 import { BadInputError, FatalError } from '../../errors/index.ts';
 import type { Logger } from '../../logging/logger.ts';
@@ -37,6 +38,8 @@ export function createEmbeddedEventLog(config: Config['eventLog'], logger: Logge
 
 class EmbeddedEventLog implements EventLog, AppendTarget {
   readonly kind = 'embedded' as const;
+  /** Offsets count from 0 in every instance: positions recorded on one mean nothing to another. */
+  readonly offsetsScope = `embedded:${randomUUID()}`;
   closed = false;
   private readonly topics = new Map<string, Topic>();
   private readonly groups = new Map<string, Group>();

@@ -47,6 +47,9 @@ export function toConsumerConfig(settings: KafkaSettings, groupId: string): Cons
     rebalanceTimeout: settings.rebalanceTimeoutMs,
     maxWaitTimeInMs: settings.fetchMaxWaitMs,
     allowAutoTopicCreation: false,
+    // kafkajs's default, stated: transactional outputs (`exactlyOnce`) are read only once committed, and records
+    // of aborted transactions never.
+    readUncommitted: false,
     retry: {
       ...toRetry(settings),
       // kafkajs restarts a crashed consumer for any retriable cause; only the taxonomy's transient ones here.
@@ -68,6 +71,19 @@ export function toProducerConfig(settings: KafkaSettings): ProducerConfig {
     allowAutoTopicCreation: false,
     createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
     retry: toRetry(settings),
+  };
+}
+
+/**
+ * A transactional producer's options (`eventLog.kafka.exactlyOnce`): the idempotent producer's, with a
+ * `transactionalId` (one per consumed partition, `transactions.ts`) and a transaction timeout above the
+ * longest a batch can take to send, so the coordinator does not abort one that is still going.
+ */
+export function toTransactionalProducerConfig(settings: KafkaSettings, transactionalId: string): ProducerConfig {
+  return {
+    ...toProducerConfig(settings),
+    transactionalId,
+    transactionTimeout: Math.max(60_000, 2 * settings.requestTimeoutMs),
   };
 }
 

@@ -63,6 +63,8 @@ export class KafkaEventConsumer implements EventConsumer {
   /** Per broker node, since when its fetches have gone unanswered (FETCH_START without a FETCH after it). */
   private readonly unanswered = new Map<number, number>();
   private readonly aborted = new AbortController();
+  /** `options.startAt` once checked against the log (topic → partition → offset), less what was applied. */
+  private readonly pendingStarts = new Map<string, Map<number, string>>();
   private settle: { resolve(): void; reject(err: Error): void } | null = null;
   private readonly redelivery: RetryPolicy;
   private readonly logger: Logger;
@@ -150,6 +152,7 @@ export class KafkaEventConsumer implements EventConsumer {
       this.unanswered.clear();
       this.assignment = payload.memberAssignment;
       this.logger.info({ assignment: payload.memberAssignment }, 'joined the consumer group');
+      this.seekStartPositions(consumer, payload.memberAssignment);
       // Eager protocol: a member rejoins after its batch in flight has finished, and a join completes only once
       // every member has rejoined, so the previous owners' writes are done when the store hears of it.
       this.options.onPartitionsAssigned?.();
@@ -171,6 +174,7 @@ export class KafkaEventConsumer implements EventConsumer {
       }
     });
     await consumer.connect();
+    await this.checkStartPositions();
     await consumer.subscribe({ topics: [...this.options.topics], fromBeginning: this.options.fromBeginning });
     if (this.state !== 'running') return;
     await consumer.run({
@@ -181,6 +185,63 @@ export class KafkaEventConsumer implements EventConsumer {
       eachBatch: (payload) => this.eachBatch(payload, handler),
     });
     if (this.paused) this.applyPause();
+  }
+
+  /**
+   * `options.startAt` against the log's offsets, before the group is joined: past a partition's high watermark
+   * is fatal (the positions belong to another log, a recreated topic say); before its low watermark starts at
+   * the low one, warned (retention deleted the records between).
+   */
+  private async checkStartPositions(): Promise<void> {
+    const startAt = this.options.startAt;
+    if (!startAt) return;
+    const admin = await this.deps.admin();
+    for (const topic of new Set(this.options.topics)) {
+      const wanted = Object.entries(startAt[topic] ?? {});
+      if (wanted.length === 0) continue;
+      const bounds = await admin.fetchTopicOffsets(topic);
+      const pending = new Map<number, string>();
+      for (const [key, value] of wanted) {
+        const partition = Number(key);
+        const bound = bounds.find((b) => b.partition === partition);
+        let offset = /^\d+$/.test(value) ? BigInt(value) : -1n;
+        if (!bound || offset < 0n || offset > BigInt(bound.high)) {
+          throw new FatalError(
+            'START_OFFSET_OUT_OF_RANGE',
+            `group ${this.options.groupId}: start position ${value} for ${topic} partition ${key} is beyond what the log holds ` +
+              `(${bound ? `high watermark ${bound.high}` : 'no such partition'}); the positions belong to another log`,
+          );
+        }
+        if (offset < BigInt(bound.low)) {
+          this.logger.warn(
+            { topic, partition, offset: value, code: 'START_OFFSET_TRUNCATED', oldest: bound.low },
+            'start position is older than the oldest record held; starting there (the records between are gone)',
+          );
+          offset = BigInt(bound.low);
+        }
+        pending.set(partition, offset.toString());
+      }
+      this.pendingStarts.set(topic, pending);
+    }
+  }
+
+  /**
+   * Seeks the newly assigned partitions that have a start position not yet applied. kafkajs applies a seek
+   * at the next fetch of that partition, drops whatever a fetch already in flight returns for it, and (with
+   * auto-commit) commits the offset for the group, so a later rebalance starts there too.
+   */
+  private seekStartPositions(consumer: kafkajs.Consumer, assignment: Readonly<Record<string, readonly number[]>>): void {
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      const pending = this.pendingStarts.get(topic);
+      if (!pending) continue;
+      for (const partition of partitions) {
+        const offset = pending.get(partition);
+        if (offset === undefined) continue;
+        pending.delete(partition);
+        consumer.seek({ topic, partition, offset });
+        this.logger.info({ topic, partition, offset }, 'starting at the restored checkpoint\'s position');
+      }
+    }
   }
 
   private async eachBatch(payload: kafkajs.EachBatchPayload, handler: BatchHandler): Promise<void> {

@@ -3,11 +3,12 @@ import type { Config } from '../../config/schema.ts';
 import { FatalError } from '../../errors/index.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { Logger } from '../../logging/logger.ts';
-import type { ConsumerOptions, EventConsumer, EventLog, EventProducer, TopicSpec } from '../port.ts';
-import { toKafkaJsConfig, toProducerConfig, type KafkaSettings } from './config.ts';
+import type { ConsumerOptions, EventConsumer, EventLog, EventProducer, TopicSpec, TransactionalProducer } from '../port.ts';
+import { toKafkaJsConfig, toProducerConfig, toTransactionalProducerConfig, type KafkaSettings } from './config.ts';
 import { KafkaEventConsumer } from './consumer.ts';
 import { classifyKafkaError } from './errors.ts';
 import { KafkaEventProducer } from './producer.ts';
+import { KafkaTransactionalProducer } from './transactions.ts';
 
 /**
  * The event log on Kafka through kafkajs. Clients connect lazily: creating the log or a consumer touches no
@@ -27,10 +28,12 @@ export function createKafkaEventLog(config: Config['eventLog'], logger: Logger):
 
 class KafkaEventLog implements EventLog {
   readonly kind = 'kafka' as const;
+  /** Offsets are the cluster's: the same topic names mean the same records to every process. */
+  readonly offsetsScope = 'kafka';
   private readonly kafka: kafkajs.Kafka;
   private adminClient: Promise<kafkajs.Admin> | null = null;
   private readonly consumers = new Set<KafkaEventConsumer>();
-  private readonly producers = new Set<KafkaEventProducer>();
+  private readonly producers = new Set<KafkaEventProducer | KafkaTransactionalProducer>();
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -90,6 +93,18 @@ class KafkaEventLog implements EventLog {
   producer(): EventProducer {
     this.checkOpen();
     const producer = new KafkaEventProducer(this.kafka.producer(toProducerConfig(this.settings)));
+    this.producers.add(producer);
+    return producer;
+  }
+
+  /** With `exactlyOnce`: a producer of transactions, one transactional id per consumed partition (`transactions.ts`). */
+  transactionalProducer(): TransactionalProducer | null {
+    this.checkOpen();
+    if (!this.settings.exactlyOnce) return null;
+    const producer = new KafkaTransactionalProducer(
+      (transactionalId) => this.kafka.producer(toTransactionalProducerConfig(this.settings, transactionalId)),
+      this.logger,
+    );
     this.producers.add(producer);
     return producer;
   }

@@ -57,7 +57,7 @@ export class KafkaEventProducer implements EventProducer {
 }
 
 /** Bytes of records per produce request; half the broker's default limit leaves room for framing. */
-const MAX_REQUEST_BYTES = 512 * 1024;
+export const MAX_REQUEST_BYTES = 512 * 1024;
 
 /** Consecutive slices of `records` of at most `maxBytes` each (a single larger record gets a slice of its own). */
 export function bySize(records: readonly OutgoingRecord[], maxBytes: number): OutgoingRecord[][] {
@@ -85,7 +85,7 @@ function recordBytes(record: OutgoingRecord): number {
 }
 
 /** Groups by topic, keeping the callers' order inside each topic (and so per key). */
-function toTopicMessages(records: readonly OutgoingRecord[]): kafkajs.TopicMessages[] {
+export function toTopicMessages(records: readonly OutgoingRecord[]): kafkajs.TopicMessages[] {
   const byTopic = new Map<string, kafkajs.Message[]>();
   for (const record of records) {
     let messages = byTopic.get(record.topic);

@@ -1,16 +1,20 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BadInputError, errorCode, errorMessage } from '../../errors/index.ts';
+import { BadInputError, TransientError, errorCode, errorMessage } from '../../errors/index.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { RankedNow } from '../../pipeline/recommend.ts';
 import type { RefreshResult } from '../../star/registry/registry.ts';
 import { json, type RouteHandler } from '../server.ts';
+import type { EventIngest } from './events.ts';
 
 /**
  * The on-demand HTTP API, mounted under `/v1/` on the ops server (docs/openapi.yaml describes it;
  * test/ops/openapi.test.ts checks that the two agree):
  *
  * - `GET  /v1/users/{id}/recommendations?k=&at=` ranks for a user now (evidence at the stream's time, or `at`), through the stream's stages;
+ * - `POST /v1/events` takes interactions (one, an array, or `{ "events": [...] }`), checked as ingest checks
+ *   what it reads from the log, accepted ones produced to the interactions topic, the others dead-lettered and
+ *   answered by index (`events.ts`); the body is bounded (`maxBodyBytes`, `MAX_EVENTS_PER_REQUEST`: 413);
  * - `POST /v1/admin/model/reload` reads the STAR registry's `CURRENT` now;
  * - `POST /v1/admin/consumption/pause` and `/resume` stop and restart fetching (the API keeps answering).
  *
@@ -20,6 +24,7 @@ import { json, type RouteHandler } from '../server.ts';
  *
  * Auth: with `ops.apiToken` set, every `/v1/` route wants `Authorization: Bearer <token>` (401 otherwise).
  * Without it the read route is open and the admin routes answer 403: admin needs a token to exist at all.
+ * `POST /v1/events` is authorized as an admin route (writing into the stream is no less than pausing it).
  * Errors are JSON `{ "error": { "code", "message" } }` with a 4xx for anything the caller can fix.
  */
 
@@ -35,6 +40,10 @@ export interface ApiDeps {
   pause(): void;
   resume(): void;
   isPaused(): boolean;
+  /** `POST /v1/events`: checks and produces a batch of JSON records (`events.ts`). */
+  readonly ingestEvents: EventIngest;
+  /** Largest request body `POST /v1/events` reads. @default {@link DEFAULT_MAX_BODY_BYTES} */
+  readonly maxBodyBytes?: number;
   readonly logger: Logger;
   readonly onRequest?: (route: string, method: string, status: number, seconds: number) => void;
 }
@@ -42,6 +51,7 @@ export interface ApiDeps {
 /** Every route the API serves: method and OpenAPI path template. */
 export const API_ROUTES = [
   { method: 'GET', path: '/v1/users/{id}/recommendations', admin: false },
+  { method: 'POST', path: '/v1/events', admin: true },
   { method: 'POST', path: '/v1/admin/model/reload', admin: true },
   { method: 'POST', path: '/v1/admin/consumption/pause', admin: true },
   { method: 'POST', path: '/v1/admin/consumption/resume', admin: true },
@@ -50,6 +60,11 @@ export const API_ROUTES = [
 type Route = (typeof API_ROUTES)[number];
 
 export const MAX_USER_ID_LENGTH = 256;
+
+/** 1 MiB: thousands of events per request, and a bound on what one request holds in memory. */
+export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
+/** Events in one request; the answer lists an error per rejected one, so this bounds the answer too. */
+export const MAX_EVENTS_PER_REQUEST = 10_000;
 
 class ApiError extends Error {
   constructor(
@@ -81,7 +96,7 @@ export function createApi(deps: ApiDeps): RouteHandler {
         throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${match.path}; use ${allow}`, { allow });
       }
       authorize(req, route, expected);
-      status = await serve(route, match.params, url, res);
+      status = await serve(route, match.params, url, req, res);
     } catch (err) {
       if (err instanceof ApiError) {
         status = err.status;
@@ -89,6 +104,11 @@ export function createApi(deps: ApiDeps): RouteHandler {
       } else if (err instanceof BadInputError) {
         status = 400;
         json(res, 400, { error: { code: err.code, message: err.message } });
+      } else if (err instanceof TransientError) {
+        // The event log (or the store) did not answer in time: the caller may try again.
+        status = 503;
+        log.warn({ code: err.code, err: err.message, route: template }, 'API request failed, retriable');
+        json(res, 503, { error: { code: err.code, message: err.message } }, { 'retry-after': '1' });
       } else {
         status = 500;
         log.error({ code: errorCode(err), err: errorMessage(err), route: template }, 'API request failed');
@@ -99,8 +119,20 @@ export function createApi(deps: ApiDeps): RouteHandler {
     }
   };
 
-  async function serve(route: Route, params: Record<string, string>, url: URL, res: ServerResponse): Promise<number> {
+  async function serve(route: Route, params: Record<string, string>, url: URL, req: IncomingMessage, res: ServerResponse): Promise<number> {
     switch (route.path) {
+      case '/v1/events': {
+        const records = eventsOf(await readJson(req, deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
+        const requestId = randomUUID();
+        const result = await deps.ingestEvents(records, requestId);
+        if (result.rejected > 0) log.info({ accepted: result.accepted, rejected: result.rejected, code: result.errors[0]?.code, requestId }, 'events rejected');
+        if (result.accepted === 0) {
+          json(res, 422, { ...result, error: { code: 'EVENTS_REJECTED', message: `every event was rejected (${result.rejected}); see errors` } });
+          return 422;
+        }
+        json(res, 202, result);
+        return 202;
+      }
       case '/v1/users/{id}/recommendations': {
         const userId = parseUserId(params.id ?? '');
         const k = parseK(url.searchParams, deps.defaultK, deps.maxK);
@@ -145,6 +177,47 @@ export function createApi(deps: ApiDeps): RouteHandler {
         return 200;
     }
   }
+}
+
+/**
+ * The request body as JSON, at most `maxBytes` (413 `PAYLOAD_TOO_LARGE`, before reading when Content-Length
+ * says so). Any Content-Type is read as JSON (`curl -d` sends a form type); not JSON is a 400 `INVALID_JSON`.
+ */
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const tooLarge = (): ApiError => new ApiError(413, 'PAYLOAD_TOO_LARGE', `the body is over ${maxBytes} bytes; send the events in smaller batches`, { connection: 'close' });
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    // Stops reading; `connection: close` ends the socket after the answer, so the rest is never read.
+    if (size > maxBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError(400, 'INVALID_JSON', text.trim() === '' ? 'the body is empty; send an event as JSON' : `the body is not JSON: ${(err as Error).message.slice(0, 200)}`);
+  }
+}
+
+/** One event (an object), an array of events, or `{ "events": [...] }`. */
+function eventsOf(body: unknown): readonly unknown[] {
+  let records: readonly unknown[];
+  if (Array.isArray(body)) records = body;
+  else if (typeof body === 'object' && body !== null && Object.hasOwn(body, 'events')) {
+    const events = (body as { events: unknown }).events;
+    if (!Array.isArray(events)) throw new ApiError(400, 'INVALID_BODY', '"events" must be an array of events');
+    records = events;
+  } else if (typeof body === 'object' && body !== null) records = [body];
+  else throw new ApiError(400, 'INVALID_BODY', 'the body must be an event object, an array of events or {"events": [...]}');
+  if (records.length === 0) throw new ApiError(400, 'EMPTY_BATCH', 'no events in the body');
+  if (records.length > MAX_EVENTS_PER_REQUEST) {
+    throw new ApiError(413, 'TOO_MANY_EVENTS', `${records.length} events in one request; at most ${MAX_EVENTS_PER_REQUEST}`);
+  }
+  return records;
 }
 
 function matchRoute(pathname: string): { path: Route['path']; params: Record<string, string> } | null {

@@ -1,6 +1,9 @@
 import type { CandidateSource } from '../../domain/evidence.ts';
 import type { BatchReader, ItemProfile, UserProfile } from '../../store/port.ts';
 import { bloomHas } from '../../util/bloom.ts';
+import { aggregateCooccurrence, rowsFromProfiles, type CooccurrenceSignals } from './cooccurrence.ts';
+
+export { RECENCY_DECAY, type CooccurrenceSignal, type CooccurrenceSignals } from './cooccurrence.ts';
 
 /**
  * Candidates: the union of three sources, each bounded, consumed items excluded (configurable):
@@ -18,23 +21,10 @@ export interface CandidateOptions {
   readonly excludeConsumed: boolean;
 }
 
-/** Co-occurrence of one candidate with the user's recent items; reused by the evidence stage. */
-export interface CooccurrenceSignal {
-  /** Sum of counts over the recent items. */
-  total: number;
-  /** The same sum with the i-th most recent item weighted `RECENCY_DECAY^i`: the latest item speaks loudest. */
-  recencyWeighted: number;
-  /** How many of the recent items co-occur with it. */
-  items: number;
-  /** The recent item with the largest count. */
-  strongestWith: string;
-  strongestCount: number;
-}
-
 export interface CandidateSet {
   readonly itemIds: readonly string[];
   readonly sources: ReadonlyMap<string, readonly CandidateSource[]>;
-  readonly cooccurrence: ReadonlyMap<string, CooccurrenceSignal>;
+  readonly cooccurrence: CooccurrenceSignals;
   /** Profiles of the recent items that seeded co-occurrence, most recent first. */
   readonly recentItems: readonly ItemProfile[];
 }
@@ -51,7 +41,7 @@ export async function generateCandidates(
   const recentSet = new Set(user.recentItems.map((r) => r.id));
   const exclude = options.excludeConsumed ? recentSet : undefined;
 
-  const cooccurrence = cooccurrenceSignals(recentItems);
+  const cooccurrence = aggregateCooccurrence(view.cooccurrenceRows ? view.cooccurrenceRows(recentIds) : rowsFromProfiles(recentItems));
   const overfetch = (k: number): number => k + Math.ceil(k / 2);
   const [nearest, popular] = await Promise.all([
     options.fromEmbedding > 0 && user.interactionCount > 0 ? view.searchItems(user.vector, overfetch(options.fromEmbedding), exclude) : [],
@@ -70,7 +60,7 @@ export async function generateCandidates(
       else if (sources.size < options.maxCandidates) sources.set(id, [source]);
     }
   };
-  add(strongest(cooccurrence, options.fromCooccurrence, consumed), 'cooccurrence', options.fromCooccurrence);
+  add(cooccurrence.strongest(options.fromCooccurrence, consumed), 'cooccurrence', options.fromCooccurrence);
   add(nearest.map((n) => n.id), 'embedding', options.fromEmbedding);
   add(popular.map((n) => n.id), 'popular', options.fromPopular);
   return { itemIds: [...sources.keys()], sources, cooccurrence, recentItems };
@@ -80,52 +70,3 @@ function isConsumed(user: UserProfile, itemId: string): boolean {
   return bloomHas(user.consumed, itemId);
 }
 
-/** Weight of the i-th most recent item in `recencyWeighted`; chosen on ml-100k's streaming protocol. */
-export const RECENCY_DECAY = 0.7;
-
-/** Signals for every co-occurring item, consumed or not: `add` filters consumed ones, far fewer checks. */
-function cooccurrenceSignals(recentItems: readonly ItemProfile[]): Map<string, CooccurrenceSignal> {
-  const signals = new Map<string, CooccurrenceSignal>();
-  let weight = 1;
-  for (const recent of recentItems) {
-    for (const [other, count] of recent.cooccurrence) {
-      if (count <= 0) continue;
-      const s = signals.get(other);
-      if (!s) {
-        signals.set(other, { total: count, recencyWeighted: count * weight, items: 1, strongestWith: recent.itemId, strongestCount: count });
-        continue;
-      }
-      s.total += count;
-      s.recencyWeighted += count * weight;
-      s.items += 1;
-      if (count > s.strongestCount) {
-        s.strongestCount = count;
-        s.strongestWith = recent.itemId;
-      }
-    }
-    weight *= RECENCY_DECAY;
-  }
-  return signals;
-}
-
-/**
- * The `k` unconsumed ids with the strongest recency-weighted co-occurrence, best first (ties by total, then
- * id). A bounded selection rather than a sort of every co-occurring item (thousands for a long history), and
- * the consumed-items filter is asked only about ids that would make the cut.
- */
-function strongest(signals: ReadonlyMap<string, CooccurrenceSignal>, k: number, consumed: (id: string) => boolean): string[] {
-  const top: [string, CooccurrenceSignal][] = [];
-  if (k <= 0) return [];
-  const before = (a: [string, CooccurrenceSignal], b: [string, CooccurrenceSignal]): boolean =>
-    a[1].recencyWeighted > b[1].recencyWeighted ||
-    (a[1].recencyWeighted === b[1].recencyWeighted && (a[1].total > b[1].total || (a[1].total === b[1].total && a[0] < b[0])));
-  for (const entry of signals) {
-    if (top.length === k && !before(entry, top[k - 1]!)) continue;
-    if (consumed(entry[0])) continue;
-    let i = top.length;
-    while (i > 0 && before(entry, top[i - 1]!)) i--;
-    top.splice(i, 0, entry);
-    if (top.length > k) top.pop();
-  }
-  return top.map(([id]) => id);
-}

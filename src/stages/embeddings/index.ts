@@ -2,6 +2,7 @@ import type { Interaction } from '../../domain/events.ts';
 import type { ItemDelta, LearningState, TimedId, UserProfile } from '../../store/port.ts';
 import { bloomAdd, createBloom } from '../../util/bloom.ts';
 import type { StoreView } from '../state/store-view.ts';
+import { createRng, fmix32, hashString } from '../../data/random.ts';
 import { bprStep } from './bpr.ts';
 import { randomVector } from './vectors.ts';
 
@@ -34,10 +35,14 @@ export class CollaborativeLearner {
   /** Scratch vectors of `learnInto`, reused for every event. */
   private readonly scratch: { item: Float32Array; positive: Float32Array; negative: Float32Array; previous: Int32Array };
 
+  /** Seeds the per-entity generators of `learnInto`. */
+  private readonly seed: string;
+
   constructor(
     private readonly options: LearnerOptions,
     private readonly random: Random,
   ) {
+    this.seed = String(Math.floor(random.next() * 4294967296));
     const d = options.dimension;
     this.scratch = { item: new Float32Array(d), positive: new Float32Array(d), negative: new Float32Array(d), previous: new Int32Array(options.cooccurrenceWindow) };
   }
@@ -51,10 +56,10 @@ export class CollaborativeLearner {
     const o = this.options;
     const { item: fresh, positive, negative: step, previous } = this.scratch;
     const at = event.timestampMs;
-    const u = state.user(event.userId, this.initVector);
+    const u = state.user(event.userId, (v) => this.initVector(v, `user/${event.userId}`));
     const userVector = state.userVector(u);
     const learned = state.isLearned(item);
-    if (!learned) this.initVector(fresh);
+    if (!learned) this.initVector(fresh, `item/${event.itemId}`);
     const itemVector = learned ? state.itemVector(item) : fresh;
 
     positive.fill(0);
@@ -81,11 +86,16 @@ export class CollaborativeLearner {
     return u;
   }
 
-  /** Fills a new user's or item's vector: N(0, initScale²) per dimension. */
-  private readonly initVector = (vector: Float32Array): void => {
+  /**
+   * Fills a new user's or item's vector: N(0, initScale²) per dimension, drawn from a generator seeded by the
+   * learner's seed and the entity's identity, so it does not depend on which entities came first (a replay
+   * from a checkpoint creates the same vectors as a clean run).
+   */
+  private initVector(vector: Float32Array, identity: string): void {
     const scale = this.options.initScale;
-    for (let k = 0; k < vector.length; k++) vector[k] = this.random.normal() * scale;
-  };
+    const random = createRng(`${this.seed}/${identity}`);
+    for (let k = 0; k < vector.length; k++) vector[k] = random.normal() * scale;
+  }
 
   /** Items `learn` reads or changes for `event`: they must be loaded into the view first. */
   itemsToLoad(user: UserProfile | undefined, event: Interaction, negatives: readonly string[]): string[] {
@@ -169,22 +179,54 @@ function nextUserProfile(
 /**
  * Draws negatives in proportion to recent popularity by sampling a ring buffer of recently interacted items.
  * Popularity-proportional negatives push the model past "recommend what is popular", which uniform negatives
- * (mostly obscure items, easy to beat) do not. Bounded memory; per-instance state, rebuilt after a restart.
+ * (mostly obscure items, easy to beat) do not. Bounded memory; per-instance state, which the embedded store's
+ * checkpoint carries (`snapshot`/`restore`) and which is otherwise rebuilt after a restart.
  * Ids are whatever the caller keys items by: strings over profiles, int slots over the typed state.
  */
 export class NegativeSampler<Id extends string | number = string> {
   private readonly ring: Id[] = [];
   private next = 0;
+  /** Mixed into keyed draws, so samplers with different seeds draw differently for the same event. */
+  private readonly salt: number;
 
   constructor(
     private readonly capacity: number,
     private readonly random: Random,
-  ) {}
+  ) {
+    this.salt = Math.floor(random.next() * 4294967296) | 0;
+  }
+
+  /** Observations since `begin()`, undone by `rollback()`: [position, the id it held (undefined: appended)]. */
+  private undo: [number, Id | undefined][] | null = null;
 
   observe(itemId: Id): void {
+    this.undo?.push([this.next, this.ring.length < this.capacity ? undefined : this.ring[this.next]]);
     if (this.ring.length < this.capacity) this.ring.push(itemId);
     else this.ring[this.next] = itemId;
     this.next = (this.next + 1) % this.capacity;
+  }
+
+  /**
+   * Starts recording observations so that a batch rolled back (`rollback`) leaves the ring as it found it: the
+   * redelivered batch then draws exactly the negatives it drew the first time. `commit` keeps them.
+   */
+  begin(): void {
+    this.undo = [];
+  }
+
+  commit(): void {
+    this.undo = null;
+  }
+
+  rollback(): void {
+    const undo = this.undo ?? [];
+    for (let k = undo.length - 1; k >= 0; k--) {
+      const [at, held] = undo[k]!;
+      if (held === undefined) this.ring.pop();
+      else this.ring[at] = held;
+      this.next = at;
+    }
+    this.undo = null;
   }
 
   sample(count: number, avoid: Id): Id[] {
@@ -193,14 +235,39 @@ export class NegativeSampler<Id extends string | number = string> {
     return out;
   }
 
-  /** `sample` into `out` (reused by the caller); returns how many were drawn. */
-  sampleInto(out: { [k: number]: Id }, count: number, avoid: Id): number {
+  /**
+   * `sample` into `out` (reused by the caller); returns how many were drawn. With `key` (the event's identity)
+   * the draws are a function of the key and the ring alone, not of how many draws came before: the same event
+   * sequence then samples the same negatives whatever the batch boundaries, redeliveries and restarts.
+   */
+  sampleInto(out: { [k: number]: Id }, count: number, avoid: Id, key?: string): number {
     let n = 0;
     if (this.ring.length === 0) return 0;
+    let state = key === undefined ? 0 : hashString(key) ^ this.salt;
     for (let tries = 0; n < count && tries < count * 3; tries++) {
-      const id = this.ring[Math.floor(this.random.next() * this.ring.length)]!;
+      let u: number;
+      if (key === undefined) u = this.random.next();
+      else {
+        state = (state + 0x9e3779b9) | 0;
+        u = fmix32(state) / 4294967296;
+      }
+      const id = this.ring[Math.floor(u * this.ring.length)]!;
       if (id !== avoid) out[n++] = id;
     }
     return n;
+  }
+
+  // ---- checkpoints ----
+
+  /** A copy of the ring and its next write position: a checkpoint carries them, so a restart draws from the same pool. */
+  snapshot(): { ring: Id[]; next: number } {
+    return { ring: this.ring.slice(), next: this.next };
+  }
+
+  /** Replaces the ring with a `snapshot()` (cut to this sampler's capacity). */
+  restore(saved: { readonly ring: readonly Id[]; readonly next: number }): void {
+    this.ring.length = 0;
+    for (let k = 0; k < Math.min(saved.ring.length, this.capacity); k++) this.ring.push(saved.ring[k]!);
+    this.next = this.ring.length < this.capacity ? this.ring.length : saved.next % this.capacity;
   }
 }

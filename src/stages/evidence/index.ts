@@ -1,7 +1,7 @@
 import type { CandidateSource, CollaborativeEvidence, EvidenceFeatures, UserContext } from '../../domain/evidence.ts';
 import { decayedCount } from '../../store/popularity.ts';
 import type { BatchReader, ItemProfile, UserProfile } from '../../store/port.ts';
-import type { CandidateSet, CooccurrenceSignal } from '../candidates/index.ts';
+import type { CandidateSet, CooccurrenceSignal, CooccurrenceSignals } from '../candidates/index.ts';
 import { dot } from '../embeddings/vectors.ts';
 import {
   categorySentence,
@@ -212,7 +212,7 @@ interface SentenceContext {
   readonly recentTitles: ReadonlyMap<string, string | null>;
   /** How many of the recent items are in each category. */
   readonly categoryCounts: ReadonlyMap<string, number>;
-  readonly cooccurrence: ReadonlyMap<string, CooccurrenceSignal>;
+  readonly cooccurrence: CooccurrenceSignals;
   /** Embedding scores of all candidates, descending, for "rank r of n". */
   readonly embeddingScores: readonly number[];
   readonly newUser: boolean;

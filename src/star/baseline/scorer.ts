@@ -34,6 +34,19 @@ export const DEFAULT_BASELINE_WEIGHTS: BaselineWeights = {
 
 export const BASELINE_VERSION = 'baseline-2';
 
+/**
+ * The feature transform of the blend, one function per weight: counts as log1p, scores as they are. Exported
+ * for rankers that learn over the same terms (`src/star/online/`); `baselineScore` spells the same sum out.
+ */
+export const BASELINE_TERMS: { readonly [K in keyof BaselineWeights]: (f: EvidenceFeatures) => number } = {
+  cooccurrence: (f) => Math.log1p(f.cooccurrence),
+  cooccurrenceRecent: (f) => Math.log1p(f.cooccurrenceRecent),
+  embeddingScore: (f) => f.embeddingScore,
+  popularity: (f) => Math.log1p(f.popularity),
+  recentPopularity: (f) => Math.log1p(f.recentPopularity),
+  categoryFit: (f) => f.categoryFit,
+};
+
 export function baselineScore(f: EvidenceFeatures, w: BaselineWeights): number {
   return (
     w.cooccurrence * Math.log1p(f.cooccurrence) +

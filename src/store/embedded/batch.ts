@@ -1,4 +1,4 @@
-import type { ItemProfile, LiveBatch, Neighbour, UserProfile } from '../port.ts';
+import type { CooccurrenceRows, ItemProfile, LiveBatch, Neighbour, UserProfile } from '../port.ts';
 import { decayedCount } from '../popularity.ts';
 import type { BatchChanges, CollaborativeState } from './state/collaborative-state.ts';
 
@@ -37,7 +37,7 @@ export class EmbeddedBatch implements LiveBatch {
     const out = new Map<string, UserProfile>();
     for (const id of userIds) {
       const u = this.state.userSlot(id);
-      if (u >= 0) out.set(id, this.state.userProfile(u));
+      if (u >= 0) out.set(id, this.state.lazyUserProfile(u));
     }
     return out;
   }
@@ -46,9 +46,13 @@ export class EmbeddedBatch implements LiveBatch {
     const out = new Map<string, ItemProfile>();
     for (const id of itemIds) {
       const i = this.state.knownItem(id);
-      if (i >= 0) out.set(id, this.state.itemProfile(i));
+      if (i >= 0) out.set(id, this.state.lazyItemProfile(i));
     }
     return out;
+  }
+
+  cooccurrenceRows(itemIds: readonly string[]): CooccurrenceRows {
+    return this.state.cooccurrenceRows(itemIds);
   }
 
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {
@@ -82,9 +86,19 @@ export class EmbeddedBatch implements LiveBatch {
     return merged.slice(0, k);
   }
 
-  commit(): void {
+  async commit(): Promise<void> {
+    this.commitNow();
+  }
+
+  /** `commit`, synchronously (the tiered store commits its hot tier right after Qdrant acknowledged). */
+  commitNow(): void {
     this.end();
     this.store.publish(this.state.commit());
+  }
+
+  /** Slots of every user and item the batch changed so far (for a store that writes them elsewhere). */
+  touched(): { readonly users: readonly number[]; readonly items: readonly number[] } {
+    return this.state.touchedInBatch();
   }
 
   rollback(): void {

@@ -1,7 +1,8 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { deserialize, serialize } from 'node:v8';
+import { deserialize } from 'node:v8';
 import { FatalError } from '../../errors/index.ts';
+import { fileError, nodeFileSystem, writeAtomically, type FileSystem } from '../../util/files.ts';
 import { validateItemDelta } from '../item-merge.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { decayedCount } from '../popularity.ts';
@@ -18,11 +19,22 @@ import { VectorIndex, type VectorIndexOptions, type VectorIndexStats } from './v
 import { CollaborativeState, type StateLimits } from './state/collaborative-state.ts';
 import { EmbeddedBatch } from './batch.ts';
 import { PopularRanking } from './state/popular-ranking.ts';
+import {
+  captureSnapshot,
+  decodeSnapshot,
+  encodeSnapshot,
+  isSnapshotFile,
+  restoreSnapshot,
+  SNAPSHOT_VERSION,
+  type CapturedSnapshot,
+  type NegativeRing,
+} from './state/snapshot.ts';
 
 /**
  * The embedded vector + graph store: the collaborative state in typed arrays (`state/`), vectors also in a
- * `VectorIndex` per collection for search, and an optional snapshot file so a restart resumes where the last
- * `flush()` left off.
+ * `VectorIndex` per collection for search, and an optional snapshot file (`state/snapshot.ts`) so a restart
+ * resumes where the last snapshot left off: written by `flush()`/`close()`, or, in a pipeline, by the
+ * checkpointer (`checkpoint.ts`) periodically and at shutdown, with the source positions it reflects.
  *
  * The store is the batch view: `openBatch()` hands the pipeline the live state, which the learner changes in
  * place (journaled) and the ranking stages read directly, without copying profiles; `commit` publishes the
@@ -33,19 +45,44 @@ import { PopularRanking } from './state/popular-ranking.ts';
  */
 
 export interface EmbeddedStoreOptions extends StateLimits, Omit<VectorIndexOptions, 'dimension' | 'onError'> {
-  /** Snapshot file; undefined = memory only. */
+  /** Snapshot file (`state/snapshot.ts`); undefined = memory only. */
   readonly path?: string;
+  /** The file operations snapshots are written with (tests inject failures); default the real ones. */
+  readonly fs?: FileSystem;
   /** Where a failed HNSW refresh is reported (search stays exact meanwhile); unset = a process warning. */
   readonly log?: Logger;
 }
 
-const SNAPSHOT_VERSION = 1;
+/** The snapshot format before 2 (v8-serialized profiles): still read, never written. */
+const V1_SNAPSHOT_VERSION = 1;
 
-interface Snapshot {
+interface SnapshotV1 {
   readonly version: number;
   readonly dimension: number;
   readonly users: UserProfile[];
   readonly items: ItemProfile[];
+}
+
+/** What `init()` restored from the snapshot file, for whoever resumes from it (`checkpoint.ts`). */
+export interface RestoredSnapshot {
+  readonly path: string;
+  /** 2 = typed columns (`state/snapshot.ts`); 1 = the old profile format (no metadata, no negatives). */
+  readonly format: 1 | 2;
+  /** What the writer stored beside the state (a checkpoint's positions); null for format 1 or a plain `flush()`. */
+  readonly meta: unknown;
+  /** The negative sampler's ring, in this store's item slots; null when the file has none. */
+  readonly negatives: NegativeRing | null;
+  readonly bytes: number;
+  readonly readMs: number;
+}
+
+/** One snapshot written: its size and how long each step took. */
+export interface SnapshotWritten {
+  readonly bytes: number;
+  /** Encoding (JSON of the ids, checksum, one buffer), ms. */
+  readonly encodeMs: number;
+  /** Writing, fsync, rename and directory fsync, ms. */
+  readonly writeMs: number;
 }
 
 export function createEmbeddedStore(options: EmbeddedStoreOptions): EmbeddedStore {
@@ -60,6 +97,9 @@ export class EmbeddedStore implements VectorStore {
   private readonly popular: PopularRanking;
   private batch: EmbeddedBatch | null = null;
   private batchDone: Promise<void> = Promise.resolve();
+  private restoredSnapshot: RestoredSnapshot | null = null;
+  /** Set once a checkpointer writes the snapshot file: `flush()` and `close()` then leave it alone. */
+  private snapshotsHandedOver = false;
 
   constructor(private readonly options: EmbeddedStoreOptions) {
     this.state = new CollaborativeState(options);
@@ -85,19 +125,54 @@ export class EmbeddedStore implements VectorStore {
     return { users: this.userIndex.stats(), items: this.itemIndex.stats() };
   }
 
+  /**
+   * Restores the snapshot file when there is one: format 2 (typed columns, `state/snapshot.ts`) as it lies,
+   * format 1 (v8-serialized profiles, before checkpoints) through the profiles; vectors are indexed again and
+   * the popularity ranking is rebuilt when next asked. What the file holds besides the state is kept for
+   * `restored` (a checkpoint's positions, the negative sampler's ring).
+   */
   async init(): Promise<void> {
     const path = this.options.path;
-    if (!path || !existsSync(path)) return;
-    const snapshot = deserialize(readFileSync(path)) as Snapshot;
-    if (snapshot.version !== SNAPSHOT_VERSION || snapshot.dimension !== this.options.dimension) {
+    if (!path) return;
+    const started = performance.now();
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fileError(err, 'read snapshot', path);
+    }
+    if (isSnapshotFile(bytes)) {
+      const decoded = decodeSnapshot(bytes, path);
+      const slotOf = restoreSnapshot(this.state, decoded, path);
+      this.indexRestored();
+      const negatives = decoded.negatives
+        ? { ring: decoded.negatives.ring.map(slotOf).filter((i) => i >= 0), next: decoded.negatives.next }
+        : null;
+      this.restoredSnapshot = { path, format: 2, meta: decoded.header.meta, negatives, bytes: bytes.length, readMs: performance.now() - started };
+      return;
+    }
+    let snapshot: SnapshotV1;
+    try {
+      snapshot = deserialize(bytes) as SnapshotV1;
+    } catch (err) {
+      throw new FatalError('SNAPSHOT_CORRUPT', `snapshot ${path} is neither format ${SNAPSHOT_VERSION} nor a readable format 1 file`, { cause: err });
+    }
+    if (snapshot.version !== V1_SNAPSHOT_VERSION || snapshot.dimension !== this.options.dimension) {
       throw new FatalError(
         'STORE_SCHEMA_MISMATCH',
         `snapshot ${path} has version ${snapshot.version} and dimension ${snapshot.dimension}; ` +
-          `this store expects version ${SNAPSHOT_VERSION} and dimension ${this.options.dimension}`,
+          `this store reads versions ${V1_SNAPSHOT_VERSION} and ${SNAPSHOT_VERSION} with dimension ${this.options.dimension}`,
       );
     }
     this.restoreUsers(snapshot.users);
     this.restoreItems(snapshot.items);
+    this.restoredSnapshot = { path, format: 1, meta: null, negatives: null, bytes: bytes.length, readMs: performance.now() - started };
+  }
+
+  /** What `init()` restored (null: no snapshot file, or memory only). */
+  get restored(): RestoredSnapshot | null {
+    return this.restoredSnapshot;
   }
 
   /**
@@ -120,7 +195,8 @@ export class EmbeddedStore implements VectorStore {
   /** Publishes a committed batch's changes: vectors to the indexes, raised popularity to the ranking. */
   publish(changes: { readonly users: readonly number[]; readonly itemVectors: readonly number[]; readonly raisedItems: readonly number[] }): void {
     const s = this.state;
-    for (const u of changes.users) if (s.userExists[u] === 1) this.userIndex.set(s.users.idOf(u), s.userVector(u));
+    const d = s.dimension;
+    for (const u of changes.users) if (s.userExists[u] === 1) this.userIndex.setRow(s.users.idOf(u), s.userVec, u * d);
     for (const i of changes.itemVectors) this.indexItem(i);
     this.popular.raise(changes.raisedItems);
   }
@@ -217,27 +293,62 @@ export class EmbeddedStore implements VectorStore {
     return { users: this.state.userCountLive, items: this.state.itemCountLive };
   }
 
+  /**
+   * Writes the snapshot (no metadata, no negative ring) once no batch is open, through a temp file, fsync and
+   * an atomic rename. A no-op without a path, and once a checkpointer writes the file (`handOverSnapshots`):
+   * its checkpoints carry the source positions, which a plain snapshot would overwrite with none.
+   */
   async flush(): Promise<void> {
-    const path = this.options.path;
-    if (!path) return;
+    if (!this.options.path || this.snapshotsHandedOver) return;
     await this.idle();
-    const s = this.state;
-    const snapshot: Snapshot = {
-      version: SNAPSHOT_VERSION,
-      dimension: this.options.dimension,
-      users: [...s.users.liveSlots()].filter((u) => s.userExists[u] === 1).map((u) => s.userProfile(u)),
-      items: [...s.items.liveSlots()].filter((i) => s.itemExists[i] === 1).map((i) => s.itemProfile(i)),
-    };
-    mkdirSync(dirname(path), { recursive: true });
-    // Write then rename, so a crash mid-write leaves the previous snapshot intact.
-    const tmp = `${path}.tmp`;
-    writeFileSync(tmp, serialize(snapshot));
-    renameSync(tmp, path);
+    await this.writeSnapshot(this.captureSnapshot());
   }
 
+  /** Releases the index workers; writes the snapshot as `flush()` does. */
   async close(): Promise<void> {
     await this.flush();
     await Promise.all([this.userIndex.close(), this.itemIndex.close()]);
+  }
+
+  // ---- checkpoints (checkpoint.ts) ----
+
+  /** From now on only the caller writes the snapshot file: `flush()` and `close()` no longer do. */
+  handOverSnapshots(): void {
+    this.snapshotsHandedOver = true;
+  }
+
+  /**
+   * Copies the whole state now, synchronously, for `writeSnapshot` (`state/snapshot.ts`). No batch may be open:
+   * call it between batches, where the copy is exactly the state of the positions in `meta`.
+   */
+  captureSnapshot(extras: { readonly meta?: unknown; readonly negatives?: NegativeRing | null } = {}): CapturedSnapshot {
+    if (this.batch) throw new Error('a snapshot cannot be captured while a batch is open');
+    return captureSnapshot(this.state, extras);
+  }
+
+  /** Encodes a capture and writes it durably to the snapshot file (`util/files.ts`); throws classified file errors. */
+  async writeSnapshot(captured: CapturedSnapshot): Promise<SnapshotWritten> {
+    const path = this.options.path;
+    if (!path) throw new FatalError('SNAPSHOT_NO_PATH', 'the embedded store has no snapshot path (store.embedded.path)');
+    const started = performance.now();
+    const bytes = encodeSnapshot(captured);
+    const encoded = performance.now();
+    const fs = this.options.fs ?? nodeFileSystem;
+    try {
+      await fs.mkdir(dirname(path));
+      await writeAtomically(path, bytes, fs);
+    } catch (err) {
+      throw fileError(err, 'write snapshot', path);
+    }
+    return { bytes: bytes.length, encodeMs: encoded - started, writeMs: performance.now() - encoded };
+  }
+
+  /** Indexes every restored vector and lets the popularity ranking rebuild from the columns. */
+  private indexRestored(): void {
+    const s = this.state;
+    for (const u of s.users.liveSlots()) if (s.userExists[u] === 1) this.userIndex.set(s.users.idOf(u), s.userVector(u));
+    for (const i of s.items.liveSlots()) this.indexItem(i);
+    this.popular.invalidate();
   }
 
   /** Resolves when no batch is open. */
@@ -248,7 +359,7 @@ export class EmbeddedStore implements VectorStore {
   /** Indexes the item's vector once learned (a catalogue-only item has a zero placeholder, never searchable). */
   private indexItem(i: number): void {
     const s = this.state;
-    if (s.itemExists[i] === 1 && s.isLearned(i)) this.itemIndex.set(s.items.idOf(i), s.itemVector(i));
+    if (s.itemExists[i] === 1 && s.isLearned(i)) this.itemIndex.setRow(s.items.idOf(i), s.itemVec, i * s.dimension);
   }
 
   private indexFailed(collection: 'users' | 'items', err: unknown): void {

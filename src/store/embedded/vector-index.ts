@@ -155,11 +155,19 @@ export class VectorIndex {
 
   /** Sets the vector of `id`, adding it when new; searchable as of this call. */
   set(id: string, vector: Float32Array): void {
-    const slot = this.slab.upsert(id, vector);
+    this.written(this.slab.upsert(id, vector));
+  }
+
+  private written(slot: number): void {
     if (slot < 0) return;
     this.classify(slot);
     if (this.inFlight) this.sinceSnapshot.add(slot);
     else this.maybeRefresh();
+  }
+
+  /** `set` from row `offset` of another slab (the typed state's vector column): no view allocated. */
+  setRow(id: string, source: Float32Array, offset: number): void {
+    this.written(this.slab.upsertRow(id, source, offset));
   }
 
   search(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Neighbour[] {

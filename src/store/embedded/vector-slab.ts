@@ -35,6 +35,11 @@ export class VectorSlab {
    * graph refresh).
    */
   upsert(id: string, vector: Float32Array): number {
+    return this.upsertRow(id, vector, 0);
+  }
+
+  /** `upsert` of the `dimension` floats of `source` from `offset` (a row of another slab), without a view. */
+  upsertRow(id: string, source: Float32Array, offset: number): number {
     const dim = this.dimension;
     let slot = this.slots.get(id);
     if (slot === undefined) {
@@ -42,15 +47,20 @@ export class VectorSlab {
       this.ensureRows(slot + 1);
       this.ids.push(id);
       this.slots.set(id, slot);
-    } else if (this.rowEquals(slot, vector)) return -1;
-    this.data.set(vector.subarray(0, dim), slot * dim);
-    return slot;
-  }
-
-  private rowEquals(slot: number, vector: Float32Array): boolean {
+    } else {
+      const m = this.data;
+      let same = true;
+      for (let d = 0, o = slot * dim; d < dim; d++, o++) {
+        if (m[o] !== source[offset + d]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return -1;
+    }
     const m = this.data;
-    for (let d = 0, o = slot * this.dimension; d < this.dimension; d++, o++) if (m[o] !== vector[d]) return false;
-    return true;
+    for (let d = 0, o = slot * dim; d < dim; d++, o++) m[o] = source[offset + d]!;
+    return slot;
   }
 
   /** `query · row(slot)`; the query as float64 (see `dots`). */

@@ -1,8 +1,8 @@
 import { errorCode, errorMessage } from '../../errors/index.ts';
 import { silentLogger, type Logger } from '../../logging/logger.ts';
+import type { EmbeddedBatch } from '../embedded/batch.ts';
 import type { EmbeddedStore } from '../embedded/index.ts';
 import {
-  applyItemMetadata,
   applyValidItemDelta,
   cloneItem,
   validateItemDelta,
@@ -10,9 +10,11 @@ import {
   type ItemMergeLimits,
 } from '../item-merge.ts';
 import type {
+  BatchHint,
   ItemDelta,
   ItemMetadata,
   ItemProfile,
+  LiveBatch,
   Neighbour,
   StoreCounts,
   UserProfile,
@@ -128,6 +130,8 @@ interface Side<P> {
   /** Users are only trusted from the current epoch; items are read from any (see the class doc). */
   readonly hitNeedsCurrentEpoch: boolean;
   held(ids: readonly string[]): Promise<Map<string, P>>;
+  /** Whether the hot tier holds the id (no profile built). */
+  has(id: string): boolean;
   fetch(ids: readonly string[]): Promise<Map<string, P>>;
   install(profiles: readonly P[]): void;
 }
@@ -150,13 +154,16 @@ export class TieredStore implements VectorStore {
   private refreshing: Promise<void> | null = null;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
+  /** The hot tier's batch while one is open (`openBatch`), and the installs that wait for it to end. */
+  private liveBatch: EmbeddedBatch | null = null;
+  private readonly afterBatch: (() => void)[] = [];
 
   constructor(private readonly options: TieredStoreOptions) {
     this.durable = options.durable;
     this.hot = options.hot;
     this.log = (options.log ?? silentLogger()).child({ component: 'store.tiered' });
     this.clock = options.clock ?? Date.now;
-    const side = <P>(name: Side<P>['name'], parts: Pick<Side<P>, 'hitNeedsCurrentEpoch' | 'held' | 'fetch' | 'install'>): Side<P> => ({
+    const side = <P>(name: Side<P>['name'], parts: Pick<Side<P>, 'hitNeedsCurrentEpoch' | 'held' | 'has' | 'fetch' | 'install'>): Side<P> => ({
       name,
       book: new EntryBook(() => ++this.seq),
       absent: new AbsentIds(options.cacheTtlMs, ABSENT_LIMIT),
@@ -167,14 +174,16 @@ export class TieredStore implements VectorStore {
     this.users = side<UserProfile>('users', {
       hitNeedsCurrentEpoch: true,
       held: (ids) => this.hot.getUsers(ids),
+      has: (id) => this.hot.state.userSlot(id) >= 0,
       fetch: (ids) => this.durable.getUsers(ids),
-      install: (profiles) => this.hot.restoreUsers(profiles),
+      install: (profiles) => this.whenNoBatch(() => this.hot.restoreUsers(profiles)),
     });
     this.items = side<ItemProfile>('items', {
       hitNeedsCurrentEpoch: false,
       held: (ids) => this.hot.getItems(ids),
+      has: (id) => this.hot.state.knownItem(id) >= 0,
       fetch: (ids) => this.durable.getItems(ids),
-      install: (profiles) => this.hot.restoreItems(profiles),
+      install: (profiles) => this.whenNoBatch(() => this.hot.restoreItems(profiles)),
     });
   }
 
@@ -244,17 +253,122 @@ export class TieredStore implements VectorStore {
     await this.track(
       this.items.lock.run(latest.keys(), async () => {
         await this.durable.putItemMetadata([...latest.values()]);
-        const held = await this.hot.getItems([...latest.keys()]);
-        const updated: [string, ItemProfile][] = [];
+        const held: ItemMetadata[] = [];
         for (const [id, meta] of latest) {
-          const base = held.get(id);
           // Not held: Qdrant may hold more than the catalogue record (another instance's writes); read on use.
-          if (!base) this.items.absent.delete(id);
-          else updated.push([id, applyItemMetadata(base, meta, this.options.limits.dimension)]);
+          if (!this.items.has(id)) this.items.absent.delete(id);
+          else held.push(meta);
         }
-        this.reinstall(this.items, updated);
+        // Title and categories only, set in the hot tier once no batch is open (it waits): provenance unchanged.
+        await this.hot.putItemMetadata(held);
       }),
     );
+  }
+
+  /**
+   * A live batch over the hot tier (the pipeline's path with `store.itemWrites = direct`): what the hint names
+   * and the hot tier lacks (users not read in this ownership epoch, items not held) is read from Qdrant first;
+   * then the learner changes the hot state in place, and `commit` writes every user and item the batch changed
+   * to Qdrant as whole states, one request per collection, before the hot tier publishes them. A failed write
+   * rolls the hot tier back to the batch's start and pins those states (see `pin`), so the redelivered batch is
+   * learned from exactly them. Refreshes and other installs that arrive meanwhile wait for the batch to end.
+   */
+  async openBatch(hint?: BatchHint): Promise<LiveBatch> {
+    if (hint) {
+      await this.ensureLoaded(this.users, hint.userIds);
+      // The users' histories name the items this batch co-occurs with: held too.
+      const itemIds = new Set(hint.itemIds);
+      for (const userId of hint.userIds) {
+        const u = this.hot.state.userSlot(userId);
+        if (u < 0) continue;
+        for (let k = 0; k < this.hot.state.recentCount(u); k++) itemIds.add(this.hot.state.items.idOf(this.hot.state.recentItem(u, k)));
+      }
+      await this.ensureLoaded(this.items, [...itemIds]);
+    }
+    const batch = await this.hot.openBatch();
+    this.liveBatch = batch;
+    const epoch = this.epoch;
+    return {
+      state: batch.state,
+      user: (id) => batch.user(id),
+      usersById: (ids) => batch.usersById(ids),
+      itemsById: (ids) => batch.itemsById(ids),
+      cooccurrenceRows: (ids) => batch.cooccurrenceRows(ids),
+      searchItems: (q, k, ex) => batch.searchItems(q, k, ex),
+      searchUsers: (q, k, ex) => batch.searchUsers(q, k, ex),
+      popularItems: (k, now) => batch.popularItems(k, now),
+      commit: () => this.track(this.commitLive(batch, epoch)),
+      rollback: () => this.endLive(() => batch.rollback()),
+    };
+  }
+
+  /** The batch's changed users and items written to Qdrant, then published in the hot tier (or rolled back). */
+  private async commitLive(batch: EmbeddedBatch, epoch: number): Promise<void> {
+    const state = this.hot.state;
+    const touched = batch.touched();
+    const users = touched.users.filter((u) => state.userExists[u] === 1).map((u) => state.userProfile(u));
+    const items = touched.items.filter((i) => state.itemExists[i] === 1).map((i) => state.itemProfile(i));
+    const results = await Promise.allSettled([
+      users.length > 0 ? this.durable.putUsers(users) : undefined,
+      items.length > 0 ? this.durable.putItems(items) : undefined,
+    ]);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) {
+      this.endLive(() => batch.rollback());
+      this.pinHeld(users.map((u) => u.userId), items.map((i) => i.itemId), epoch);
+      throw failed.reason;
+    }
+    this.endLive(() => batch.commitNow());
+    const now = this.clock();
+    for (const user of users) this.recordWritten(this.users, user.userId, epoch, now);
+    for (const item of items) this.recordWritten(this.items, item.itemId, epoch, now);
+  }
+
+  /** Ends the live batch and runs the installs that waited for it. */
+  private endLive(end: () => void): void {
+    end();
+    this.liveBatch = null;
+    for (const install of this.afterBatch.splice(0)) install();
+  }
+
+  /** Runs `install` now, or once the live batch has ended (the hot tier takes no install while one is open). */
+  private whenNoBatch(install: () => void): void {
+    if (this.liveBatch) this.afterBatch.push(install);
+    else install();
+  }
+
+  private recordWritten<P>(side: Side<P>, id: string, epoch: number, now: number): void {
+    side.book.record(id, epoch, now, true);
+    side.absent.delete(id);
+    side.pinnedAbsent.delete(id);
+  }
+
+  /**
+   * After a failed live write (rolled back): the hot states the batch began from stay authoritative until each
+   * id's next successful write, as in `pin`; ids the batch created (absent in the hot tier now) are pinned absent.
+   */
+  private pinHeld(userIds: readonly string[], itemIds: readonly string[], epoch: number): void {
+    if (this.epoch !== epoch) return;
+    const now = this.clock();
+    for (const [side, ids] of [[this.users, userIds], [this.items, itemIds]] as const) {
+      for (const id of ids) {
+        if (side.has(id)) this.recordWritten(side as Side<unknown>, id, epoch, now);
+        else side.pinnedAbsent.add(id);
+      }
+    }
+  }
+
+  /** `read` without building profiles: loads from Qdrant what the hot tier lacks for `ids`. */
+  private async ensureLoaded<P>(side: Side<P>, ids: readonly string[]): Promise<void> {
+    const now = this.clock();
+    const missing: string[] = [];
+    for (const id of new Set(ids)) {
+      const state = side.book.get(id);
+      const current = state !== undefined && state.epoch === this.epoch;
+      if (side.has(id) && state !== undefined && (current || !side.hitNeedsCurrentEpoch)) continue;
+      if (!side.absent.has(id, now) && !side.pinnedAbsent.has(id)) missing.push(id);
+    }
+    if (missing.length > 0) await this.track(this.loadMissing(side, missing, new Map<string, P>(), now));
   }
 
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {

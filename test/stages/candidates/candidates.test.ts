@@ -82,7 +82,7 @@ describe('generateCandidates', () => {
   it('only seeds co-occurrence from the `recentItemsForCooccurrence` most recent items', async () => {
     const { engine, user } = await world();
     const set = await generateCandidates(newView(engine), user, { ...OPTIONS, recentItemsForCooccurrence: 1 }, T0);
-    assert.equal(set.cooccurrence.has('c3'), false, 'c3 co-occurs only with r2');
+    assert.equal(set.cooccurrence.get('c3'), undefined, 'c3 co-occurs only with r2');
     assert.equal(set.cooccurrence.get('c1')?.total, 3);
   });
 
@@ -103,7 +103,7 @@ describe('generateCandidates', () => {
     const set = await generateCandidates(newView(engine), cold, { ...OPTIONS, fromPopular: 3 }, T0);
     assert.deepEqual(set.itemIds, ['p1', 'p2', 'p3']);
     for (const id of set.itemIds) assert.deepEqual(set.sources.get(id), ['popular']);
-    assert.equal(set.cooccurrence.size, 0);
+    assert.deepEqual(set.cooccurrence.strongest(10, () => false), []);
     assert.deepEqual(set.recentItems, []);
   });
 });

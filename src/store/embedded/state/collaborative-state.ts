@@ -1,7 +1,7 @@
 import { bloomAddHashed, bloomHashes } from '../../../util/bloom.ts';
 import { isUnseenItem, UNSEEN_FIRST_SEEN_MS, UNSEEN_LAST_SEEN_MS, type ItemMergeLimits } from '../../item-merge.ts';
 import { decayTauMs, EMPTY_LOG_SUM, logAddExp } from '../../popularity.ts';
-import type { ItemDelta, ItemMetadata, ItemProfile, LearningState, TimedId, UserProfile } from '../../port.ts';
+import type { CooccurrenceRows, ItemDelta, ItemMetadata, ItemProfile, LearningState, TimedId, UserProfile } from '../../port.ts';
 import { CooccurrenceLists } from './cooccurrence.ts';
 import { grown, IdTable } from './ids.ts';
 import { Journal, type BatchChanges } from './journal.ts';
@@ -125,6 +125,11 @@ export class CollaborativeState implements LearningState {
     journal.undo();
   }
 
+  /** Users and items the open batch changed so far. */
+  touchedInBatch(): { users: number[]; items: number[] } {
+    return this.requireJournal().touched();
+  }
+
   /** Items whose popularity the open batch raised so far (empty outside a batch). */
   raisedInBatch(): Int32Array {
     return this.journal ? this.journal.raisedSoFar() : NO_SLOTS;
@@ -218,8 +223,11 @@ export class CollaborativeState implements LearningState {
   }
 
   addCooccurrence(item: number, other: number, atMs: number): void {
-    this.journal?.cooccurrenceAdd(item, other);
-    this.cooccurrence.add(item, other, 1);
+    // A history may name an item this state holds only as a reference (a profile restored from another
+    // store): like a delta, the change creates it.
+    if (this.itemExists[item] === 0) this.item(this.items.idOf(item));
+    if (this.journal) this.journal.cooccurrenceAdd(item, other, 1);
+    else this.cooccurrence.add(item, other, 1);
     this.sightItem(item, atMs);
   }
 
@@ -237,32 +245,38 @@ export class CollaborativeState implements LearningState {
   }
 
   userProfile(u: number): UserProfile {
-    const h = this.history;
-    const recentItems: TimedId[] = [];
-    for (let k = 0; k < this.recentLen[u]!; k++) {
-      recentItems.push({ id: this.items.idOf(this.recentItems[u * h + k]!), atMs: this.recentAt[u * h + k]! });
-    }
     return {
       userId: this.users.idOf(u),
       vector: this.userVector(u).slice(),
-      recentItems,
+      recentItems: this.historyOf(u),
       interactionCount: this.userCount[u]!,
-      consumed: this.consumed.slice(u * this.filterBytes, (u + 1) * this.filterBytes),
+      consumed: this.consumedOf(u),
       firstSeenMs: this.userFirst[u]!,
       lastSeenMs: this.userLast[u]!,
     };
   }
 
+  /** `userProfile` whose history and consumed filter are built when first read (neighbours, the event's user). */
+  lazyUserProfile(u: number): UserProfile {
+    return new LazyUserProfile(this, u);
+  }
+
+  historyOf(u: number): TimedId[] {
+    const h = this.history;
+    const out: TimedId[] = [];
+    for (let k = 0; k < this.recentLen[u]!; k++) out.push({ id: this.items.idOf(this.recentItems[u * h + k]!), atMs: this.recentAt[u * h + k]! });
+    return out;
+  }
+
+  consumedOf(u: number): Uint8Array {
+    return this.consumed.slice(u * this.filterBytes, (u + 1) * this.filterBytes);
+  }
+
   itemProfile(i: number): ItemProfile {
-    const a = this.audience;
-    const recentUsers: TimedId[] = [];
-    for (let k = 0; k < this.audienceLen[i]!; k++) {
-      recentUsers.push({ id: this.users.idOf(this.audienceUser[i * a + k]!), atMs: this.audienceAt[i * a + k]! });
-    }
     return {
       itemId: this.items.idOf(i),
       vector: this.itemVector(i).slice(),
-      recentUsers,
+      recentUsers: this.audienceOf(i),
       interactionCount: this.itemCount[i]!,
       popularity: { shortLog: this.shortLog[i]!, longLog: this.longLog[i]! },
       cooccurrence: this.cooccurrenceMap(i),
@@ -270,6 +284,41 @@ export class CollaborativeState implements LearningState {
       categories: this.categories[i] ?? [],
       firstSeenMs: this.itemFirst[i]!,
       lastSeenMs: this.itemLast[i]!,
+    };
+  }
+
+  /**
+   * `itemProfile` for readers that rarely look at the lists (the ranking stages read ~100 candidate profiles
+   * per event and the co-occurrence of a few): the audience and co-occurrence are built on first access.
+   */
+  lazyItemProfile(i: number): ItemProfile {
+    return new LazyItemProfile(this, i);
+  }
+
+  audienceOf(i: number): TimedId[] {
+    const a = this.audience;
+    const out: TimedId[] = [];
+    for (let k = 0; k < this.audienceLen[i]!; k++) out.push({ id: this.users.idOf(this.audienceUser[i * a + k]!), atMs: this.audienceAt[i * a + k]! });
+    return out;
+  }
+
+  /** The co-occurrence lists of the held items among `itemIds`, keyed by item slot (live: read them at once). */
+  cooccurrenceRows(itemIds: readonly string[]): CooccurrenceRows {
+    const slots: number[] = [];
+    for (const id of itemIds) {
+      const i = this.knownItem(id);
+      if (i >= 0) slots.push(i);
+    }
+    const lists = this.cooccurrence;
+    return {
+      rows: slots.length,
+      rowId: (r) => this.items.idOf(slots[r]!),
+      length: (r) => lists.length(slots[r]!),
+      key: (r, e) => lists.keyAt(slots[r]!, e),
+      count: (r, e) => lists.countAt(slots[r]!, e),
+      keySpace: this.items.extent,
+      idOf: (key) => this.items.idOf(key),
+      keyOf: (id) => this.items.slotOf(id),
     };
   }
 
@@ -571,9 +620,170 @@ export class CollaborativeState implements LearningState {
   get options(): StateLimits {
     return this.limits;
   }
+
+  // ---- snapshot restore (state/snapshot.ts) ---------------------------------------------------------------
+  // Kept apart from the learning code above: the only writer of the whole state at once.
+
+  /**
+   * Replaces the whole state with a snapshot's (`state/snapshot.ts`), laid out for this state's limits (the
+   * caller checks them): the id tables, every column (as long as its table's extent times the column's
+   * width), titles, categories and co-occurrence; the live counts are recounted. Outside batches only.
+   */
+  replaceColumns(c: StateColumns): void {
+    this.assertNoBatch();
+    this.users.importSlots(c.userIds, c.userFree);
+    this.items.importSlots(c.itemIds, c.itemFree);
+    const d = this.dimension;
+    const uc = grown(new Uint8Array(0), this.users.extent).length;
+    const ic = grown(new Uint8Array(0), this.items.extent).length;
+    const fit = <T extends Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array | Uint32Array>(
+      Column: new (n: number) => T,
+      data: ArrayLike<number>,
+      length: number,
+    ): T => {
+      const out = new Column(length);
+      out.set(data);
+      return out;
+    };
+    this.userExists = fit(Uint8Array, c.userExists, uc);
+    this.userVec = fit(Float32Array, c.userVec, uc * d);
+    this.userCount = fit(Float64Array, c.userCount, uc);
+    this.userFirst = fit(Float64Array, c.userFirst, uc);
+    this.userLast = fit(Float64Array, c.userLast, uc);
+    this.recentItems = fit(Int32Array, c.recentItems, uc * this.history);
+    this.recentAt = fit(Float64Array, c.recentAt, uc * this.history);
+    this.recentLen = fit(Uint16Array, c.recentLen, uc);
+    this.consumed = fit(Uint8Array, c.consumed, uc * this.filterBytes);
+    this.itemExists = fit(Uint8Array, c.itemExists, ic);
+    this.itemVec = fit(Float32Array, c.itemVec, ic * d);
+    this.itemCount = fit(Float64Array, c.itemCount, ic);
+    this.shortLog = fit(Float64Array, c.shortLog, ic);
+    this.longLog = fit(Float64Array, c.longLog, ic);
+    this.itemFirst = fit(Float64Array, c.itemFirst, ic);
+    this.itemLast = fit(Float64Array, c.itemLast, ic);
+    this.audienceUser = fit(Int32Array, c.audienceUser, ic * this.audience);
+    this.audienceAt = fit(Float64Array, c.audienceAt, ic * this.audience);
+    this.audienceLen = fit(Uint16Array, c.audienceLen, ic);
+    this.hashA = fit(Uint32Array, c.hashA, ic);
+    this.hashB = fit(Uint32Array, c.hashB, ic);
+    this.titles.length = 0;
+    this.categories.length = 0;
+    for (let i = 0; i < this.items.extent; i++) {
+      this.titles.push(c.titles[i] ?? null);
+      this.categories.push(c.categories[i] ?? []);
+    }
+    this.cooccurrence.importLists(c.cooccurrenceLengths, c.cooccurrenceKeys, c.cooccurrenceCounts);
+    this.userLive = 0;
+    for (let u = 0; u < this.users.extent; u++) if (this.userExists[u] === 1) this.userLive++;
+    this.itemLive = 0;
+    for (let i = 0; i < this.items.extent; i++) if (this.itemExists[i] === 1) this.itemLive++;
+  }
+}
+
+/**
+ * The whole of a `CollaborativeState` as flat data (`state/snapshot.ts` writes and reads it): the id tables and
+ * every column cut to its table's extent (rows of `width` values per slot where a column has rows).
+ */
+export interface StateColumns {
+  readonly userIds: readonly (string | null)[];
+  readonly userFree: readonly number[];
+  readonly itemIds: readonly (string | null)[];
+  readonly itemFree: readonly number[];
+  readonly userExists: Uint8Array;
+  readonly userVec: Float32Array;
+  readonly userCount: Float64Array;
+  readonly userFirst: Float64Array;
+  readonly userLast: Float64Array;
+  readonly recentItems: Int32Array;
+  readonly recentAt: Float64Array;
+  readonly recentLen: Uint16Array;
+  readonly consumed: Uint8Array;
+  readonly itemExists: Uint8Array;
+  readonly itemVec: Float32Array;
+  readonly itemCount: Float64Array;
+  readonly shortLog: Float64Array;
+  readonly longLog: Float64Array;
+  readonly itemFirst: Float64Array;
+  readonly itemLast: Float64Array;
+  readonly audienceUser: Int32Array;
+  readonly audienceAt: Float64Array;
+  readonly audienceLen: Uint16Array;
+  readonly hashA: Uint32Array;
+  readonly hashB: Uint32Array;
+  readonly titles: readonly (string | null)[];
+  readonly categories: readonly (readonly string[])[];
+  readonly cooccurrenceLengths: Int32Array;
+  readonly cooccurrenceKeys: Int32Array;
+  readonly cooccurrenceCounts: Float32Array;
 }
 
 const NO_SLOTS = new Int32Array(0);
+
+/** A user profile whose scalars are copied now and whose history and filter are built when first read. */
+class LazyUserProfile implements UserProfile {
+  readonly userId: string;
+  readonly vector: Float32Array;
+  readonly interactionCount: number;
+  readonly firstSeenMs: number;
+  readonly lastSeenMs: number;
+  private history: TimedId[] | null = null;
+  private filter: Uint8Array | null = null;
+
+  constructor(
+    private readonly state: CollaborativeState,
+    private readonly slot: number,
+  ) {
+    this.userId = state.users.idOf(slot);
+    this.vector = state.userVector(slot).slice();
+    this.interactionCount = state.userCount[slot]!;
+    this.firstSeenMs = state.userFirst[slot]!;
+    this.lastSeenMs = state.userLast[slot]!;
+  }
+
+  get recentItems(): readonly TimedId[] {
+    return (this.history ??= this.state.historyOf(this.slot));
+  }
+
+  get consumed(): Uint8Array {
+    return (this.filter ??= this.state.consumedOf(this.slot));
+  }
+}
+
+/** An item profile whose scalars are copied now and whose lists are built when first read. */
+class LazyItemProfile implements ItemProfile {
+  readonly itemId: string;
+  readonly vector: Float32Array;
+  readonly interactionCount: number;
+  readonly popularity: { readonly shortLog: number; readonly longLog: number };
+  readonly title: string | null;
+  readonly categories: readonly string[];
+  readonly firstSeenMs: number;
+  readonly lastSeenMs: number;
+  private audience: TimedId[] | null = null;
+  private counts: Map<string, number> | null = null;
+
+  constructor(
+    private readonly state: CollaborativeState,
+    private readonly slot: number,
+  ) {
+    this.itemId = state.items.idOf(slot);
+    this.vector = state.itemVector(slot).slice();
+    this.interactionCount = state.itemCount[slot]!;
+    this.popularity = { shortLog: state.shortLog[slot]!, longLog: state.longLog[slot]! };
+    this.title = state.titles[slot] ?? null;
+    this.categories = state.categories[slot] ?? [];
+    this.firstSeenMs = state.itemFirst[slot]!;
+    this.lastSeenMs = state.itemLast[slot]!;
+  }
+
+  get recentUsers(): readonly TimedId[] {
+    return (this.audience ??= this.state.audienceOf(this.slot));
+  }
+
+  get cooccurrence(): ReadonlyMap<string, number> {
+    return (this.counts ??= this.state.cooccurrenceMap(this.slot));
+  }
+}
 
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

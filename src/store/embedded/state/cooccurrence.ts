@@ -50,18 +50,25 @@ export class CooccurrenceLists {
     return k >= 0 ? this.counts[item]![k]! : 0;
   }
 
-  /** Adds `count` to `item`'s entry for `other`, appending it when absent, cutting the list when it overflows. */
-  add(item: number, other: number, count: number): void {
-    if (item === other || !(count > 0)) return;
+  /**
+   * Adds `count` to `item`'s entry for `other`, appending it when absent, cutting the list when it overflows
+   * (`beforeCut` sees the list with the new entry appended, before the cut: an undo journal keeps it). Returns
+   * what it did: `ADD_NONE`, `ADD_INCREMENTED`, `ADD_APPENDED` or `ADD_CUT`.
+   */
+  add(item: number, other: number, count: number, beforeCut?: (item: number) => void): number {
+    if (item === other || !(count > 0)) return ADD_NONE;
     this.ensure(item);
     const n = this.lengths[item]!;
     const k = this.indexOf(item, other);
     if (k >= 0) {
       this.counts[item]![k]! += count;
-      return;
+      return ADD_INCREMENTED;
     }
     this.append(item, other, count);
-    if (n + 1 > this.limit + Math.floor(this.limit / 4)) this.cut(item);
+    if (n + 1 <= this.limit + Math.floor(this.limit / 4)) return ADD_APPENDED;
+    beforeCut?.(item);
+    this.cut(item);
+    return ADD_CUT;
   }
 
   /** Takes `count` back from `item`'s entry for `other` (an undo of `add`). */
@@ -111,6 +118,51 @@ export class CooccurrenceLists {
     this.ensure(item);
     this.lengths[item] = 0;
     for (let k = 0; k < saved.keys.length; k++) this.append(item, saved.keys[k]!, saved.counts[k]!);
+  }
+
+  // ---- snapshots (state/snapshot.ts) ----
+
+  /**
+   * Every list as three flat copies: per item slot below `extent` its length, then all keys and all counts
+   * concatenated in slot order, each list in its stored order (so a restore cuts and ties exactly as here).
+   */
+  exportLists(extent: number): { readonly lengths: Int32Array; readonly keys: Int32Array; readonly counts: Float32Array } {
+    const lengths = new Int32Array(extent);
+    let total = 0;
+    for (let i = 0; i < extent; i++) total += lengths[i] = this.length(i);
+    const keys = new Int32Array(total);
+    const counts = new Float32Array(total);
+    let at = 0;
+    for (let i = 0; i < extent; i++) {
+      const n = lengths[i]!;
+      if (n === 0) continue;
+      keys.set(this.keys[i]!.subarray(0, n), at);
+      counts.set(this.counts[i]!.subarray(0, n), at);
+      at += n;
+    }
+    return { lengths, keys, counts };
+  }
+
+  /** Replaces every list with exported ones (`exportLists`); each item's arrays are sized to its list. */
+  importLists(lengths: Int32Array, keys: Int32Array, counts: Float32Array): void {
+    this.keys = [];
+    this.counts = [];
+    this.lengths = grown(new Int32Array(0), lengths.length);
+    this.bytes = 0;
+    let at = 0;
+    for (let i = 0; i < lengths.length; i++) {
+      const n = lengths[i]!;
+      this.lengths[i] = n;
+      if (n === 0) {
+        this.keys[i] = EMPTY_KEYS;
+        this.counts[i] = EMPTY_COUNTS;
+        continue;
+      }
+      this.keys[i] = keys.slice(at, at + n);
+      this.counts[i] = counts.slice(at, at + n);
+      this.bytes += n * 8;
+      at += n;
+    }
   }
 
   private ensure(item: number): void {
@@ -173,6 +225,11 @@ export class CooccurrenceLists {
     this.lengths[item] = Math.min(this.lengths[item]!, target);
   }
 }
+
+export const ADD_NONE = 0;
+export const ADD_INCREMENTED = 1;
+export const ADD_APPENDED = 2;
+export const ADD_CUT = 3;
 
 const EMPTY_KEYS = new Int32Array(0);
 const EMPTY_COUNTS = new Float32Array(0);

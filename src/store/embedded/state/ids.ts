@@ -57,6 +57,25 @@ export class IdTable {
   *liveSlots(): IterableIterator<number> {
     for (let s = 0; s < this.ids.length; s++) if (this.ids[s] !== null) yield s;
   }
+
+  // ---- snapshots (state/snapshot.ts) ----
+
+  /** A copy of the table for a snapshot: the id in every slot (null = free) and the free list in reuse order. */
+  exportSlots(): { readonly ids: (string | null)[]; readonly free: number[] } {
+    return { ids: this.ids.slice(), free: this.free.slice() };
+  }
+
+  /** Replaces the whole table with an exported one (`exportSlots`): same slots, same reuse order. */
+  importSlots(ids: readonly (string | null)[], free: readonly number[]): void {
+    this.slots.clear();
+    this.ids.length = 0;
+    for (let s = 0; s < ids.length; s++) {
+      const id = ids[s] ?? null;
+      this.ids.push(id);
+      if (id !== null) this.slots.set(id, s);
+    }
+    this.free = free.slice();
+  }
 }
 
 /** A copy of `array` with room for at least `length` elements (doubling), or `array` when it has room. */

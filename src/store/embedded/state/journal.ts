@@ -1,4 +1,4 @@
-import type { CooccurrenceLists } from './cooccurrence.ts';
+import { ADD_APPENDED, ADD_CUT, ADD_NONE, type CooccurrenceLists } from './cooccurrence.ts';
 import { grown } from './ids.ts';
 
 /** What one committed batch changed: slots whose vector changed, and items whose popularity rose. */
@@ -56,9 +56,6 @@ const ITEM_TOUCHED = 32;
 const USER_SAVED = 1;
 const USER_CREATED = 2;
 
-const COOC_INCREMENTED = 0;
-const COOC_APPENDED = 1;
-const COOC_SNAPSHOT = 2;
 
 /** A growable list of int32s, reused across batches. */
 class IntList {
@@ -106,6 +103,7 @@ export class Journal {
   private readonly opItem = new IntList();
   private readonly opOther = new IntList();
   private readonly opKind = new IntList();
+  private readonly opCount = new IntList();
   private readonly snapshots: { keys: Int32Array; counts: Float32Array }[] = [];
 
   constructor(private readonly state: JournaledState) {}
@@ -116,7 +114,7 @@ export class Journal {
     for (const list of [
       this.usersTouched, this.usersCreated, this.usersCreatedNewSlot, this.usersSaved, this.itemsTouched, this.itemsCreated,
       this.itemsCreatedNewSlot, this.vectorsSaved, this.scalarsSaved, this.audiencesSaved, this.raisedItems, this.vectorItems,
-      this.opItem, this.opOther, this.opKind,
+      this.opItem, this.opOther, this.opKind, this.opCount,
     ]) list.length = 0;
     this.snapshots.length = 0;
   }
@@ -126,6 +124,10 @@ export class Journal {
     const result = { users, itemVectors: this.vectorItems.toArray(), raisedItems: this.raisedItems.toArray() };
     this.reset();
     return result;
+  }
+
+  touched(): { users: number[]; items: number[] } {
+    return { users: this.usersTouched.toArray(), items: this.itemsTouched.toArray() };
   }
 
   /** Items whose popularity rose in the batch so far. */
@@ -152,20 +154,20 @@ export class Journal {
     const d = s.dimension;
     const h = s.options.userHistoryLength;
     const b = s.options.consumedFilterBytes;
-    this.userVec = grown(this.userVec, (n + 1) * d);
+    if (this.userVec.length < (n + 1) * d) this.userVec = grown(this.userVec, (n + 1) * d);
     this.userVec.set(s.userVec.subarray(u * d, u * d + d), n * d);
-    this.userScalars = grown(this.userScalars, (n + 1) * 3);
+    if (this.userScalars.length < (n + 1) * 3) this.userScalars = grown(this.userScalars, (n + 1) * 3);
     this.userScalars[n * 3] = s.userCount[u]!;
     this.userScalars[n * 3 + 1] = s.userFirst[u]!;
     this.userScalars[n * 3 + 2] = s.userLast[u]!;
     const len = s.recentLen[u]!;
-    this.userRecentLen = grown(this.userRecentLen, n + 1);
+    if (this.userRecentLen.length < n + 1) this.userRecentLen = grown(this.userRecentLen, n + 1);
     this.userRecentLen[n] = len;
-    this.userRecent = grown(this.userRecent, (n + 1) * h);
-    this.userRecentAt = grown(this.userRecentAt, (n + 1) * h);
+    if (this.userRecent.length < (n + 1) * h) this.userRecent = grown(this.userRecent, (n + 1) * h);
+    if (this.userRecentAt.length < (n + 1) * h) this.userRecentAt = grown(this.userRecentAt, (n + 1) * h);
     this.userRecent.set(s.recentItems.subarray(u * h, u * h + len), n * h);
     this.userRecentAt.set(s.recentAt.subarray(u * h, u * h + len), n * h);
-    this.userFilter = grown(this.userFilter, (n + 1) * b);
+    if (this.userFilter.length < (n + 1) * b) this.userFilter = grown(this.userFilter, (n + 1) * b);
     this.userFilter.set(s.consumed.subarray(u * b, u * b + b), n * b);
   }
 
@@ -196,7 +198,7 @@ export class Journal {
     const s = this.state;
     const d = s.dimension;
     const n = this.vectorsSaved.push(i);
-    this.itemVec = grown(this.itemVec, (n + 1) * d);
+    if (this.itemVec.length < (n + 1) * d) this.itemVec = grown(this.itemVec, (n + 1) * d);
     this.itemVec.set(s.itemVec.subarray(i * d, i * d + d), n * d);
   }
 
@@ -206,7 +208,7 @@ export class Journal {
     this.itemMark[i] = mark | ITEM_SCALARS;
     const s = this.state;
     const n = this.scalarsSaved.push(i);
-    this.itemScalarsArena = grown(this.itemScalarsArena, (n + 1) * 5);
+    if (this.itemScalarsArena.length < (n + 1) * 5) this.itemScalarsArena = grown(this.itemScalarsArena, (n + 1) * 5);
     const a = this.itemScalarsArena;
     a[n * 5] = s.itemCount[i]!;
     a[n * 5 + 1] = s.shortLog[i]!;
@@ -223,10 +225,10 @@ export class Journal {
     const w = s.options.itemAudienceLength;
     const n = this.audiencesSaved.push(i);
     const len = s.audienceLen[i]!;
-    this.audienceLen = grown(this.audienceLen, n + 1);
+    if (this.audienceLen.length < n + 1) this.audienceLen = grown(this.audienceLen, n + 1);
     this.audienceLen[n] = len;
-    this.audienceUser = grown(this.audienceUser, (n + 1) * w);
-    this.audienceAt = grown(this.audienceAt, (n + 1) * w);
+    if (this.audienceUser.length < (n + 1) * w) this.audienceUser = grown(this.audienceUser, (n + 1) * w);
+    if (this.audienceAt.length < (n + 1) * w) this.audienceAt = grown(this.audienceAt, (n + 1) * w);
     this.audienceUser.set(s.audienceUser.subarray(i * w, i * w + len), n * w);
     this.audienceAt.set(s.audienceAt.subarray(i * w, i * w + len), n * w);
   }
@@ -238,22 +240,20 @@ export class Journal {
     this.raisedItems.push(i);
   }
 
-  /** Logs the add the state is about to make to `item`'s co-occurrence with `other`. */
-  cooccurrenceAdd(item: number, other: number): void {
-    if (item === other) return;
+  /** Adds to `item`'s co-occurrence with `other` through the journal, so the add can be undone. */
+  cooccurrenceAdd(item: number, other: number, count: number): void {
     const lists = this.state.cooccurrence;
-    const limit = this.state.options.cooccurrenceLimit;
-    const held = lists.countOf(item, other) > 0;
-    let kind = held ? COOC_INCREMENTED : COOC_APPENDED;
-    // An append that overflows the list cuts it: keep the whole list to restore instead.
-    if (!held && lists.length(item) + 1 > limit + Math.floor(limit / 4)) {
-      kind = COOC_SNAPSHOT;
-      this.snapshots.push(lists.save(item));
-    }
+    const kind = lists.add(item, other, count, this.saveBeforeCut);
+    if (kind === ADD_NONE) return;
     this.opItem.push(item);
     this.opOther.push(other);
     this.opKind.push(kind);
+    this.opCount.push(count);
   }
+
+  private readonly saveBeforeCut = (item: number): void => {
+    this.snapshots.push(this.state.cooccurrence.save(item));
+  };
 
   private markItem(i: number): number {
     if (i >= this.itemMark.length) this.itemMark = grown(this.itemMark, i + 1);
@@ -328,9 +328,13 @@ export class Journal {
     for (let n = this.opKind.length - 1; n >= 0; n--) {
       const item = this.opItem.values[n]!;
       const kind = this.opKind.values[n]!;
-      if (kind === COOC_SNAPSHOT) lists.restore(item, this.snapshots[--snapshot]!);
-      else if (kind === COOC_APPENDED) lists.remove(item, this.opOther.values[n]!);
-      else lists.subtract(item, this.opOther.values[n]!, 1);
+      const other = this.opOther.values[n]!;
+      if (kind === ADD_CUT) {
+        // The snapshot holds the list with this add's entry appended, before the cut.
+        lists.restore(item, this.snapshots[--snapshot]!);
+        lists.remove(item, other);
+      } else if (kind === ADD_APPENDED) lists.remove(item, other);
+      else lists.subtract(item, other, this.opCount.values[n]!);
     }
   }
 }
