@@ -7,9 +7,9 @@
 # Why two routes: PyPI serves only CUDA builds of torch for Linux x86_64, and their shared libraries name
 # libcudart, libcublas, libcudnn, … as load-time dependencies. pip install torch therefore pulls ~2.3 GB of
 # nvidia-* wheels even on a machine without a GPU. The CPU route installs the torch wheel with --no-deps,
-# its pure-Python dependencies, and generates tiny no-op stand-ins for the CUDA libraries
+# its pure-Python dependencies, and generates stand-ins for the CUDA libraries
 # (scripts/cuda_stubs.py) so that `import torch` loads; torch.cuda.is_available() is then False and
-# everything runs on the CPU. Wheels are downloaded once into a wheelhouse, $STAR_WHEELS (default:
+# everything runs on the CPU (a CUDA function called anyway aborts the process, naming it). Wheels are downloaded once into a wheelhouse, $STAR_WHEELS (default:
 # ~/.cache/starstream/wheels, outside the checkout), and installed from there, so CI runs on fresh clones
 # and later runs reuse them.
 set -euo pipefail
@@ -49,12 +49,17 @@ case "$mode" in
     exit 2
     ;;
 esac
+# ruff and mypy, pinned in requirements-dev.txt (.ci/run runs them on train/ after the tests)
+fetch -r "$here/requirements-dev.txt"
+install -r "$here/requirements-dev.txt"
 "$pip" install --quiet --no-deps --no-build-isolation -e "$here"
 "$venv/bin/python" - <<'PY'
 import torch, tokenizers, onnx, onnxruntime
 x = torch.randn(8, 8, requires_grad=True)
 (x @ x).sum().backward()
+import importlib.metadata as md
 print(f"train/.venv ready: torch {torch.__version__} (CUDA available: {torch.cuda.is_available()}), "
-      f"tokenizers {tokenizers.__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}")
+      f"tokenizers {tokenizers.__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}, "
+      f"ruff {md.version('ruff')}, mypy {md.version('mypy')}")
 PY
 echo "install took $(( $(date +%s) - start ))s; wheelhouse $wheels: $(du -sh "$wheels" | cut -f1); venv: $(du -sh "$venv" | cut -f1)"

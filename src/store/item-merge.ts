@@ -16,7 +16,8 @@ import type { ItemDelta, ItemMetadata, ItemProfile, TimedId } from './port.ts';
  * - `interactionCount += interactions`;
  * - popularity (short and long windows): `interactions` events at `atMs` are log-add-exp'ed in
  *   (`logAddEvent`);
- * - `firstSeenMs = min`, `lastSeenMs = max` with `atMs` (every delta is a sighting of the item);
+ * - `firstSeenMs = min`, `lastSeenMs = max` with `atMs`, for every delta that is a sighting of the item
+ *   (`isSighting`: all but a vector-only delta, a sampled negative's step);
  * - `recentUsers`: union keeping each user's latest time, most recent first (ties by id), the first
  *   `itemAudienceLength` kept;
  * - `cooccurrence`: counts added, the `cooccurrenceLimit` largest kept (ties by id; `applyItemDelta` lets the
@@ -145,8 +146,18 @@ export function applyValidItemDelta(item: MutableItemProfile, delta: ItemDelta, 
     item.popularity.longLog = logAddEvent(item.popularity.longLog, delta.atMs, limits.popularityLongHalfLifeMs, interactions);
   }
   if (delta.cooccurrence) addCounts(item.cooccurrence, delta.cooccurrence, item.itemId, limits.cooccurrenceLimit);
-  item.firstSeenMs = Math.min(item.firstSeenMs, delta.atMs);
-  item.lastSeenMs = Math.max(item.lastSeenMs, delta.atMs);
+  if (isSighting(delta)) {
+    item.firstSeenMs = Math.min(item.firstSeenMs, delta.atMs);
+    item.lastSeenMs = Math.max(item.lastSeenMs, delta.atMs);
+  }
+}
+
+/**
+ * Whether a delta is a sighting of the item (moves first/last seen): every delta but one that only moves the
+ * vector, which is what a sampled negative's BPR step sends.
+ */
+export function isSighting(delta: ItemDelta): boolean {
+  return (delta.interactions ?? 0) > 0 || delta.seenBy !== undefined || delta.cooccurrence !== undefined || delta.initialVector !== undefined;
 }
 
 /**

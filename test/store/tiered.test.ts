@@ -78,7 +78,7 @@ function failingDurable(inner: QdrantStore): DurableTier & { failing: FailMode; 
     getUsers: (ids: readonly string[]) => inner.getUsers(ids),
     getItems: (ids: readonly string[]) => inner.getItems(ids),
     putUsers: (users: readonly UserProfile[]) => (fails('users') ? fail('putUsers') : inner.putUsers(users)),
-    putItems: (items: readonly ItemProfile[]) => (fails('items') ? fail('putItems') : inner.putItems(items)),
+    putItems: (items: readonly ItemProfile[], vectors?: Parameters<QdrantStore['putItems']>[1]) => (fails('items') ? fail('putItems') : inner.putItems(items, vectors)),
     putItemMetadata: (items: Parameters<QdrantStore['putItemMetadata']>[0]) => inner.putItemMetadata(items),
     scrollItems: (limit: number, offset: string | number | null) => inner.scrollItems(limit, offset),
     counts: () => inner.counts(),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from .prompt import load_prompt_spec
 
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="starstream_train")
     sub = p.add_subparsers(dest="command", required=True)
     _add_train_args(sub.add_parser("train", help="train STAR on a case file and write the model directory"), distill=False)
-    _add_train_args(sub.add_parser("distill", help="stage 1 on teacher trajectories (+ cases), then stage 2 (GRPO); write the model directory"), distill=True)
+    distill_help = "stage 1 on teacher trajectories (+ cases), then stage 2 (GRPO); write the model directory"
+    _add_train_args(sub.add_parser("distill", help=distill_help), distill=True)
     c = sub.add_parser("chat-export", help="write kept trajectories as chat-format SFT data (JSON lines of {messages})")
     c.add_argument("--trajectories", required=True)
     c.add_argument("--out", required=True)

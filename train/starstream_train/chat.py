@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .labelled import read_labelled
 from .prompt import PromptSpec, load_prompt_spec, render_candidate_segments, render_user_segments

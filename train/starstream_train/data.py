@@ -9,8 +9,9 @@ says which columns are real candidates."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,30 +25,21 @@ class Encoded:
     features: np.ndarray  # float32 [N, C, F]
     labels: np.ndarray  # int64 [N], -1: the observed item is not a candidate (or there is no outcome)
     #: bool [N, C]: a real candidate (False: padding of a shorter list)
-    mask: np.ndarray | None = None
+    mask: np.ndarray
     #: float32 [N, C]: the teacher's rank-based target score per candidate (higher is better); 0 where absent
-    teacher: np.ndarray | None = None
+    teacher: np.ndarray
     #: bool [N]: the list has a teacher target
-    has_teacher: np.ndarray | None = None
+    has_teacher: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    def __post_init__(self) -> None:
-        n, c = self.lengths.shape
-        if self.mask is None:
-            self.mask = np.ones((n, c), dtype=bool)
-        if self.teacher is None:
-            self.teacher = np.zeros((n, c), dtype=np.float32)
-        if self.has_teacher is None:
-            self.has_teacher = np.zeros(n, dtype=bool)
 
     @property
     def full(self) -> bool:
         """Every list is complete, labelled and without a teacher target: the outcome-only case file."""
         return bool(self.mask.all() and (self.labels >= 0).all() and not self.has_teacher.any())
 
-    def subset(self, rows: np.ndarray) -> "Encoded":
+    def subset(self, rows: np.ndarray) -> Encoded:
         return Encoded(self.ids[rows], self.lengths[rows], self.features[rows], self.labels[rows],
                        self.mask[rows], self.teacher[rows], self.has_teacher[rows])
 

@@ -41,7 +41,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -34,8 +34,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCORING_CASE_KEYS = ("eventId", "atMs", "user", "candidates")
 

@@ -38,6 +38,9 @@ class Block(nn.Module):
     def __init__(self, dim: int, heads: int, ff: int, dropout: float):
         super().__init__()
         self.heads = heads
+        # A Python float fixed at construction: computed from a traced shape in forward() it became a constant
+        # in the ONNX trace anyway, with a TracerWarning on every export.
+        self.scale = 1.0 / math.sqrt(dim // heads)
         self.ln1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -51,7 +54,7 @@ class Block(nn.Module):
         h = self.heads
         qkv = self.qkv(self.ln1(x)).reshape(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        att = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(d // h)) + bias
+        att = torch.matmul(q, k.transpose(-1, -2)) * self.scale + bias
         att = self.drop(torch.softmax(att, dim=-1))
         y = torch.matmul(att, v).transpose(1, 2).reshape(b, n, d)
         x = x + self.drop(self.proj(y))
@@ -59,6 +62,10 @@ class Block(nn.Module):
 
 
 class StarModel(nn.Module):
+    # buffers (register_buffer), declared so that type checkers see tensors, not `Tensor | Module`
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -294,5 +295,8 @@ class CaseEncoder:
             text, ids = self.render_with(u, cand)
             texts.append(text)
             rows.append(ids)
-        feats = np.stack([feature_row(self.spec, case["user"], c) for c in case["candidates"]]) if case["candidates"] else np.zeros((0, self.spec.feature_width), np.float32)
+        if case["candidates"]:
+            feats = np.stack([feature_row(self.spec, case["user"], c) for c in case["candidates"]])
+        else:
+            feats = np.zeros((0, self.spec.feature_width), np.float32)
         return texts, rows, feats

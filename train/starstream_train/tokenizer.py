@@ -7,7 +7,7 @@ The prompt markers are special tokens, so no text can be split into them.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Callable, Iterable
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -47,6 +47,14 @@ def canonical(vocab: dict[str, int]) -> Tokenizer:
     return tok
 
 
-def segment_ids(tok: Tokenizer):
+def segment_ids(tok: Tokenizer) -> Callable[[str], list[int]]:
     """text -> ids without special tokens, the function CaseEncoder takes."""
     return lambda text: tok.encode(text, add_special_tokens=False).ids
+
+
+def special_id(tok: Tokenizer, token: str) -> int:
+    """The id of a special token (`[CLS]`, `[SEP]`, ...); a tokenizer without it is not a STAR tokenizer."""
+    found = tok.token_to_id(token)
+    if found is None:
+        raise ValueError(f"the tokenizer has no {token} token (a STAR tokenizer has all of {SPECIAL_TOKENS})")
+    return found

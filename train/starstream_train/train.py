@@ -9,24 +9,23 @@ stage 2 (grpo.py, `stage2=True`) fine-tunes the stage-1 model with GRPO and the 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from .cases import read_cases
-from .data import Encoded, encode_records
+from .data import encode_records
 from .lists import NEG, batch_tensors, evaluate, list_metrics, ranks, sample_candidates  # noqa: F401 (re-exported)
 from .model import ModelConfig, StarModel
-from .prompt import CaseEncoder, load_cst_version, load_prompt_spec, render_candidate_segments, render_user_segments
-from .tokenizer import segment_ids, train_tokenizer
+from .prompt import CaseEncoder, load_prompt_spec, render_candidate_segments, render_user_segments
+from .tokenizer import segment_ids, special_id, train_tokenizer
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,8 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(vocab_size=500, max_length=80, dim=32, layers=1, heads=2, ff=64, epochs=3, batch_lists=16, lr=3e-3, parity_cases=4),
     "cpu": TrainConfig(),
-    "gpu": TrainConfig(vocab_size=8000, max_length=160, dim=256, layers=4, heads=8, ff=1024, epochs=10, batch_lists=64, train_candidates=20, lr=5e-4, warmup_steps=500, device="cuda", threads=8),
+    "gpu": TrainConfig(vocab_size=8000, max_length=160, dim=256, layers=4, heads=8, ff=1024, epochs=10, batch_lists=64,
+                       train_candidates=20, lr=5e-4, warmup_steps=500, device="cuda", threads=8),
 }
 
 
@@ -163,7 +163,8 @@ def train(
     else:
         labelled = [i for i, r in enumerate(teacher_records) if r["label"] >= 0]
         if len(labelled) < 2:
-            raise ValueError(f"{cfg.trajectories}: {len(labelled)} teacher lists with the observed item among the candidates; need 2 or more")
+            raise ValueError(
+                f"{cfg.trajectories}: {len(labelled)} teacher lists with the observed item among the candidates; need 2 or more")
         held = set(labelled[-max(1, int(len(labelled) * cfg.validation_share)) :])
         train_records = [r for i, r in enumerate(teacher_records) if i not in held]
         val_records = [r for i, r in enumerate(teacher_records) if i in held]
@@ -176,18 +177,21 @@ def train(
         tokenizer = Tokenizer.from_file(cfg.tokenizer)
     else:
         tokenizer = train_tokenizer(_segments(spec, train_records), cfg.vocab_size)
-    encoder = CaseEncoder(spec, segment_ids(tokenizer), tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"), cfg.max_length)
+    encoder = CaseEncoder(spec, segment_ids(tokenizer), special_id(tokenizer, "[CLS]"), special_id(tokenizer, "[SEP]"), cfg.max_length)
     log(f"tokenizer: WordPiece, {tokenizer.get_vocab_size()} tokens ({time.time() - started:.1f}s)")
     train_data = encode_records(train_records, encoder, progress=True)
     val_data = encode_records(val_records, encoder)
     lengths = train_data.lengths[train_data.mask]
-    log(f"encoded: mean {lengths.mean():.1f} tokens per candidate, {100 * (lengths >= cfg.max_length).mean():.1f}% at max_length {cfg.max_length} ({time.time() - started:.1f}s)")
+    at_max = 100 * (lengths >= cfg.max_length).mean()
+    log(f"encoded: mean {lengths.mean():.1f} tokens per candidate, {at_max:.1f}% at max_length {cfg.max_length} "
+        f"({time.time() - started:.1f}s)")
 
     from .tokenizer import SPECIAL_TOKENS
 
     if [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
         raise ValueError("the tokenizer's special tokens must have ids 0..7 in SPECIAL_TOKENS order (train_tokenizer does that)")
-    mcfg = ModelConfig(tokenizer.get_vocab_size(), cfg.max_length, spec.feature_width, cfg.dim, cfg.layers, cfg.heads, cfg.ff, cfg.dropout, cfg.bag)
+    mcfg = ModelConfig(tokenizer.get_vocab_size(), cfg.max_length, spec.feature_width, cfg.dim, cfg.layers, cfg.heads, cfg.ff,
+                       cfg.dropout, cfg.bag)
     model = StarModel(mcfg).to(cfg.device)
     flat = torch.from_numpy(train_data.features[train_data.mask])
     model.feat_mean.copy_(flat.mean(0))
@@ -235,7 +239,8 @@ def train(
             if (step + 1) % 100 == 0:
                 rate = seen / (time.time() - t0)
                 eta = (len(order) - seen) / max(rate, 1e-9)
-                log(f"  epoch {epoch} step {step + 1}/{steps_per_epoch} loss {loss_sum / seen:.4f} ({rate:.0f} lists/s, epoch ETA {eta:.0f}s)")
+                log(f"  epoch {epoch} step {step + 1}/{steps_per_epoch} loss {loss_sum / seen:.4f} "
+                    f"({rate:.0f} lists/s, epoch ETA {eta:.0f}s)")
         val = evaluate(model, val_data, cfg.device)
         row = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "seconds": time.time() - t0, **{f"val_{k2}": v for k2, v in val.items()}}
         result.history.append(row)
@@ -295,24 +300,24 @@ def stage1_loss(
     [B, C] scores and teacher rank scores, [B] target (-1: none), [B, C] valid columns, [B] has_teacher."""
     b = scores.shape[0]
     use_teacher = teacher is not None and has_teacher is not None and teacher_weight != 0 and bool(has_teacher.any())
-    all_valid = valid is None or bool(valid.all())
-    if not use_teacher and all_valid and bool((target >= 0).all()):
+    invalid = None if valid is None or bool(valid.all()) else ~valid  # None: every column is a candidate
+    if not use_teacher and invalid is None and bool((target >= 0).all()):
         # the outcome-only loss exactly as before distillation, so those runs reproduce bit for bit
         return hard_weight * torch.nn.functional.cross_entropy(scores, target)
-    s = scores if all_valid else scores.masked_fill(~valid, NEG)
+    s = scores if invalid is None else scores.masked_fill(invalid, NEG)
     logp = torch.log_softmax(s, -1)
     loss = scores.new_zeros(())
     hard = target >= 0
     if hard_weight != 0 and bool(hard.any()):
         loss = loss + hard_weight * -logp[hard].gather(1, target[hard][:, None]).sum()
-    if use_teacher:
+    if use_teacher and teacher is not None and has_teacher is not None:  # (the None checks narrow the types)
         t = teacher / temperature
-        if not all_valid:
-            t = t.masked_fill(~valid, NEG)
+        if invalid is not None:
+            t = t.masked_fill(invalid, NEG)
         logq = torch.log_softmax(t, -1)
         kl = logq.exp() * (logq - logp)
-        if not all_valid:
-            kl = torch.where(valid, kl, torch.zeros_like(kl))
+        if invalid is not None:
+            kl = torch.where(invalid, torch.zeros_like(kl), kl)
         loss = loss + teacher_weight * kl.sum(-1)[has_teacher].sum()
     return loss / b
 

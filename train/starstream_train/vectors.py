@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from .cases import read_cases
 from .prompt import CaseEncoder, load_prompt_spec
-from .tokenizer import segment_ids
+from .tokenizer import segment_ids, special_id
 
 
 def _features(**kw: float) -> dict[str, float]:
@@ -28,8 +28,11 @@ def _features(**kw: float) -> dict[str, float]:
     return base
 
 
-def _candidate(item: str, title: str | None, categories: list[str], sentences: list[str], **features: float) -> dict[str, Any]:
-    return {"itemId": item, "title": title, "categories": categories, "sources": [], "features": _features(**features), "sentences": sentences}
+def _candidate(
+    item: str, title: str | None, categories: list[str], sentences: list[str], **features: float
+) -> dict[str, Any]:
+    return {"itemId": item, "title": title, "categories": categories, "sources": [], "features": _features(**features),
+            "sentences": sentences}
 
 
 def _user(uid: str, count: int, recent: list[tuple[str, str | None]], mix: list[tuple[str, float]]) -> dict[str, Any]:
@@ -72,8 +75,10 @@ def handmade_cases() -> list[tuple[str, dict[str, Any]]]:
             _candidate("e1", emoji_title, ["Émigré", "東京", "naïve"], ["Collaborative taste match 0.10 (rank 2 of 2)."],
                        embeddingScore=0.1, trend=0.0),
         ]}),
-        ("special tokens in data", {"eventId": "v-4", "atMs": 1_700_000_000_000, "user": _user("u3", 3, [("[CLS]", None), ("h2", "[SEP] [PAD]")], [("[UNK]", 1.0)]), "candidates": [
-            _candidate("[SEP]", "Title [SEP] with [CLS] brackets [2019]", ["[PAD]", "Drama]"], ["Evidence [SEP] sentence [x]."], popularity=3.0),
+        ("special tokens in data", {"eventId": "v-4", "atMs": 1_700_000_000_000,
+                                    "user": _user("u3", 3, [("[CLS]", None), ("h2", "[SEP] [PAD]")], [("[UNK]", 1.0)]), "candidates": [
+            _candidate("[SEP]", "Title [SEP] with [CLS] brackets [2019]", ["[PAD]", "Drama]"], ["Evidence [SEP] sentence [x]."],
+                       popularity=3.0),
             _candidate("[CLS]", None, [], [], trend=1.0),
         ]}),
         ("cold user", {"eventId": "v-3", "atMs": 1_700_000_000_000, "user": cold, "candidates": [
@@ -86,7 +91,7 @@ def handmade_cases() -> list[tuple[str, dict[str, Any]]]:
 def write_vectors(model_dir: Path, out: Path, cases_file: Path | None = None, real_cases: int = 3) -> int:
     spec = load_prompt_spec()
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    cls_id, sep_id = special_id(tokenizer, "[CLS]"), special_id(tokenizer, "[SEP]")
     cases = handmade_cases()
     if cases_file is not None:
         cases += [(f"exported {r['case']['eventId']}", r["case"]) for r in read_cases(cases_file, limit=real_cases)]
@@ -100,7 +105,7 @@ def write_vectors(model_dir: Path, out: Path, cases_file: Path | None = None, re
                 "promptTemplateVersion": spec.version,
                 "maxLength": max_length,
                 "case": case,
-                "expected": [{"text": t, "ids": r, "features": [float(x) for x in f]} for t, r, f in zip(texts, rows, feats)],
+                "expected": [{"text": t, "ids": r, "features": [float(x) for x in f]} for t, r, f in zip(texts, rows, feats, strict=True)],
             })
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:

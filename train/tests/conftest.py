@@ -18,13 +18,14 @@ def parity_cases_file(tmp_path_factory) -> Path:
     import json
 
     out = tmp_path_factory.mktemp("cases") / "cases.jsonl"
-    lines = [json.loads(l) for l in (FIXTURE_MODEL / "parity.jsonl").read_text().splitlines() if l.strip()]
+    lines = [json.loads(line) for line in (FIXTURE_MODEL / "parity.jsonl").read_text().splitlines() if line.strip()]
     with open(out, "w") as f:
         for k in range(60):
             p = lines[k % len(lines)]
             label = max(range(len(p["scores"])), key=lambda i: p["scores"][i])
             split = "train" if k < 50 else "test"
-            f.write(json.dumps({"split": split, "label": label, "itemId": p["case"]["candidates"][label]["itemId"], "case": p["case"]}) + "\n")
+            item = p["case"]["candidates"][label]["itemId"]
+            f.write(json.dumps({"split": split, "label": label, "itemId": item, "case": p["case"]}) + "\n")
     return out
 
 
@@ -35,7 +36,7 @@ def make_labelled_trajectories(n: int = 24) -> list[dict]:
     one run failed."""
     import json
 
-    lines = [json.loads(l) for l in (FIXTURE_MODEL / "parity.jsonl").read_text().splitlines() if l.strip()]
+    lines = [json.loads(line) for line in (FIXTURE_MODEL / "parity.jsonl").read_text().splitlines() if line.strip()]
     out = []
     for k in range(n):
         p = lines[k % len(lines)]
@@ -59,11 +60,12 @@ def make_labelled_trajectories(n: int = 24) -> list[dict]:
             teacher_rank = None
         serialized = "\n".join([
             "<plan>Check recent interest.\n- recent: last items</plan>",
-            '<tool_call agent="recent">{"tool":"item_cf","args":{"itemId":"%s"}}</tool_call>' % ranking[0],
+            f'<tool_call agent="recent">{json.dumps({"tool": "item_cf", "args": {"itemId": ranking[0]}}, separators=(",", ":"))}'
+            "</tool_call>",
             '<tool_response agent="recent" tool="item_cf">co-occurs 3 times with &lt;hist&gt;</tool_response>',
-            '<finding agent="recent">%s fits.</finding>' % ranking[0],
+            f'<finding agent="recent">{ranking[0]} fits.</finding>',
             "<reflection>Consistent.</reflection>",
-            "<recommend>%s</recommend>" % json.dumps({"ranking": ranking, "justification": "recent co-occurrence"}),
+            f"<recommend>{json.dumps({'ranking': ranking, 'justification': 'recent co-occurrence'})}</recommend>",
         ])
         out.append({
             "case": {

@@ -1,26 +1,25 @@
 """Distillation: reading labelled trajectories, the stage-1 loss with the teacher's soft target, the chat
 export, and stage 1 then stage 2 end to end into a model directory that passes the export's parity check."""
 import json
-import math
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from conftest import make_labelled_trajectories
+
 from starstream_train.__main__ import _parse_value, main
 from starstream_train.chat import SYSTEM_PROMPT, chat_examples
 from starstream_train.labelled import TrajectoryFileError, read_labelled, read_manifest, teacher_scores, to_records
 from starstream_train.prompt import load_prompt_spec
 from starstream_train.train import stage1_loss, strip_evidence
 
-
 # --- reading ------------------------------------------------------------------------------------------------
 
 def test_reader_reads_the_kept_parts_of_a_dataset_once_in_time_order(trajectories_dir):
     items = read_labelled(trajectories_dir)
-    assert len(items) == 23 and read_manifest(trajectories_dir)["counts"]["kept"] == 23
+    manifest = read_manifest(trajectories_dir)
+    assert len(items) == 23 and manifest is not None and manifest["counts"]["kept"] == 23
     assert len({t["case"]["caseId"] for t in items}) == 23  # the duplicate is read once
     assert [t["case"]["atMs"] for t in items] == sorted(t["case"]["atMs"] for t in items)
     assert all(t["trajectory"]["status"] == "completed" for t in items)
@@ -125,7 +124,7 @@ def test_set_values_parse_like_the_typescript_wrapper_writes_them():
 def test_chat_export(tmp_path, trajectories_dir):
     out = tmp_path / "sft.jsonl"
     assert main(["chat-export", "--trajectories", str(trajectories_dir), "--out", str(out)]) == 0
-    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
     items = read_labelled(trajectories_dir)
     assert len(lines) == 23  # the failed run is in the rejected part
     msgs = lines[0]["messages"]
@@ -194,8 +193,8 @@ def test_ablations_outcomes_only_without_evidence_and_stage2(tmp_path, trajector
     # the server renders evidence, so it must refuse this model rather than serve it on inputs it never saw
     assert manifest["promptTemplateVersion"] == load_prompt_spec().version + "+no-evidence"
     assert manifest["inputVariant"] == "no-evidence"
-    lines = [json.loads(l) for l in (out / "parity.jsonl").read_text().splitlines()]
-    assert lines and all("<ev>" not in t for l in lines for t in l["texts"])
+    lines = [json.loads(line) for line in (out / "parity.jsonl").read_text().splitlines()]
+    assert lines and all("<ev>" not in t for line in lines for t in line["texts"])
     r = json.loads(report.read_text())
     assert r["config"]["stage2"] is False and r["config"]["teacher_weight"] == 0.0 and r["config"]["evidence"] is False
     assert r["stage2_history"] == [] and r["trajectories"]["with_teacher"] == 0

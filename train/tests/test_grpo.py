@@ -59,7 +59,7 @@ def test_pl_log_prob_matches_brute_force_on_three_items(k):
     scores = [0.3, -1.2, 2.0]
     perms = list(itertools.permutations(range(3), k))
     got = pl_log_prob(torch.tensor([scores], dtype=torch.float64), torch.tensor([perms]))
-    for p, lp in zip(perms, got[0].tolist()):
+    for p, lp in zip(perms, got[0].tolist(), strict=True):
         assert lp == pytest.approx(math.log(brute_pl(scores, p)), abs=1e-12)
     assert sum(math.exp(x) for x in got[0].tolist()) == pytest.approx(1.0)  # a distribution over prefixes
 
@@ -121,6 +121,7 @@ def test_grpo_gradient_moves_probability_towards_the_observed_item():
     loss.backward()
     assert 0 < stats["reward"] < 1 and stats["zero_variance"] == 0
     for i, t in enumerate(target.tolist()):
+        assert scores.grad is not None
         step = -scores.grad[i]  # gradient descent direction
         assert step[t] > 0 and step[t] == step.max()
 
@@ -130,12 +131,13 @@ def test_grpo_zero_variance_batch_has_no_policy_gradient():
     loss, stats = grpo_loss(scores, torch.zeros(1, 4), torch.tensor([0]), kl_coef=0.0)
     loss.backward()
     assert stats["zero_variance"] == 1.0 and stats["reward"] == 1.0
-    assert torch.count_nonzero(scores.grad) == 0
+    assert scores.grad is not None and torch.count_nonzero(scores.grad) == 0
 
 
 def test_kl_gradient_pulls_towards_the_reference():
     scores = torch.tensor([[3.0, 0.0, 0.0, 0.0]], requires_grad=True)
     softmax_kl(scores, torch.zeros(1, 4)).sum().backward()
+    assert scores.grad is not None
     assert scores.grad[0, 0] > 0 and (scores.grad[0, 1:] < 0).all()  # descent lowers the score that ran away
 
 

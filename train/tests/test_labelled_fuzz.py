@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import make_labelled_trajectories
+
 from starstream_train.labelled import TrajectoryFileError, read_labelled, read_manifest, to_records
 
 RUNS = 250
@@ -121,7 +121,8 @@ def write_dataset(root: Path, rnd: random.Random, records: list[dict]) -> Path:
         if lie == 0:
             manifest["files"].append({"path": "kept-999999.jsonl", "split": "kept", "records": 1, "fromMs": 0, "toMs": 0})
         elif lie == 1:
-            manifest["files"].append({"path": rnd.choice(["../outside.jsonl", "/etc/passwd", "..", "a/b.jsonl", "a\\b", "x\u0000y"]), "split": "kept"})
+            bad_path = rnd.choice(["../outside.jsonl", "/etc/passwd", "..", "a/b.jsonl", "a\\b", "x\u0000y"])
+            manifest["files"].append({"path": bad_path, "split": "kept"})
         elif lie == 2:
             manifest["schemaVersion"] = rnd.choice(["labelled-trajectory-2", 1, None, ["x"]])
         elif lie == 3:
@@ -202,9 +203,12 @@ def test_regressions(tmp_path):
         "line-not-utf8": (manifest(ok), [line, b'{"case": "\xff"}']),  # UnicodeDecodeError
         "line-deep": (manifest(ok), [b"[" * 100_000 + b"]" * 100_000]),  # RecursionError
         "candidate-not-object": (manifest(ok), [line.replace(b'"candidates": [{', b'"candidates": [1, {', 1)]),  # TypeError
-        "ranking-of-objects": (manifest(ok), [json.dumps({**good[0], "trajectory": {**good[0]["trajectory"], "ranking": [{}]}}).encode()]),  # TypeError
-        "atMs-text": (manifest(ok), [line, json.dumps({**good[1], "case": {**good[1]["case"], "atMs": "soon"}}).encode()]),  # TypeError in sort
-        "caseId-list": (manifest(ok), [json.dumps({**good[0], "case": {**good[0]["case"], "caseId": ["x"]}}).encode()]),  # TypeError unhashable
+        # TypeError
+        "ranking-of-objects": (manifest(ok), [json.dumps({**good[0], "trajectory": {**good[0]["trajectory"], "ranking": [{}]}}).encode()]),
+        # TypeError in sort
+        "atMs-text": (manifest(ok), [line, json.dumps({**good[1], "case": {**good[1]["case"], "atMs": "soon"}}).encode()]),
+        # TypeError unhashable
+        "caseId-list": (manifest(ok), [json.dumps({**good[0], "case": {**good[0]["case"], "caseId": ["x"]}}).encode()]),
         "teacherRank-text": (manifest(ok), [json.dumps({**good[0], "teacherRank": "1"}).encode()]),  # TypeError in to_records
     }
     for name, (m, lines) in cases.items():

@@ -1,11 +1,12 @@
 """Python side of the shared prompt vectors (test/star/prompt-vectors.test.ts is the TypeScript side)."""
 import json
+from typing import Any
 
 import numpy as np
 import pytest
+from conftest import FIXTURE_MODEL, VECTORS
 from tokenizers import Tokenizer
 
-from conftest import FIXTURE_MODEL, VECTORS
 from starstream_train.prompt import (
     CaseEncoder,
     js_round,
@@ -14,15 +15,15 @@ from starstream_train.prompt import (
     sanitise_title,
     utf16_len,
 )
-from starstream_train.tokenizer import segment_ids
+from starstream_train.tokenizer import segment_ids, special_id
 
 SPEC = load_prompt_spec()
 TOKENIZER = Tokenizer.from_file(str(FIXTURE_MODEL / "tokenizer.json"))
-VECTORS_LINES = [json.loads(l) for l in VECTORS.read_text().splitlines() if l.strip()]
+VECTORS_LINES = [json.loads(line) for line in VECTORS.read_text().splitlines() if line.strip()]
 
 
 def encoder(max_length: int) -> CaseEncoder:
-    return CaseEncoder(SPEC, segment_ids(TOKENIZER), TOKENIZER.token_to_id("[CLS]"), TOKENIZER.token_to_id("[SEP]"), max_length)
+    return CaseEncoder(SPEC, segment_ids(TOKENIZER), special_id(TOKENIZER, "[CLS]"), special_id(TOKENIZER, "[SEP]"), max_length)
 
 
 @pytest.mark.parametrize("vector", VECTORS_LINES, ids=[v["name"] for v in VECTORS_LINES])
@@ -38,7 +39,7 @@ def test_vector_renders_tokenizes_and_featurizes_identically(vector):
 def test_segment_ids_equal_whole_text_ids_when_not_cut():
     for v in VECTORS_LINES:
         texts, rows, _ = encoder(v["maxLength"]).encode_case(v["case"])
-        for text, row in zip(texts, rows):
+        for text, row in zip(texts, rows, strict=True):
             whole = TOKENIZER.encode(text).ids  # the post-processor adds [CLS] and [SEP]
             if len(whole) <= v["maxLength"]:
                 assert whole == row
@@ -54,7 +55,7 @@ def test_javascript_semantics():
 
 
 def test_truncation_order():
-    lengths = dict(candidate=5, evidence=[4, 4, 4], user=3, history=[2, 2, 2])
+    lengths: dict[str, Any] = dict(candidate=5, evidence=[4, 4, 4], user=3, history=[2, 2, 2])
     assert plan_truncation(SPEC, budget=23, **lengths).history == 1
     p = plan_truncation(SPEC, budget=16, **lengths)
     assert (p.evidence, p.user, p.history, p.cut_at) == (2, True, 0, None)

@@ -31,6 +31,7 @@ def exported(tmp_path_factory) -> tuple[Path, dict]:
 def test_manifest_is_the_writers(exported):
     out, summary = exported
     manifest = read_manifest(out)
+    assert manifest is not None
     assert manifest["schemaVersion"] == SCHEMA_VERSION
     assert manifest["filter"] == {"keep": "topk", "k": 3}
     assert manifest["counts"]["kept"] == summary["kept"]

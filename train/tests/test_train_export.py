@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 
 from starstream_train.cases import CaseFileError, read_cases
-from starstream_train.export import pad, write_model_dir
+from starstream_train.export import ExportCheckError, check_export, export_onnx, pad, parity_batches, write_model_dir
 from starstream_train.prompt import load_prompt_spec
 from starstream_train.train import config_from, train
 
@@ -47,7 +47,7 @@ def test_training_is_deterministic_and_export_agrees(parity_cases_file, tmp_path
     a = train(parity_cases_file, cfg, log=quiet)
     b = train(parity_cases_file, cfg, log=quiet)
     assert a.history[0]["loss"] == b.history[0]["loss"]
-    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert np.array_equal(x.numpy(), y.numpy()), name
     assert set(a.validation) == {"hr1", "hr3", "hr5", "avg", "ndcg10"}
 
@@ -56,11 +56,17 @@ def test_training_is_deterministic_and_export_agrees(parity_cases_file, tmp_path
                                parity_records=a.parity_records, name="star", version="t-1", metrics={}, config={})
     assert sorted(p.name for p in out.iterdir()) == ["parity.jsonl", "star.json", "star.onnx", "tokenizer.json"]
     assert manifest["parityMaxAbsDiff"] <= 1e-4
+    # Parity was checked at the shortest rows, each case's own padded length and the model's max_length.
+    checked = manifest["parityLengths"]
+    assert set(checked) == {"short", "typical", "max"}
+    assert checked["max"]["lengths"] == [a.encoder.max_length]
+    assert checked["short"]["lengths"][0] < max(checked["typical"]["lengths"]) <= a.encoder.max_length
+    assert max(c["maxAbsDiff"] for c in checked.values()) == manifest["parityMaxAbsDiff"]
     assert manifest["promptTemplateVersion"] == load_prompt_spec().version
     assert manifest["featureWidth"] == load_prompt_spec().feature_width
-    lines = [json.loads(l) for l in (out / "parity.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "parity.jsonl").read_text().splitlines()]
     assert len(lines) == len(a.parity_records)
-    assert all(len(l["texts"]) == len(l["ids"]) == len(l["scores"]) == len(l["case"]["candidates"]) for l in lines)
+    assert all(len(p["texts"]) == len(p["ids"]) == len(p["scores"]) == len(p["case"]["candidates"]) for p in lines)
     # Dynamic axes: onnxruntime accepts another batch size and length than the export example.
     sess = ort.InferenceSession(str(out / "star.onnx"), providers=["CPUExecutionProvider"])
     ids = np.ones((7, 11), dtype=np.int64)
@@ -75,3 +81,50 @@ def test_case_file_errors(tmp_path):
     bad.write_text("not json\n")
     with pytest.raises(CaseFileError, match="not JSON"):
         read_cases(bad)
+
+
+def test_export_shows_no_warning_but_the_known_harmless_ones(tmp_path):
+    """The exporter's two notices about itself are silenced by message; anything else (a TracerWarning: a value
+    frozen into the trace) would reach the user, and here fails the test."""
+    import warnings
+
+    import torch
+
+    from starstream_train.model import ModelConfig, StarModel
+
+    for bag in (0, 8):
+        model = StarModel(ModelConfig(vocab_size=50, max_length=16, feature_width=10, bag=bag))
+        example = (torch.ones(2, 9, dtype=torch.long), torch.ones(2, 9, dtype=torch.long), torch.zeros(2, 10))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            export_onnx(model, tmp_path / f"m{bag}.onnx", example)
+
+
+def test_parity_is_checked_per_length_and_a_length_dependent_divergence_is_caught():
+    import torch
+
+    from starstream_train.model import ModelConfig, StarModel
+
+    model = StarModel(ModelConfig(vocab_size=50, max_length=16, feature_width=3)).eval()
+    rows = [[1, 9, 3], [1, 9, 9, 9, 3], [1, 8, 8, 8, 8, 8, 8, 3], [1, 7, 3]]
+    feats = np.zeros((4, 3), np.float32)
+    batches = parity_batches(rows, feats, [2, 2], 16)
+    assert [b[0].shape for b in batches["short"]] == [(2, 3)]
+    assert [b[0].shape for b in batches["typical"]] == [(2, 5), (2, 8)]
+    assert [b[0].shape for b in batches["max"]] == [(4, 16), (4, 16)]
+    assert batches["max"][1][1].all() and batches["max"][1][0][0].tolist()[:6] == [1, 9, 3, 1, 9, 3]
+
+    class Drifts:
+        """Agrees with PyTorch except at length 16, as a trace that froze the example's length would."""
+
+        def run(self, _names, feed):
+            ids, mask, f = (torch.from_numpy(feed[k]) for k in ("input_ids", "attention_mask", "features"))
+            with torch.no_grad():
+                out = model(ids, mask, f).numpy()
+            return [out + (0.5 if ids.shape[1] == 16 else 0.0)]
+
+    for label in ("short", "typical"):
+        for b in batches[label]:
+            assert check_export(model, Drifts(), *b, 1e-4) == 0.0
+    with pytest.raises(ExportCheckError, match="at length 16"):
+        check_export(model, Drifts(), *batches["max"][0], 1e-4)

@@ -32,6 +32,11 @@ export function transactionalIdOf(consumed: Pick<ConsumedPosition, 'groupId' | '
  * makes the broker finish that transaction first (commit if it was prepared, else abort). Only in the second
  * case can the send reject although the transaction committed; the redelivered batch then publishes again
  * (a window as narrow as a lost EndTxn answer after kafkajs's retries).
+ *
+ * Readers with read_committed stop at the first open transaction of a partition (the last stable offset): a
+ * process killed with a transaction open holds back the output partitions it wrote to until the next owner of
+ * its input partition initializes the id (after the group's session timeout) or the transaction times out
+ * (`transactionTimeout`, `config.ts`).
  */
 export class KafkaTransactionalProducer implements TransactionalProducer {
   private readonly producers = new Map<string, kafkajs.Producer>();

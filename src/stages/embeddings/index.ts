@@ -68,8 +68,9 @@ export class CollaborativeLearner {
       if (j === item || !state.isLearned(j)) continue;
       step.fill(0);
       bprStep(userVector, itemVector, state.itemVector(j), positive, step, o.learningRate, o.regularization);
+      // Only the vector moves: a sampled negative is not a sighting (its first/last seen stay), so a store
+      // with a durable tier writes just its vector.
       state.addToItemVector(j, step);
-      state.sightItem(j, at);
     }
 
     // The user's previous items (before this event), this item left out: what it now co-occurs with.

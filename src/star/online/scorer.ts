@@ -145,7 +145,7 @@ export class OnlineBlendScorer implements Scorer {
   private readonly options: OnlineBlendOptions;
   private readonly w0: Float64Array;
   private readonly w: Float64Array;
-  /** What serves: `w`, or a single term with the tie-break. */
+  /** What serves: `w`; in its place the start weights, or a single term with the tie-break. */
   private readonly v: Float64Array;
   private mode: ServingMode = BLEND;
   private readonly kept = new Map<string, KeptList>();

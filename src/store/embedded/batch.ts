@@ -97,7 +97,7 @@ export class EmbeddedBatch implements LiveBatch {
   }
 
   /** Slots of every user and item the batch changed so far (for a store that writes them elsewhere). */
-  touched(): { readonly users: readonly number[]; readonly items: readonly number[] } {
+  touched(): { readonly users: readonly number[]; readonly items: readonly number[]; readonly vectorOnly: readonly number[] } {
     return this.state.touchedInBatch();
   }
 

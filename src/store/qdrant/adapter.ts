@@ -14,7 +14,7 @@ import type {
   UserProfile,
   VectorStore,
 } from '../port.ts';
-import type { DurableTier, ItemPage } from '../tiered/durable.ts';
+import type { DurableTier, ItemPage, ItemVector } from '../tiered/durable.ts';
 import { ensureCollection, type CallFn, type CollectionReport, type CollectionSpec } from './collections.ts';
 import { classifyQdrantError } from './errors.ts';
 import { KeyedLock } from '../../util/keyed-lock.ts';
@@ -223,14 +223,19 @@ export class QdrantStore implements VectorStore, DurableTier {
   /**
    * Writes whole item states as given, without reading or merging: for a caller that is the single writer of
    * these items and holds their current state (`store/tiered/`). One `batchUpdate` request (`wait: true`) for the
-   * whole call, its points in `upsert` operations of `maxBatchPoints`. (Sending only the vector and `lastSeenMs`
-   * of a negative sample's item was measured slower: it takes one `set_payload` operation per distinct time.)
+   * whole call, its points in `upsert` operations of `maxBatchPoints`, and `vectors` (items of which only the
+   * vector moved: a sampled negative, which is not a sighting) in `update_vectors` operations, payload untouched.
    */
-  async putItems(items: readonly ItemProfile[]): Promise<void> {
+  async putItems(items: readonly ItemProfile[], vectors: readonly ItemVector[] = []): Promise<void> {
     this.checkReady('putItems');
     for (const item of items) validateVector(item.vector, this.config.dimension, `item ${JSON.stringify(item.itemId)} vector`);
-    if (items.length === 0) return;
-    const operations = chunks(items.map(itemToPoint), this.config.qdrant.maxBatchPoints).map((points) => ({ upsert: { points } }));
+    for (const v of vectors) validateVector(v.vector, this.config.dimension, `item ${JSON.stringify(v.itemId)} vector`);
+    if (items.length === 0 && vectors.length === 0) return;
+    const size = this.config.qdrant.maxBatchPoints;
+    const operations = [
+      ...chunks(items.map(itemToPoint), size).map((points) => ({ upsert: { points } })),
+      ...chunks(vectors.map((v) => ({ id: pointId(v.itemId), vector: Array.from(v.vector) })), size).map((points) => ({ update_vectors: { points } })),
+    ];
     await this.track(
       this.call('batchUpdate', this.itemsCollection, () =>
         this.api.batchUpdate(this.itemsCollection, { wait: true, operations }),

@@ -6,6 +6,12 @@ import type { ItemMetadata, ItemProfile, StoreCounts, UserProfile } from '../por
  * to inject failures.
  */
 
+/** An item's new vector alone (its payload unchanged). */
+export interface ItemVector {
+  readonly itemId: string;
+  readonly vector: Float32Array;
+}
+
 /** A page of a scan over every item; `next` is null after the last page. */
 export interface ItemPage {
   readonly items: readonly ItemProfile[];
@@ -18,8 +24,11 @@ export interface DurableTier {
   getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
   /** Whole user states, the last of an id winning; acknowledged = durable and visible to every reader. */
   putUsers(users: readonly UserProfile[]): Promise<void>;
-  /** Whole item states (no read, no merge), in one request; acknowledged = durable and visible. */
-  putItems(items: readonly ItemProfile[]): Promise<void>;
+  /**
+   * Whole item states (no read, no merge) and, for items of which only the vector changed, just their vectors,
+   * in one request; acknowledged = durable and visible.
+   */
+  putItems(items: readonly ItemProfile[], vectors?: readonly ItemVector[]): Promise<void>;
   putItemMetadata(items: readonly ItemMetadata[]): Promise<void>;
   /** Items in point-id order, `limit` per page, starting after `offset` (null: from the first). */
   scrollItems(limit: number, offset: string | number | null): Promise<ItemPage>;

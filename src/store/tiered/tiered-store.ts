@@ -308,20 +308,25 @@ export class TieredStore implements VectorStore {
     const touched = batch.touched();
     const users = touched.users.filter((u) => state.userExists[u] === 1).map((u) => state.userProfile(u));
     const items = touched.items.filter((i) => state.itemExists[i] === 1).map((i) => state.itemProfile(i));
+    // Items moved only as sampled negatives (most of a batch's items): their vectors alone, payload untouched.
+    const vectors = touched.vectorOnly
+      .filter((i) => state.itemExists[i] === 1)
+      .map((i) => ({ itemId: state.items.idOf(i), vector: state.itemVector(i).slice() }));
     const results = await Promise.allSettled([
       users.length > 0 ? this.durable.putUsers(users) : undefined,
-      items.length > 0 ? this.durable.putItems(items) : undefined,
+      items.length + vectors.length > 0 ? this.durable.putItems(items, vectors) : undefined,
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
       this.endLive(() => batch.rollback());
-      this.pinHeld(users.map((u) => u.userId), items.map((i) => i.itemId), epoch);
+      this.pinHeld(users.map((u) => u.userId), [...items.map((i) => i.itemId), ...vectors.map((v) => v.itemId)], epoch);
       throw failed.reason;
     }
     this.endLive(() => batch.commitNow());
     const now = this.clock();
     for (const user of users) this.recordWritten(this.users, user.userId, epoch, now);
     for (const item of items) this.recordWritten(this.items, item.itemId, epoch, now);
+    for (const v of vectors) this.recordWritten(this.items, v.itemId, epoch, now);
   }
 
   /** Ends the live batch and runs the installs that waited for it. */

@@ -24,7 +24,10 @@ const MAX_BATCH = 100;
 const GARBAGE_EVERY = 1_000;
 
 describe('exactly-once outputs across a broker restart', { timeout: 900_000 }, () => {
-  it(`publishes every output of ${EVENTS} events once when the broker is SIGKILLed and restarted mid-stream`, async (t) => {
+  // The control (exactlyOnce off) is reported beside, not asserted on duplicates: whether a batch is in flight at
+  // the kill is up to timing, so at-least-once may or may not repeat one.
+  for (const exactlyOnce of [true, false]) {
+  it(`${exactlyOnce ? 'exactlyOnce' : 'at-least-once (the control)'}: ${EVENTS} events, the broker SIGKILLed and restarted mid-stream`, async (t) => {
     const broker = await startBroker();
     onCleanup(t, () => broker.stop());
     const env = pipelineEnv({
@@ -33,7 +36,7 @@ describe('exactly-once outputs across a broker restart', { timeout: 900_000 }, (
       maxBatchRecords: MAX_BATCH,
       extra: {
         STARSTREAM_STORE__DIMENSION: '8',
-        STARSTREAM_EVENT_LOG__KAFKA__EXACTLY_ONCE: 'true',
+        STARSTREAM_EVENT_LOG__KAFKA__EXACTLY_ONCE: String(exactlyOnce),
         // Client retries that outlast a broker restart on a busy machine (the default, 5 up to 5 s, can run out
         // while the group coordinator is not back yet, and a consumer whose retries ran out stops).
         STARSTREAM_EVENT_LOG__KAFKA__RETRY__RETRIES: '12',
@@ -68,12 +71,20 @@ describe('exactly-once outputs across a broker restart', { timeout: 900_000 }, (
 
     const result = await collector.waitForAccounting(EVENTS, { timeoutMs: 600_000, stallMs: 120_000, failed });
     const codes = redeliveries(captured.lines());
+    const dropped = captured.lines().filter((line) => String(line.msg).startsWith('transactional producer fenced') || String(line.msg).startsWith('transaction abort failed')).length;
     t.diagnostic(describeAccounting(result));
     t.diagnostic(
       `broker SIGKILLed and restarted in ${restartMs} ms after ${outputsBefore} outputs; outputs again ${resumedMs} ms after the kill; ` +
-        `failed batch attempts ${JSON.stringify(codes)}; ${result.extraAnswers} duplicates with exactlyOnce`,
+        `failed batch attempts ${JSON.stringify(codes)}; transactional producers dropped (fenced or abort failed): ${dropped}; ` +
+        `${result.extraAnswers} duplicates with exactlyOnce=${exactlyOnce}`,
     );
-    assertAccountedFor(result, { inputs: EVENTS, deadLettered: Math.floor(EVENTS / GARBAGE_EVERY), deadLetterCodes: ['UNDECODABLE'], maxExtraAnswers: 0 });
+    assertAccountedFor(result, {
+      inputs: EVENTS,
+      deadLettered: Math.floor(EVENTS / GARBAGE_EVERY),
+      deadLetterCodes: ['UNDECODABLE'],
+      maxExtraAnswers: exactlyOnce ? 0 : MAX_BATCH * PARTITIONS * 4,
+    });
     assert.equal(stoppedWith, null, 'the runner kept running');
   });
+  }
 });

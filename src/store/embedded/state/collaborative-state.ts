@@ -1,5 +1,5 @@
 import { bloomAddHashed, bloomHashes } from '../../../util/bloom.ts';
-import { isUnseenItem, UNSEEN_FIRST_SEEN_MS, UNSEEN_LAST_SEEN_MS, type ItemMergeLimits } from '../../item-merge.ts';
+import { isSighting, isUnseenItem, UNSEEN_FIRST_SEEN_MS, UNSEEN_LAST_SEEN_MS, type ItemMergeLimits } from '../../item-merge.ts';
 import { decayTauMs, EMPTY_LOG_SUM, logAddExp } from '../../popularity.ts';
 import type { CooccurrenceRows, ItemDelta, ItemMetadata, ItemProfile, LearningState, TimedId, UserProfile } from '../../port.ts';
 import { CooccurrenceLists } from './cooccurrence.ts';
@@ -126,7 +126,7 @@ export class CollaborativeState implements LearningState {
   }
 
   /** Users and items the open batch changed so far. */
-  touchedInBatch(): { users: number[]; items: number[] } {
+  touchedInBatch(): { users: number[]; items: number[]; vectorOnly: number[] } {
     return this.requireJournal().touched();
   }
 
@@ -404,7 +404,7 @@ export class CollaborativeState implements LearningState {
     const interactions = delta.interactions ?? 0;
     this.countItem(i, interactions, delta.atMs);
     if (delta.cooccurrence) for (const [id, count] of delta.cooccurrence) this.cooccurrence.add(i, this.itemReference(id), count);
-    this.sightItem(i, delta.atMs);
+    if (isSighting(delta)) this.sightItem(i, delta.atMs);
     return i;
   }
 

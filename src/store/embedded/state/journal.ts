@@ -126,8 +126,16 @@ export class Journal {
     return result;
   }
 
-  touched(): { users: number[]; items: number[] } {
-    return { users: this.usersTouched.toArray(), items: this.itemsTouched.toArray() };
+  /** Everything the batch changed so far; `vectorOnly`: items of which only the vector moved (negatives). */
+  touched(): { users: number[]; items: number[]; vectorOnly: number[] } {
+    const items: number[] = [];
+    const vectorOnly: number[] = [];
+    for (let k = 0; k < this.itemsTouched.length; k++) {
+      const i = this.itemsTouched.values[k]!;
+      if ((this.itemMark[i]! & ~(ITEM_VECTOR | ITEM_TOUCHED)) === 0) vectorOnly.push(i);
+      else items.push(i);
+    }
+    return { users: this.usersTouched.toArray(), items, vectorOnly };
   }
 
   /** Items whose popularity rose in the batch so far. */
