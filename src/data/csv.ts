@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { once } from 'node:events';
+import { openForReading } from './files.ts';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { FatalError } from '../errors/index.ts';
@@ -163,12 +162,6 @@ class CsvParser {
   }
 }
 
-async function openFile(path: string): Promise<Readable> {
-  const stream = createReadStream(path);
-  try {
-    await once(stream, 'open');
-  } catch (cause) {
-    throw new FatalError('CSV_UNREADABLE', `cannot read ${path}: ${(cause as Error).message}`, { cause });
-  }
-  return stream;
+function openFile(path: string): Promise<Readable> {
+  return openForReading(path, 'CSV_UNREADABLE');
 }

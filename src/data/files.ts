@@ -1,4 +1,7 @@
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { Interaction, Item } from '../domain/events.ts';
 import { FatalError } from '../errors/index.ts';
@@ -53,4 +56,18 @@ export function malformedLine(file: string, line: number, why: string): FatalErr
 /** Parses a base-10 integer field strictly (no blanks, no fractions, no trailing junk); NaN otherwise. */
 export function parseIntField(text: string): number {
   return /^-?\d+$/.test(text) ? Number(text) : Number.NaN;
+}
+
+/**
+ * Opens a file for streaming, turning a failure to open into one clear error (`code`, the path named) before
+ * any line is read.
+ */
+export async function openForReading(path: string, code: string): Promise<Readable> {
+  const stream = createReadStream(path);
+  try {
+    await once(stream, 'open');
+  } catch (cause) {
+    throw new FatalError(code, `cannot read ${path}: ${(cause as Error).message}`, { cause });
+  }
+  return stream;
 }

@@ -1,10 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { openForReading } from './files.ts';
+import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EVENT_TYPES, type EventType, type Interaction } from '../domain/events.ts';
-import { FatalError } from '../errors/index.ts';
 
 /**
  * Interactions as JSON lines: one `Interaction` object per line, the file format of `starstream replay` and
@@ -129,13 +128,6 @@ function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
 }
 
-/** Opens a file for reading, turning a failure to open into one clear error before any line is read. */
-async function openFile(path: string): Promise<Readable> {
-  const stream = createReadStream(path);
-  try {
-    await once(stream, 'open');
-  } catch (cause) {
-    throw new FatalError('JSONL_UNREADABLE', `cannot read ${path}: ${(cause as Error).message}`, { cause });
-  }
-  return stream;
+function openFile(path: string): Promise<Readable> {
+  return openForReading(path, 'JSONL_UNREADABLE');
 }

@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { once } from 'node:events';
+import { openForReading } from './files.ts';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { FatalError } from '../errors/index.ts';
@@ -96,12 +95,6 @@ async function* readJsonObjects(path: string): AsyncGenerator<TableEntry, void, 
   }
 }
 
-async function openFile(path: string): Promise<Readable> {
-  const stream = createReadStream(path);
-  try {
-    await once(stream, 'open');
-  } catch (cause) {
-    throw new FatalError('TABLE_UNREADABLE', `cannot read ${path}: ${(cause as Error).message}`, { cause });
-  }
-  return stream;
+function openFile(path: string): Promise<Readable> {
+  return openForReading(path, 'TABLE_UNREADABLE');
 }

@@ -112,7 +112,9 @@ describe('exactly-once outputs (eventLog.kafka.exactlyOnce)', () => {
   });
 
   it('drops a fenced producer and rejects as transient; the next send makes a new one', async () => {
-    const fenced = Object.assign(new Error('fenced'), { name: 'KafkaJSProtocolError', type: 'PRODUCER_FENCED', retriable: false });
+    // As kafkajs throws it: the broker's answer wrapped by its retrier.
+    const answer = Object.assign(new Error('fenced'), { name: 'KafkaJSProtocolError', type: 'INVALID_PRODUCER_EPOCH', retriable: false });
+    const fenced = Object.assign(new Error('fenced'), { name: 'KafkaJSNonRetriableError', retriable: false, cause: answer });
     const made: Fake[] = [];
     const tx = new KafkaTransactionalProducer((id) => {
       const fake = fakeProducer(id, made.length === 0 ? { commit: fenced } : {});

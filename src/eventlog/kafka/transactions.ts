@@ -107,11 +107,11 @@ export class KafkaTransactionalProducer implements TransactionalProducer {
 
   /** Classifies a transaction's failure; drops the producer when it is fenced or the outcome unknown. */
   private failed(id: string, producer: kafkajs.Producer, err: unknown, committing = false): StarstreamError {
-    const type = (err as { type?: unknown } | null)?.type;
-    if (typeof type === 'string' && FENCED_TYPES.has(type)) {
+    const type = fencedType(err);
+    if (type !== null) {
       this.logger.warn({ code: `KAFKA_${type}`, transactionalId: id }, 'transactional producer fenced: another owner of the partition took over');
       void this.drop(id, producer);
-      return new TransientError('KAFKA_PRODUCER_FENCED', `transactional id ${id} is used by a newer producer (${String(type)})`, { cause: err });
+      return new TransientError('KAFKA_PRODUCER_FENCED', `transactional id ${id} is used by a newer producer (${type})`, { cause: err });
     }
     const classified = classifyKafkaError(err);
     // After a failed commit the producer's state is not known to be clean: the next one for the id settles it.
@@ -138,4 +138,15 @@ export class KafkaTransactionalProducer implements TransactionalProducer {
     if (this.producers.get(id) === producer) this.producers.delete(id);
     await producer.disconnect().catch(() => undefined);
   }
+}
+
+/** The fencing error type in `err` or its causes (kafkajs wraps a non-retriable answer in KafkaJSNonRetriableError); null when none. */
+function fencedType(err: unknown): string | null {
+  let at: unknown = err;
+  for (let depth = 0; depth < 5 && typeof at === 'object' && at !== null; depth++) {
+    const e = at as { type?: unknown; cause?: unknown; originalError?: unknown };
+    if (typeof e.type === 'string' && FENCED_TYPES.has(e.type)) return e.type;
+    at = e.cause ?? e.originalError;
+  }
+  return null;
 }

@@ -34,21 +34,11 @@ export class EmbeddedBatch implements LiveBatch {
   }
 
   async usersById(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
-    const out = new Map<string, UserProfile>();
-    for (const id of userIds) {
-      const u = this.state.userSlot(id);
-      if (u >= 0) out.set(id, this.state.lazyUserProfile(u));
-    }
-    return out;
+    return profilesOf(userIds, (id) => this.state.userSlot(id), (u) => this.state.lazyUserProfile(u));
   }
 
   async itemsById(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {
-    const out = new Map<string, ItemProfile>();
-    for (const id of itemIds) {
-      const i = this.state.knownItem(id);
-      if (i >= 0) out.set(id, this.state.lazyItemProfile(i));
-    }
-    return out;
+    return profilesOf(itemIds, (id) => this.state.knownItem(id), (i) => this.state.lazyItemProfile(i));
   }
 
   cooccurrenceRows(itemIds: readonly string[]): CooccurrenceRows {
@@ -111,4 +101,14 @@ export class EmbeddedBatch implements LiveBatch {
     this.ended = true;
     this.onEnd();
   }
+}
+
+/** The profiles of the held ids among `ids`, built by `build` from their slots (`slotOf`: -1 when not held). */
+export function profilesOf<P>(ids: readonly string[], slotOf: (id: string) => number, build: (slot: number) => P): Map<string, P> {
+  const out = new Map<string, P>();
+  for (const id of ids) {
+    const slot = slotOf(id);
+    if (slot >= 0) out.set(id, build(slot));
+  }
+  return out;
 }

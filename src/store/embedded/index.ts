@@ -17,7 +17,7 @@ import type {
 } from '../port.ts';
 import { VectorIndex, type VectorIndexOptions, type VectorIndexStats } from './vector-index.ts';
 import { CollaborativeState, type StateLimits } from './state/collaborative-state.ts';
-import { EmbeddedBatch } from './batch.ts';
+import { EmbeddedBatch, profilesOf } from './batch.ts';
 import { PopularRanking } from './state/popular-ranking.ts';
 import {
   captureSnapshot,
@@ -202,21 +202,11 @@ export class EmbeddedStore implements VectorStore {
   }
 
   async getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
-    const out = new Map<string, UserProfile>();
-    for (const id of userIds) {
-      const u = this.state.userSlot(id);
-      if (u >= 0) out.set(id, this.state.userProfile(u));
-    }
-    return out;
+    return profilesOf(userIds, (id) => this.state.userSlot(id), (u) => this.state.userProfile(u));
   }
 
   async getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {
-    const out = new Map<string, ItemProfile>();
-    for (const id of itemIds) {
-      const i = this.state.knownItem(id);
-      if (i >= 0) out.set(id, this.state.itemProfile(i));
-    }
-    return out;
+    return profilesOf(itemIds, (id) => this.state.knownItem(id), (i) => this.state.itemProfile(i));
   }
 
   async putUsers(users: readonly UserProfile[]): Promise<void> {

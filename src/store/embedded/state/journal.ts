@@ -1,4 +1,5 @@
 import { ADD_APPENDED, ADD_CUT, ADD_NONE, type CooccurrenceLists } from './cooccurrence.ts';
+import type { StateColumns } from './columns.ts';
 import { grown } from './ids.ts';
 
 /** What one committed batch changed: slots whose vector changed, and items whose popularity rose. */
@@ -8,27 +9,15 @@ export interface BatchChanges {
   readonly raisedItems: readonly number[];
 }
 
-/** The columns of a `CollaborativeState` the journal saves and restores. */
-export interface JournaledState {
+/** The columns of a `CollaborativeState` the journal saves and restores, and how it frees slots. */
+export interface JournaledState
+  extends Pick<
+    StateColumns,
+    | 'userVec' | 'userCount' | 'userFirst' | 'userLast' | 'recentItems' | 'recentAt' | 'recentLen' | 'consumed'
+    | 'itemVec' | 'itemCount' | 'shortLog' | 'longLog' | 'itemFirst' | 'itemLast' | 'audienceUser' | 'audienceAt' | 'audienceLen'
+  > {
   readonly dimension: number;
   readonly options: { readonly userHistoryLength: number; readonly consumedFilterBytes: number; readonly itemAudienceLength: number; readonly cooccurrenceLimit: number };
-  readonly userVec: Float32Array;
-  readonly userCount: Float64Array;
-  readonly userFirst: Float64Array;
-  readonly userLast: Float64Array;
-  readonly recentItems: Int32Array;
-  readonly recentAt: Float64Array;
-  readonly recentLen: Uint16Array;
-  readonly consumed: Uint8Array;
-  readonly itemVec: Float32Array;
-  readonly itemCount: Float64Array;
-  readonly shortLog: Float64Array;
-  readonly longLog: Float64Array;
-  readonly itemFirst: Float64Array;
-  readonly itemLast: Float64Array;
-  readonly audienceUser: Int32Array;
-  readonly audienceAt: Float64Array;
-  readonly audienceLen: Uint16Array;
   readonly cooccurrence: CooccurrenceLists;
   releaseUser(u: number): void;
   unexistUser(u: number): void;
