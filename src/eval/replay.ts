@@ -7,7 +7,7 @@ import { generateCandidates } from '../stages/candidates/index.ts';
 import { evidenceForItems } from '../stages/evidence/for-items.ts';
 import type { CstTemplates } from '../cst/index.ts';
 import type { StoreView, ItemMerger } from '../stages/state/store-view.ts';
-import type { CollaborativeLearner, NegativeSampler } from '../stages/embeddings/index.ts';
+import { learnEventInto, type CollaborativeLearner, type NegativeSampler } from '../stages/embeddings/index.ts';
 import type { CaseOptions } from '../pipeline/recommend.ts';
 import type { VectorStore } from '../store/port.ts';
 
@@ -59,11 +59,7 @@ export async function learnEvent(
 ): Promise<void> {
   if (view.store.openBatch) {
     const batch = await view.store.openBatch();
-    const item = batch.state.item(event.itemId);
-    const negatives = new Int32Array(engine.negativesPerEvent);
-    const drawn = engine.negativeSlots.sampleInto(negatives, negatives.length, item, event.eventId);
-    engine.negativeSlots.observe(item);
-    engine.learner.learnInto(batch.state, event, item, negatives, drawn);
+    learnEventInto(engine.learner, engine.negativeSlots, batch.state, event, new Int32Array(engine.negativesPerEvent));
     await batch.commit();
     // Nothing to write: this empties the view's cache, which read the state before this event.
     await view.commit();

@@ -6,7 +6,7 @@ import { errorCode } from '../errors/index.ts';
 import type { BatchHint, BatchReader, LiveBatch, UserProfile, VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
-import { NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
+import { learnEventInto, NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
 import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
 import type { CstTemplates } from '../cst/index.ts';
 import { ingest, type InteractionDecoder } from '../stages/ingest/index.ts';
@@ -142,10 +142,7 @@ export class BatchProcessor {
           slice = performance.now();
         }
         const learnStart = performance.now();
-        const item = batch.state.item(event.itemId);
-        const drawn = this.deps.negativeSlots.sampleInto(negatives, negatives.length, item, event.eventId);
-        this.deps.negativeSlots.observe(item);
-        this.deps.learner.learnInto(batch.state, event, item, negatives, drawn);
+        learnEventInto(this.deps.learner, this.deps.negativeSlots, batch.state, event, negatives);
         this.deps.instruments.stageDuration('learn', (performance.now() - learnStart) / 1000);
         if (!this.rankingEnabled) continue;
         const rec = await this.rank(batch, event, batch.user(event.userId)!, receivedAt, results.teacherCases);

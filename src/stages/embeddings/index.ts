@@ -178,6 +178,24 @@ function nextUserProfile(
 }
 
 /**
+ * One event learned into typed state the way the stream does it: the item interned, negatives drawn for the
+ * event's id (`negatives` is the caller's reusable scratch, its length the number to draw), the item observed
+ * by the sampler, then `learnInto`. Returns the user's slot.
+ */
+export function learnEventInto(
+  learner: CollaborativeLearner,
+  sampler: NegativeSampler<number>,
+  state: LearningState,
+  event: Interaction,
+  negatives: Int32Array,
+): number {
+  const item = state.item(event.itemId);
+  const drawn = sampler.sampleInto(negatives, negatives.length, item, event.eventId);
+  sampler.observe(item);
+  return learner.learnInto(state, event, item, negatives, drawn);
+}
+
+/**
  * Draws negatives in proportion to recent popularity by sampling a ring buffer of recently interacted items.
  * Popularity-proportional negatives push the model past "recommend what is popular", which uniform negatives
  * (mostly obscure items, easy to beat) do not. Bounded memory; per-instance state, which the embedded store's
