@@ -56,7 +56,7 @@ export async function runKafkaBench(scale: number): Promise<void> {
         target: 'p99 < 50 ms',
       },
     ];
-    save('kafka', 'Pipeline on a local Kafka broker (rows 1–3 unthrottled over a filled topic, latency includes the backlog wait; row 4 paced)', rows, { machine: machine(), brokers: local ? 'local KRaft broker' : 'KAFKA_BROKERS' });
+    save('kafka', 'Pipeline on a local Kafka broker (rows 1–5 unthrottled over a filled topic, latency includes the backlog wait; row 6 paced)', rows, { machine: machine(), brokers: local ? 'local KRaft broker' : 'KAFKA_BROKERS' });
   } finally {
     await local?.stop();
   }

@@ -5,7 +5,7 @@ import type { Interaction, Item } from '../domain/events.ts';
 import { DEFAULT_HARNESS_OPTIONS, runHarness, type HarnessOptions, type HarnessSystem } from '../eval/harness.ts';
 import { replayConfig, replayEngine } from '../eval/replay.ts';
 import { buildReport, reportSvg, reportTables, type EvalReport } from '../eval/report.ts';
-import { cooccurrenceScorer, embeddingScorer, loadStarScorer, popularityScorer } from '../eval/systems.ts';
+import { cooccurrenceScorer, embeddingScorer, loadStarScorer, popularityScorer, onlineBlendScorer } from '../eval/systems.ts';
 import { createMarsRanker } from '../eval/teacher.ts';
 import type { Logger } from '../logging/logger.ts';
 import { buildEngine, buildStore } from '../main.ts';
@@ -69,6 +69,8 @@ export async function runEval(
     { name: 'item-cf', scorer: cooccurrenceScorer() },
     { name: 'embeddings', scorer: embeddingScorer() },
     { name: 'baseline', scorer: createBaselineScorer() },
+    // The baseline's blend learning online from each case's next one (`src/star/online/`), fresh per run.
+    { name: 'online', scorer: onlineBlendScorer() },
   ];
   for (const { name, dir } of options.star ?? []) {
     systems.push({ name: `STAR ${name}`, scorer: await loadStarScorer(dir), source: dir });

@@ -132,6 +132,12 @@ const storeSchema = z
       ),
     dimension: positiveInt().max(1024).default(32).describe('Embedding dimension'),
     userHistoryLength: positiveInt().max(1000).default(50).describe('Recent items kept per user'),
+    maxUsersInMemory: nonNegativeInt()
+      .default(0)
+      .describe(
+        'Users held in memory; past 5% more, the least recently seen are retired down to it and their slots reused ' +
+          '(embedded: forgotten; qdrant: evicted from the hot tier and read again on next use). 0 = no bound',
+      ),
     itemAudienceLength: positiveInt().max(1000).default(50).describe('Recent users kept per item'),
     consumedFilterBytes: positiveInt()
       .max(65_536)

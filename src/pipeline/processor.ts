@@ -78,7 +78,15 @@ export interface BatchOutput {
   /** Cases the sampler picked, for the teacher-cases topic; sent and acknowledged with the rest. */
   readonly teacherCases: TeacherCase[];
   readonly accepted: number;
+  /**
+   * Ends the batch's learning (`process(…, { settleLater: true })`): true once its outputs are published, false
+   * when they could not be (the learning is undone). Idempotent; already settled unless `settleLater`. Stores
+   * read through `StoreView` commit inside `process()`, and for them this does nothing.
+   */
+  readonly settle: (published: boolean) => Promise<void>;
 }
+
+const SETTLED = async (): Promise<void> => {};
 
 /** The longest stretch a live batch runs without letting other work on the event loop in. */
 const YIELD_EVERY_MS = 20;
@@ -102,7 +110,13 @@ export class BatchProcessor {
     this.rankingEnabled = options.rankingEnabled;
   }
 
-  async process(records: readonly LogRecord[]): Promise<BatchOutput> {
+  /**
+   * @param options.settleLater true: the batch's learning stays open after its durable write (`prepare`), and the
+   *   caller ends it with `output.settle(true)` once the outputs are published (or `settle(false)` when they were
+   *   not: the learning is undone, so the redelivered batch is learned once and ranks the same). Otherwise the
+   *   learning is committed before this returns.
+   */
+  async process(records: readonly LogRecord[], options: { readonly settleLater?: boolean } = {}): Promise<BatchOutput> {
     const receivedAt = this.clock();
     const roundTripsBefore = this.deps.store.roundTrips?.() ?? 0;
     const { interactions, sources, deadLetters } = await this.timedAsync('ingest', () =>
@@ -116,8 +130,8 @@ export class BatchProcessor {
     const routed = this.options.routeItemDeltas === true;
     const out: Omit<BatchOutput, 'deadLetters' | 'accepted'> =
       !routed && this.deps.store.openBatch
-        ? await this.processLive(await this.deps.store.openBatch(batchHint(interactions)), interactions, receivedAt)
-        : await this.processViaView(interactions, sources, receivedAt, routed);
+        ? await this.processLive(await this.deps.store.openBatch(batchHint(interactions)), interactions, receivedAt, options.settleLater === true)
+        : { ...(await this.processViaView(interactions, sources, receivedAt, routed)), settle: SETTLED };
     this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
     this.deps.instruments.interactionsAccepted(interactions.length);
     return { ...out, deadLetters, accepted: interactions.length };
@@ -128,7 +142,12 @@ export class BatchProcessor {
    * ranked on it; the batch commits at the end or, when anything fails, rolls back whole, so a redelivered
    * batch is learned from the same state.
    */
-  private async processLive(batch: LiveBatch, interactions: readonly Interaction[], receivedAt: number): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
+  private async processLive(
+    batch: LiveBatch,
+    interactions: readonly Interaction[],
+    receivedAt: number,
+    settleLater: boolean,
+  ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
     const results = emptyResults();
     let slice = performance.now();
     this.deps.negativeSlots.begin();
@@ -159,13 +178,25 @@ export class BatchProcessor {
     // A store with a durable tier (Qdrant: `store/tiered`) writes it here, inside process(): before the runner
     // sends this batch's outputs and commits its offsets. A failed write has rolled the batch back.
     try {
-      await this.timedAsync('commit', () => batch.commit());
+      await this.timedAsync('commit', () => batch.prepare());
     } catch (err) {
       this.deps.negativeSlots.rollback();
       throw err;
     }
-    this.deps.negativeSlots.commit();
-    return results;
+    let settled = false;
+    const settle = async (published: boolean): Promise<void> => {
+      if (settled) return;
+      settled = true;
+      if (published) {
+        await batch.commit();
+        this.deps.negativeSlots.commit();
+      } else {
+        batch.rollback();
+        this.deps.negativeSlots.rollback();
+      }
+    };
+    if (!settleLater) await settle(true);
+    return { ...results, settle };
   }
 
   /** Any other store: profiles are read into a `StoreView`, changed there, and written back in one commit. */
@@ -174,7 +205,7 @@ export class BatchProcessor {
     sources: readonly SourcePosition[],
     receivedAt: number,
     routed: boolean,
-  ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
+  ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted' | 'settle'>> {
     const view = new StoreView(this.deps.store, this.deps.mergeItem, { applyItemDeltas: !routed });
     const negatives = await this.prefetch(view, interactions);
     const learned: LearnedDeltas[] = [];

@@ -19,7 +19,7 @@ import { BatchWatch, type StuckBatch } from './batch-watch.ts';
 import type { PipelineInstruments } from './instruments.ts';
 import { decodeItemDeltas, itemDeltasRecord } from './item-delta-records.ts';
 import { deadLetterRecord, recommendationRecord, teacherCaseRecord } from './outputs.ts';
-import type { BatchProcessor } from './processor.ts';
+import type { BatchOutput, BatchProcessor } from './processor.ts';
 
 /**
  * Runs the pipeline on an event log: consumes the interactions topic in batches, processes each batch, sends
@@ -49,10 +49,13 @@ import type { BatchProcessor } from './processor.ts';
  * read_committed sees them once, together with the commit; a failed transaction is aborted and the batch
  * redelivered, and nothing of the failed attempt is visible. (The consumer still commits the same offset after
  * the handler: a repeat of what the transaction committed.) A batch with no outputs is committed by the
- * consumer alone. Learning is not in the transaction: `processor.process()` has committed the batch's learning
- * to the store before its outputs are sent, so a batch whose transaction aborts is learned again when it is
- * redelivered, exactly as a failed send is without transactions; what undoes that is the store's (a restart
- * from an embedded checkpoint, which no failed batch ever enters), not the transaction.
+ * consumer alone.
+ *
+ * Learning moves with the outputs: `process(…, { settleLater: true })` leaves the batch's learning open (on a
+ * store with live batches; Qdrant's write is made durable first) until its outputs are published, then
+ * commits it; a failed publish (or an aborted transaction) rolls it back, so the redelivered batch is learned
+ * once and, learning being deterministic, produces the same recommendations. Stores read through `StoreView`
+ * (routed item writes) still commit inside `process()`.
  *
  * Readiness (`health()`) is more than the lifecycle: running, and every consumer fetching (none failed,
  * crashed and restarting, or waiting on a fetch the log does not answer for longer than `stuckBatchMs`), and
@@ -438,7 +441,21 @@ export class PipelineRunner {
     const d = this.deps;
     d.instruments.inFlight(batch.records.length);
     const started = performance.now();
-    const out = await d.processor.process(batch.records);
+    // The batch's learning stays open until its outputs are published: a failed publish undoes it, so the
+    // redelivered batch is learned once (and, learning being deterministic, ranks the same).
+    const out = await d.processor.process(batch.records, { settleLater: true });
+    try {
+      await this.publishOutputs(batch, out, started);
+    } catch (err) {
+      await out.settle(false);
+      throw err;
+    }
+    await out.settle(true);
+    this.processedRecords += batch.records.length;
+  }
+
+  private async publishOutputs(batch: ConsumedBatch, out: BatchOutput, started: number): Promise<void> {
+    const d = this.deps;
     const records: OutgoingRecord[] = [];
     for (const rec of out.recommendations) {
       records.push(await recommendationRecord(rec, d.topics.recommendations, d.codecs, d.framing));
@@ -466,7 +483,6 @@ export class PipelineRunner {
     for (const eventMs of out.eventTimesMs) d.instruments.eventLatency(Math.max(0, ackedAt - eventMs) / 1000);
     d.instruments.batchProcessed(batch.records.length, (performance.now() - started) / 1000);
     d.instruments.inFlight(0);
-    this.processedRecords += batch.records.length;
   }
 
   private async handleItems(batch: ConsumedBatch): Promise<void> {

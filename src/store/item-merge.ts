@@ -154,10 +154,13 @@ export function applyValidItemDelta(item: MutableItemProfile, delta: ItemDelta, 
 
 /**
  * Whether a delta is a sighting of the item (moves first/last seen): every delta but one that only moves the
- * vector, which is what a sampled negative's BPR step sends.
+ * vector, which is what a sampled negative's BPR step sends. (A delta with no change at all is a sighting: the
+ * routed writer's merge uses one to carry a first/last seen time.)
  */
 export function isSighting(delta: ItemDelta): boolean {
-  return (delta.interactions ?? 0) > 0 || delta.seenBy !== undefined || delta.cooccurrence !== undefined || delta.initialVector !== undefined;
+  const vectorOnly =
+    delta.vectorDelta !== undefined && !((delta.interactions ?? 0) > 0) && delta.seenBy === undefined && delta.cooccurrence === undefined && delta.initialVector === undefined;
+  return !vectorOnly;
 }
 
 /**

@@ -208,8 +208,14 @@ export interface LiveBatch extends BatchReader {
   readonly state: LearningState;
   /** The user as of now, built at the edge (a copy). */
   user(userId: string): UserProfile | undefined;
-  /** Makes the batch's changes the store's (a store with a durable tier writes them there first). */
+  /**
+   * Makes the batch's changes durable where the store has a durable tier (the tiered store writes them to
+   * Qdrant; the embedded store: nothing to do), the batch staying open; a failure rolls it back and rejects.
+   */
+  prepare(): Promise<void>;
+  /** Makes the batch's changes the store's (after `prepare`, or directly). */
   commit(): Promise<void>;
+  /** Undoes the batch, before or after `prepare`. */
   rollback(): void;
 }
 

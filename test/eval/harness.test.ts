@@ -134,9 +134,9 @@ describe('evaluation harness', () => {
       assert.ok(lines.length > 0 && lines.at(-1)!.includes('1,200/1,200'), 'progress lines while it runs');
       assert.deepEqual(
         report.systems.map((s) => [s.name, s.version]),
-        [['popularity', 'popularity'], ['item-cf', 'item-cf'], ['embeddings', 'embeddings'], ['baseline', createBaselineScorer().modelVersion], ['STAR tiny', 'star-tiny-1']],
+        [['popularity', 'popularity'], ['item-cf', 'item-cf'], ['embeddings', 'embeddings'], ['baseline', createBaselineScorer().modelVersion], ['online', 'online-1'], ['STAR tiny', 'star-tiny-1']],
       );
-      assert.equal(report.systems[4]!.source, FIXTURE_MODEL);
+      assert.equal(report.systems[5]!.source, FIXTURE_MODEL);
       assert.equal(report.teacher!.version, 'scripted/script-1');
       assert.ok(report.teacher!.runs >= 1 && report.teacher!.completed === report.teacher!.runs, 'the scripted teacher completes its runs');
       assert.deepEqual(report.seeds, { paper: 3, engine: config.embeddings.seed });

@@ -21,8 +21,21 @@ const T0 = Date.UTC(2025, 0, 1);
  * paths cut at different moments (a delta adds a window of keys at once, the typed state one by one), both
  * within the contract's 1.25 × limit, so the parity test keeps the lists below their limit.
  */
-function engine(cooccurrenceLimit = 4): Engine & { store: EmbeddedStore } {
-  const config = loadConfig({ overrides: { store: { dimension: 8, cooccurrenceLimit, cooccurrenceWindow: 3, userHistoryLength: 6, itemAudienceLength: 5, embedded: { indexBuild: 'inline' } } } });
+function engine(cooccurrenceLimit = 4, maxUsersInMemory = 0): Engine & { store: EmbeddedStore } {
+  const config = loadConfig({
+    overrides: {
+      store: {
+        dimension: 8,
+        cooccurrenceLimit,
+        cooccurrenceWindow: 3,
+        userHistoryLength: 6,
+        itemAudienceLength: 5,
+        maxUsersInMemory,
+        // A graph from 50 vectors on, refreshed inline: the retirement test searches through it.
+        embedded: { indexBuild: 'inline', exactSearchBelow: 50, rebuildDirtyMin: 20 },
+      },
+    },
+  });
   return buildEngine(config) as Engine & { store: EmbeddedStore };
 }
 
@@ -130,6 +143,33 @@ describe('typed collaborative state', () => {
       const { vector: _b, cooccurrence: cb, ...expected } = want;
       assert.deepEqual(got, expected, `item ${id}`);
       assert.deepEqual(new Map([...ca].sort()), new Map([...cb].sort()), `item ${id} co-occurrence`);
+    }
+  });
+
+  it('retires the least recently seen users past maxUsersInMemory: gone from profiles, search and audiences; slots reused', async () => {
+    const e = engine(200, 20);
+    const stream = events('open-world', 600, 120, 40);
+    for (let k = 0; k < stream.length; k += 50) await learnLive(e, stream.slice(k, k + 50));
+    const live = (await e.store.counts()).users;
+    assert.ok(live <= 21, `${live} users held, bound 20 (+5%)`);
+    const held = await e.store.getUsers(ids('u', 120));
+    assert.equal(held.size, live);
+    // The slots stay as many as the bound needs, not one per user ever seen.
+    assert.ok(e.store.state.users.extent <= 21 + 50, `${e.store.state.users.extent} user slots for ${live} users`);
+    // The users held are the most recently seen ones.
+    const lastSeen = new Map<string, number>();
+    for (const ev of stream) lastSeen.set(ev.userId, ev.timestampMs);
+    const oldestHeld = Math.min(...[...held.values()].map((u) => u.lastSeenMs));
+    for (const [id, at] of lastSeen) if (at > oldestHeld + 50_000) assert.ok(held.has(id), `${id}, seen at ${at}, should be held`);
+    for (const [, user] of held) {
+      for (const n of await e.store.searchUsers(user.vector, 10)) assert.ok(held.has(n.id), `search returned retired ${n.id}`);
+    }
+    for (const [id, item] of await e.store.getItems(ids('i', 40))) {
+      for (const r of item.recentUsers) {
+        assert.ok(held.has(r.id), `item ${id} audience names retired ${r.id}`);
+        // A reused slot must not inherit its previous holder's audience entries: the user saw the item then.
+        assert.ok(stream.some((ev) => ev.userId === r.id && ev.itemId === id && ev.timestampMs === r.atMs), `item ${id}: ${r.id} at ${r.atMs}`);
+      }
     }
   });
 });

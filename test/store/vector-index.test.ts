@@ -51,6 +51,44 @@ const ids = (found: readonly Neighbour[]): string[] => found.map((n) => n.id);
 
 describe('VectorIndex', () => {
   for (const indexBuild of ['inline', 'worker'] as const) {
+    it(`${indexBuild}: a removed id is never returned, its slot goes to the next new id, and results stay exact`, async () => {
+      const index = new VectorIndex(indexOptions({ indexBuild }));
+      try {
+        const vectors = new Map<string, Float32Array>(randomVectors(7, 600).map((v, i) => [`v${i}`, v]));
+        for (const [id, v] of vectors) index.set(id, v);
+        await index.rebuild();
+        // Half the removed ids are in the graph, half were written after it (dirty).
+        for (let i = 0; i < 600; i += 3) {
+          index.remove(`v${i}`);
+          vectors.delete(`v${i}`);
+        }
+        const fresh = randomVectors(8, 150);
+        fresh.forEach((v, i) => {
+          index.set(`n${i}`, v);
+          vectors.set(`n${i}`, v);
+        });
+        assert.equal(index.stats().size, 600, 'the new ids took the released slots');
+        const check = (when: string) => {
+          for (const query of randomVectors(9, 20)) {
+            const got = ids(index.search(query, 10));
+            for (const id of got) assert.ok(vectors.has(id), `${when}: returned removed ${id}`);
+            assert.deepEqual(got, exact(vectors, query, 10), when);
+          }
+        };
+        check('before a refresh');
+        await index.rebuild();
+        check('after a refresh');
+        for (let i = 1; i < 600; i += 3) {
+          index.remove(`v${i}`);
+          vectors.delete(`v${i}`);
+        }
+        await index.rebuild();
+        check('after removals and a full rebuild');
+      } finally {
+        await index.close();
+      }
+    });
+
     it(`${indexBuild}: a new or moved vector is searchable from the write that set it`, async () => {
       const index = new VectorIndex(indexOptions({ indexBuild }));
       try {

@@ -1,3 +1,4 @@
+import { isSighting } from '../../store/item-merge.ts';
 import type { SourcePosition } from '../../domain/events.ts';
 import type { ItemDelta, VectorStore } from '../../store/port.ts';
 
@@ -149,15 +150,31 @@ export function mergeItemDeltas(deltas: readonly ItemDelta[]): ItemDelta[] {
 }
 
 function mergeOneItem(deltas: readonly ItemDelta[]): ItemDelta[] {
+  if (deltas.length === 1) return [deltas[0]!];
+  // Vector-only deltas before the item's first sighting stay apart, summed, ahead of the rest: applied one by
+  // one, the first sighting's `initialVector` overwrites them on an unseen item and adds to them on a seen one.
+  const f = deltas.findIndex(isSighting);
+  if (f > 0) {
+    const before = deltas.slice(0, f);
+    const ahead: ItemDelta = { itemId: before[0]!.itemId, atMs: before[0]!.atMs, vectorDelta: before.reduce<Float32Array | undefined>((sum, d) => addVectors(sum, d.vectorDelta), undefined)! };
+    return [ahead, ...mergeFromSighting(deltas.slice(f))];
+  }
+  return mergeFromSighting(deltas);
+}
+
+/** Merges deltas of one item of which the first is a sighting (or none is: then all are vector-only). */
+function mergeFromSighting(deltas: readonly ItemDelta[]): ItemDelta[] {
   const first = deltas[0]!;
   if (deltas.length === 1) return [first];
   let vectorDelta: Float32Array | undefined;
   let cooccurrence: Map<string, number> | undefined;
-  let minMs = first.atMs;
-  let maxMs = first.atMs;
+  // First/last seen move only with sightings (a sampled negative's vector-only delta is none).
+  let minMs = Infinity;
+  let maxMs = -Infinity;
   for (const d of deltas) {
     vectorDelta = addVectors(vectorDelta, d.vectorDelta);
     cooccurrence = addCounts(cooccurrence, d.cooccurrence);
+    if (!isSighting(d)) continue;
     minMs = Math.min(minMs, d.atMs);
     maxMs = Math.max(maxMs, d.atMs);
   }
@@ -172,9 +189,9 @@ function mergeOneItem(deltas: readonly ItemDelta[]): ItemDelta[] {
     .filter(counts)
     .map(({ initialVector: _i, ...d }) => stripSums(d));
   const out = mergeSameTime([carrier, ...counting]);
-  const covered = (ms: number): boolean => out.some((d) => d.atMs === ms);
-  if (!covered(minMs)) out.push({ itemId: first.itemId, atMs: minMs });
-  if (!covered(maxMs)) out.push({ itemId: first.itemId, atMs: maxMs });
+  const covered = (ms: number): boolean => out.some((d) => d.atMs === ms && isSighting(d));
+  if (minMs !== Infinity && !covered(minMs)) out.push({ itemId: first.itemId, atMs: minMs });
+  if (maxMs !== -Infinity && !covered(maxMs)) out.push({ itemId: first.itemId, atMs: maxMs });
   return out;
 }
 

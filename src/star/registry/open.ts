@@ -2,6 +2,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { CstTemplates } from '../../cst/index.ts';
 import { createBaselineScorer } from '../baseline/scorer.ts';
+import { createOnlineScorer, onlineBlendOptions } from '../online/scorer.ts';
 import type { OnnxScorerOptions } from '../onnx/scorer.ts';
 import { loadPromptSpec } from '../prompt/spec.ts';
 import { StarRegistry, staticScorerHandle, type ScorerHandle, type StarRegistryOptions } from './registry.ts';
@@ -18,6 +19,9 @@ export async function openScorerHandle(
   hooks: Pick<StarRegistryOptions, 'onRefused' | 'onSwapped'> & Pick<OnnxScorerOptions, 'onInference'> = {},
 ): Promise<ScorerHandle> {
   const r = config.ranking;
+  if (r.scorer === 'online') {
+    return staticScorerHandle(createOnlineScorer(onlineBlendOptions(r.online), { logger: logger.child({ component: 'online-blend' }) }));
+  }
   if (r.scorer !== 'star' || !r.modelDir) {
     if (r.scorer === 'star') logger.warn({ code: 'STAR_NOT_CONFIGURED' }, 'ranking.scorer is star but ranking.modelDir is unset: the baseline ranker serves');
     return staticScorerHandle(createBaselineScorer());

@@ -76,6 +76,9 @@ export class EmbeddedBatch implements LiveBatch {
     return merged.slice(0, k);
   }
 
+  /** Nothing to make durable: a checkpoint takes the state between batches. */
+  async prepare(): Promise<void> {}
+
   async commit(): Promise<void> {
     this.commitNow();
   }

@@ -49,6 +49,8 @@ export interface EmbeddedStoreOptions extends StateLimits, Omit<VectorIndexOptio
   readonly path?: string;
   /** The file operations snapshots are written with (tests inject failures); default the real ones. */
   readonly fs?: FileSystem;
+  /** Users held; past 5% more, the least recently seen are retired (`CollaborativeState.retireUsers`). 0 = no bound. */
+  readonly maxUsersInMemory?: number;
   /** Where a failed HNSW refresh is reported (search stays exact meanwhile); unset = a process warning. */
   readonly log?: Logger;
 }
@@ -192,13 +194,29 @@ export class EmbeddedStore implements VectorStore {
     return batch;
   }
 
-  /** Publishes a committed batch's changes: vectors to the indexes, raised popularity to the ranking. */
+  /** Told the ids of users retired from memory (the tiered store forgets it held them). */
+  onUsersRetired: ((userIds: readonly string[]) => void) | null = null;
+
+  /**
+   * Publishes a committed batch's changes: vectors to the indexes, raised popularity to the ranking; then, past
+   * `maxUsersInMemory` (+5%, so the scan is rare), retires the least recently seen users.
+   */
   publish(changes: { readonly users: readonly number[]; readonly itemVectors: readonly number[]; readonly raisedItems: readonly number[] }): void {
     const s = this.state;
     const d = s.dimension;
     for (const u of changes.users) if (s.userExists[u] === 1) this.userIndex.setRow(s.users.idOf(u), s.userVec, u * d);
     for (const i of changes.itemVectors) this.indexItem(i);
     this.popular.raise(changes.raisedItems);
+    const max = this.options.maxUsersInMemory ?? 0;
+    if (max > 0 && s.userCountLive > max * 1.05) this.retireUsers(max);
+  }
+
+  /** Retires users down to `keep`: out of the state and the index; their slots go to new users. */
+  retireUsers(keep: number): readonly string[] {
+    const retired = this.state.retireUsers(keep);
+    for (const id of retired) this.userIndex.remove(id);
+    if (retired.length > 0) this.onUsersRetired?.(retired);
+    return retired;
   }
 
   async getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>> {

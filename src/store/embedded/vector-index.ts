@@ -114,6 +114,13 @@ export class VectorIndex {
   private scores = new Float64Array(256);
   /** Slots written since the in-flight refresh took its snapshot: the `dirty` set of the graph it brings. */
   private sinceSnapshot = new SlotSet();
+  /**
+   * Slots released by `remove` and not reused yet: never searchable (marked deleted in the graph, not in
+   * `dirty`), marked deleted again in every graph a refresh swaps in, which may hold them live.
+   */
+  private readonly dead = new Set<number>();
+  /** Released slots reused while a refresh was in flight: dirty in whatever graph it brings. */
+  private readonly reusedInFlight = new Set<number>();
   private inFlight: Promise<void> | null = null;
   private refreshes = 0;
   private failedRefreshes = 0;
@@ -158,8 +165,30 @@ export class VectorIndex {
     this.written(this.slab.upsert(id, vector));
   }
 
+  /**
+   * Forgets `id` (a retired user): it is never returned again, and its slot is reused by the next new id,
+   * which the index then treats as new (dirty until a refresh places it).
+   */
+  remove(id: string): void {
+    const slot = this.slab.release(id);
+    if (slot < 0) return;
+    // Below graphSize a dirty slot is already marked deleted in the graph (see `classify`).
+    if (this.graph && slot < this.graphSize && !this.dirty.has(slot)) markDeleted(this.graph, slot);
+    this.dirty.delete(slot);
+    this.reusedInFlight.delete(slot);
+    this.setMoved(slot, false);
+    this.dead.add(slot);
+  }
+
   private written(slot: number): void {
     if (slot < 0) return;
+    if (this.dead.delete(slot)) {
+      // A released slot taken by a new id: its graph node (if any) is the old id's and is marked deleted.
+      this.dirty.add(slot);
+      if (this.inFlight) this.reusedInFlight.add(slot);
+      else this.maybeRefresh();
+      return;
+    }
     this.classify(slot);
     if (this.inFlight) this.sinceSnapshot.add(slot);
     else this.maybeRefresh();
@@ -250,7 +279,7 @@ export class VectorIndex {
    * the bound otherwise. A dirty slot stays dirty until a refresh takes it.
    */
   private classify(slot: number): void {
-    if (this.dirty.has(slot)) return;
+    if (this.dirty.has(slot) || this.dead.has(slot)) return;
     if (slot >= this.graphSize) {
       this.dirty.add(slot);
       return;
@@ -364,11 +393,31 @@ export class VectorIndex {
       this.movedCount = 0;
     } else for (let i = 0; i < shipped.slots.length; i++) this.setMoved(shipped.slots[i]!, false);
     this.dirty.clear();
+    // The builder's graph may hold released slots live (a full build ships every row).
+    for (const slot of this.dead) if (slot < this.graphSize) markDeleted(graph, slot);
+    // Released slots reused since the snapshot: new ids, whatever the new graph holds at their labels.
+    for (const slot of this.reusedInFlight) {
+      if (slot < this.graphSize) markDeleted(graph, slot);
+      this.dirty.add(slot);
+    }
+    this.reusedInFlight.clear();
     for (let i = 0; i < stale.size; i++) this.classify(stale.at(i));
     stale.clear();
     this.retryAtDirty = 0;
     this.refreshes++;
     this.lastRefreshMs = performance.now() - started;
+  }
+}
+
+/**
+ * `graph.markDelete(slot)`, tolerating a label the graph does not hold or has already deleted: a slot released
+ * before any refresh shipped it, or marked by an earlier pass.
+ */
+function markDeleted(graph: Graph, slot: number): void {
+  try {
+    graph.markDelete(slot);
+  } catch {
+    // Not in this graph, or already deleted there: either way it cannot be returned.
   }
 }
 

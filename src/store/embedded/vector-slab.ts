@@ -1,11 +1,14 @@
 /**
  * Vectors of one collection in one growable `Float32Array` (row = slot), with the string id ↔ int slot
- * mapping kept at this edge. Slots are dense and never reused, so a slot is also the label of the vector in
- * an HNSW graph and can be shipped to a worker as a plain int.
+ * mapping kept at this edge. Slots are dense, so a slot is also the label of the vector in an HNSW graph and
+ * can be shipped to a worker as a plain int; a released slot (`release`) is reused by the next new id, lowest
+ * first, so the slab stays as large as the live population.
  */
 export class VectorSlab {
   private readonly ids: string[] = [];
   private readonly slots = new Map<string, number>();
+  /** Released slots, highest first (so `pop` reuses the lowest). */
+  private readonly free: number[] = [];
   private data: Float32Array;
 
   constructor(
@@ -15,8 +18,14 @@ export class VectorSlab {
     this.data = new Float32Array(initialRows * dimension);
   }
 
+  /** One past the highest slot in use or released: the rows a graph may have labels for. */
   get size(): number {
     return this.ids.length;
+  }
+
+  /** Ids held now (`size` less the released slots). */
+  get live(): number {
+    return this.slots.size;
   }
 
   slotOf(id: string): number | undefined {
@@ -43,9 +52,9 @@ export class VectorSlab {
     const dim = this.dimension;
     let slot = this.slots.get(id);
     if (slot === undefined) {
-      slot = this.ids.length;
+      slot = this.free.length > 0 ? this.free.pop()! : this.ids.length;
       this.ensureRows(slot + 1);
-      this.ids.push(id);
+      this.ids[slot] = id;
       this.slots.set(id, slot);
     } else {
       const m = this.data;
@@ -60,6 +69,17 @@ export class VectorSlab {
     }
     const m = this.data;
     for (let d = 0, o = slot * dim; d < dim; d++, o++) m[o] = source[offset + d]!;
+    return slot;
+  }
+
+  /** Frees `id`'s slot for reuse; returns it, or -1 when `id` has none. */
+  release(id: string): number {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return -1;
+    this.slots.delete(id);
+    this.ids[slot] = '';
+    this.free.push(slot);
+    if (this.free.length > 1 && this.free[this.free.length - 2]! < slot) this.free.sort((a, b) => b - a);
     return slot;
   }
 
@@ -236,6 +256,17 @@ export class SlotSet {
     }
     this.list[this.count] = slot;
     this.position[slot] = this.count++;
+    return true;
+  }
+
+  /** Removes `slot` (the last member takes its place); false when it was not a member. */
+  delete(slot: number): boolean {
+    if (!this.has(slot)) return false;
+    const at = this.position[slot]!;
+    const last = this.list[--this.count]!;
+    this.list[at] = last;
+    this.position[last] = at;
+    this.position[slot] = -1;
     return true;
   }
 

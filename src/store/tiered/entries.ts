@@ -24,6 +24,11 @@ export class EntryBook {
     return this.states.get(id);
   }
 
+  /** The hot tier no longer holds the id (evicted): it is read again on next use. */
+  forget(id: string): void {
+    this.states.delete(id);
+  }
+
   record(id: string, epoch: number, atMs: number, written: boolean): void {
     this.states.set(id, { epoch, atMs, written, seq: this.next() });
   }

@@ -116,6 +116,12 @@ export interface TieredStoreOptions {
   readonly clock?: () => number;
 }
 
+/** The ids a live batch wrote to Qdrant. */
+interface WrittenBatch {
+  readonly userIds: readonly string[];
+  readonly itemIds: readonly string[];
+}
+
 /** Known-absent ids kept per collection: beyond, the oldest are asked again. */
 const ABSENT_LIMIT = 100_000;
 
@@ -178,6 +184,10 @@ export class TieredStore implements VectorStore {
       fetch: (ids) => this.durable.getUsers(ids),
       install: (profiles) => this.whenNoBatch(() => this.hot.restoreUsers(profiles)),
     });
+    // Users the hot tier retires are read from Qdrant again on their next use.
+    this.hot.onUsersRetired = (ids) => {
+      for (const id of ids) this.users.book.forget(id);
+    };
     this.items = side<ItemProfile>('items', {
       hitNeedsCurrentEpoch: false,
       held: (ids) => this.hot.getItems(ids),
@@ -288,6 +298,10 @@ export class TieredStore implements VectorStore {
     const batch = await this.hot.openBatch();
     this.liveBatch = batch;
     const epoch = this.epoch;
+    let written: WrittenBatch | null = null;
+    const prepare = async (): Promise<void> => {
+      written ??= await this.track(this.writeLive(batch, epoch));
+    };
     return {
       state: batch.state,
       user: (id) => batch.user(id),
@@ -297,21 +311,34 @@ export class TieredStore implements VectorStore {
       searchItems: (q, k, ex) => batch.searchItems(q, k, ex),
       searchUsers: (q, k, ex) => batch.searchUsers(q, k, ex),
       popularItems: (k, now) => batch.popularItems(k, now),
-      commit: () => this.track(this.commitLive(batch, epoch)),
-      rollback: () => this.endLive(() => batch.rollback()),
+      prepare,
+      commit: async () => {
+        await prepare();
+        this.publishLive(batch, written!, epoch);
+      },
+      rollback: () => {
+        this.endLive(() => batch.rollback());
+        // Written to Qdrant already (the outputs failed after it): the states the batch began from stay
+        // authoritative here, so the redelivered batch is learned from them and writes the same states again.
+        if (written) this.pinHeld(written.userIds, written.itemIds, epoch);
+      },
     };
   }
 
-  /** The batch's changed users and items written to Qdrant, then published in the hot tier (or rolled back). */
-  private async commitLive(batch: EmbeddedBatch, epoch: number): Promise<void> {
+  /**
+   * The batch's changed users and items written to Qdrant as whole states, items moved only as sampled
+   * negatives as vectors alone, in one request per collection; the batch stays open. A failed write rolls the
+   * hot tier back to the batch's start and pins those states, then rejects.
+   */
+  private async writeLive(batch: EmbeddedBatch, epoch: number): Promise<WrittenBatch> {
     const state = this.hot.state;
     const touched = batch.touched();
     const users = touched.users.filter((u) => state.userExists[u] === 1).map((u) => state.userProfile(u));
     const items = touched.items.filter((i) => state.itemExists[i] === 1).map((i) => state.itemProfile(i));
-    // Items moved only as sampled negatives (most of a batch's items): their vectors alone, payload untouched.
     const vectors = touched.vectorOnly
       .filter((i) => state.itemExists[i] === 1)
       .map((i) => ({ itemId: state.items.idOf(i), vector: state.itemVector(i).slice() }));
+    const written = { userIds: users.map((u) => u.userId), itemIds: [...items.map((i) => i.itemId), ...vectors.map((v) => v.itemId)] };
     const results = await Promise.allSettled([
       users.length > 0 ? this.durable.putUsers(users) : undefined,
       items.length + vectors.length > 0 ? this.durable.putItems(items, vectors) : undefined,
@@ -319,14 +346,18 @@ export class TieredStore implements VectorStore {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
       this.endLive(() => batch.rollback());
-      this.pinHeld(users.map((u) => u.userId), [...items.map((i) => i.itemId), ...vectors.map((v) => v.itemId)], epoch);
+      this.pinHeld(written.userIds, written.itemIds, epoch);
       throw failed.reason;
     }
+    return written;
+  }
+
+  /** Qdrant acknowledged the batch: the hot tier publishes it, and its entries count as written here. */
+  private publishLive(batch: EmbeddedBatch, written: WrittenBatch, epoch: number): void {
     this.endLive(() => batch.commitNow());
     const now = this.clock();
-    for (const user of users) this.recordWritten(this.users, user.userId, epoch, now);
-    for (const item of items) this.recordWritten(this.items, item.itemId, epoch, now);
-    for (const v of vectors) this.recordWritten(this.items, v.itemId, epoch, now);
+    for (const id of written.userIds) this.recordWritten(this.users, id, epoch, now);
+    for (const id of written.itemIds) this.recordWritten(this.items, id, epoch, now);
   }
 
   /** Ends the live batch and runs the installs that waited for it. */

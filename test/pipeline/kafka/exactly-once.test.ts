@@ -23,7 +23,9 @@ import type {
   OutgoingRecord,
   TransactionalProducer,
 } from '../../../src/eventlog/port.ts';
+import { toKafkaJsConfig, toTransactionalProducerConfig } from '../../../src/eventlog/kafka/config.ts';
 import { createKafkaEventLog } from '../../../src/eventlog/kafka/log.ts';
+import { KafkaTransactionalProducer } from '../../../src/eventlog/kafka/transactions.ts';
 import { silentLogger } from '../../../src/logging/logger.ts';
 import { buildPipeline } from '../../../src/main.ts';
 import { EVENT_ID_HEADER } from '../../../src/pipeline/outputs.ts';
@@ -265,6 +267,65 @@ describe(
       const envelope = collector.deadLetters.get(position(0, '0'))?.[0]?.envelope;
       assert.equal(envelope?.truncated, true);
       assert.equal(envelope.payloadSize, big.length);
+    });
+
+    it('fencing: the next producer of a partition\'s transactional id aborts the previous one\'s open transaction, whose commit is then refused', async (t) => {
+      const env = pipelineEnv({ brokers: await brokers(), partitions: 1, maxBatchRecords: 50, extra: { STARSTREAM_EVENT_LOG__KAFKA__EXACTLY_ONCE: 'true' } });
+      const setup = await createTestTopics(t, env);
+      const settings = setup.config.eventLog.kafka;
+      const kafka = new kafkajs.Kafka(toKafkaJsConfig(settings));
+      // The zombie: its transaction holds before the commit until released, as a process paused in a long GC or
+      // cut off from the group would, while its partition moves on.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let reached!: () => void;
+      const atCommit = new Promise<void>((resolve) => (reached = resolve));
+      const holding = (producer: kafkajs.Producer): kafkajs.Producer => ({
+        ...producer,
+        transaction: async () => {
+          const transaction = await producer.transaction();
+          return {
+            ...transaction,
+            commit: async () => {
+              reached();
+              await released;
+              return transaction.commit();
+            },
+          };
+        },
+      });
+      const zombie = new KafkaTransactionalProducer((id) => holding(kafka.producer(toTransactionalProducerConfig(settings, id))), silentLogger());
+      const successor = new KafkaTransactionalProducer((id) => kafka.producer(toTransactionalProducerConfig(settings, id)), silentLogger());
+      onCleanup(t, () => zombie.close());
+      onCleanup(t, () => successor.close());
+      const consumed = { groupId: setup.config.pipeline.groupId, topic: setup.topics.interactions, partition: 0, nextOffset: '1' };
+      const output = (key: string): OutgoingRecord => ({ topic: setup.topics.recommendations, key, value: Buffer.from(key) });
+
+      const zombieSend = zombie.sendWithOffsets([output('zombie')], consumed);
+      zombieSend.catch(() => undefined);
+      await atCommit;
+      await successor.sendWithOffsets([output('successor')], { ...consumed, nextOffset: '2' });
+      release();
+      await assert.rejects(zombieSend, (err: unknown) => {
+        assert.equal((err as { code?: unknown }).code, 'KAFKA_PRODUCER_FENCED', String(err));
+        return true;
+      });
+
+      // read_committed: the successor's record only (the zombie's was appended first, so it would come first).
+      const keys: string[] = [];
+      const reader = kafka.consumer({ groupId: uniqueName('fencing-reader'), maxWaitTimeInMs: 100 });
+      onCleanup(t, () => reader.disconnect());
+      await reader.connect();
+      await reader.subscribe({ topics: [setup.topics.recommendations], fromBeginning: true });
+      await reader.run({ eachMessage: async ({ message }) => void keys.push(message.key?.toString() ?? '') });
+      await waitUntil(() => keys.includes('successor'), { timeoutMs: 60_000, what: 'the successor\'s record' });
+      assert.deepEqual(keys, ['successor']);
+      const admin = kafka.admin();
+      onCleanup(t, () => admin.disconnect());
+      await admin.connect();
+      const [committed] = await admin.fetchOffsets({ groupId: consumed.groupId, topics: [consumed.topic] });
+      assert.equal(committed?.partitions.find((p) => p.partition === 0)?.offset, '2', 'the successor\'s offset is the committed one');
+      t.diagnostic(`zombie refused with KAFKA_PRODUCER_FENCED; read_committed read ${JSON.stringify(keys)}; committed offset 2`);
     });
   },
 );

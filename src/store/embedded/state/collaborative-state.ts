@@ -49,6 +49,7 @@ export class CollaborativeState implements LearningState {
 
   // Users. `userExists` is 0 for a slot only referenced (by an item's audience), 1 for a user the state holds.
   userExists = new Uint8Array(0);
+  userGen = new Uint16Array(0);
   userVec = new Float32Array(0);
   userCount = new Float64Array(0);
   userFirst = new Float64Array(0);
@@ -69,6 +70,7 @@ export class CollaborativeState implements LearningState {
   audienceUser = new Int32Array(0);
   audienceAt = new Float64Array(0);
   audienceLen = new Uint16Array(0);
+  audienceGen = new Uint16Array(0);
   /** The item id's two Bloom hashes, so adding it to a user's consumed filter hashes no string. */
   hashA = new Uint32Array(0);
   hashB = new Uint32Array(0);
@@ -298,10 +300,15 @@ export class CollaborativeState implements LearningState {
     return new LazyItemProfile(this, i);
   }
 
+  /** The item's audience, most recent first, leaving out users retired since (their slot's generation moved). */
   audienceOf(i: number): TimedId[] {
     const a = this.audience;
     const out: TimedId[] = [];
-    for (let k = 0; k < this.audienceLen[i]!; k++) out.push({ id: this.users.idOf(this.audienceUser[i * a + k]!), atMs: this.audienceAt[i * a + k]! });
+    for (let k = 0; k < this.audienceLen[i]!; k++) {
+      const u = this.audienceUser[i * a + k]!;
+      if (this.audienceGen[i * a + k] !== this.userGen[u] || !this.users.isLive(u)) continue;
+      out.push({ id: this.users.idOf(u), atMs: this.audienceAt[i * a + k]! });
+    }
     return out;
   }
 
@@ -373,7 +380,9 @@ export class CollaborativeState implements LearningState {
     const n = Math.min(a, profile.recentUsers.length);
     for (let k = 0; k < n; k++) {
       const r = profile.recentUsers[k]!;
-      this.audienceUser[i * a + k] = this.userReference(r.id);
+      const u = this.userReference(r.id);
+      this.audienceUser[i * a + k] = u;
+      this.audienceGen[i * a + k] = this.userGen[u]!;
       this.audienceAt[i * a + k] = r.atMs;
     }
     this.audienceLen[i] = n;
@@ -415,8 +424,8 @@ export class CollaborativeState implements LearningState {
   heldBytes(): { users: number; items: number; cooccurrence: number } {
     const columns = (arrays: readonly { byteLength: number }[]): number => arrays.reduce((s, a) => s + a.byteLength, 0);
     return {
-      users: columns([this.userExists, this.userVec, this.userCount, this.userFirst, this.userLast, this.recentItems, this.recentAt, this.recentLen, this.consumed]),
-      items: columns([this.itemExists, this.itemVec, this.itemCount, this.shortLog, this.longLog, this.itemFirst, this.itemLast, this.audienceUser, this.audienceAt, this.audienceLen, this.hashA, this.hashB]),
+      users: columns([this.userExists, this.userGen, this.userVec, this.userCount, this.userFirst, this.userLast, this.recentItems, this.recentAt, this.recentLen, this.consumed]),
+      items: columns([this.itemExists, this.itemVec, this.itemCount, this.shortLog, this.longLog, this.itemFirst, this.itemLast, this.audienceUser, this.audienceAt, this.audienceLen, this.audienceGen, this.hashA, this.hashB]),
       cooccurrence: this.cooccurrence.heldBytes,
     };
   }
@@ -466,10 +475,33 @@ export class CollaborativeState implements LearningState {
   }
 
   /** Frees a slot created by a batch that was rolled back (`Journal.undo`). */
-  releaseUser(u: number): void {
+  releaseUser(u: number, referenced = true): void {
     if (this.userExists[u] === 1) this.userLive--;
     this.clearUser(u);
     this.users.release(u);
+    // Audience entries written for the slot's previous holder no longer match it. (A rolled-back batch's new
+    // user has none left: its audience entries were rolled back with it.)
+    if (referenced) this.userGen[u] = (this.userGen[u]! + 1) & 0xffff;
+  }
+
+  /**
+   * Forgets the users least recently seen until at most `keep` remain: their slots are released and reused by
+   * new users (open worlds where new ids never stop arriving). Item audiences drop them lazily (generations).
+   * Returns the retired ids. Outside batches only.
+   */
+  retireUsers(keep: number): string[] {
+    this.assertNoBatch();
+    const excess = this.userLive - keep;
+    if (excess <= 0) return [];
+    const live: number[] = [];
+    for (const u of this.users.liveSlots()) if (this.userExists[u] === 1) live.push(u);
+    live.sort((x, y) => this.userLast[x]! - this.userLast[y]! || x - y);
+    const retired: string[] = [];
+    for (const u of live.slice(0, excess)) {
+      retired.push(this.users.idOf(u));
+      this.releaseUser(u);
+    }
+    return retired;
   }
 
   releaseItem(i: number): void {
@@ -523,6 +555,7 @@ export class CollaborativeState implements LearningState {
     if (n <= this.userCount.length) return;
     this.userExists = grown(this.userExists, n);
     const cap = this.userExists.length;
+    this.userGen = grown(this.userGen, cap);
     this.userVec = grown(this.userVec, cap * this.dimension);
     this.userCount = grown(this.userCount, cap);
     this.userFirst = grown(this.userFirst, cap);
@@ -546,6 +579,7 @@ export class CollaborativeState implements LearningState {
     this.audienceUser = grown(this.audienceUser, cap * this.audience);
     this.audienceAt = grown(this.audienceAt, cap * this.audience);
     this.audienceLen = grown(this.audienceLen, cap);
+    this.audienceGen = grown(this.audienceGen, cap * this.audience);
     this.hashA = grown(this.hashA, cap);
     this.hashB = grown(this.hashB, cap);
   }
@@ -580,14 +614,21 @@ export class CollaborativeState implements LearningState {
     const base = i * a;
     const users = this.audienceUser;
     const times = this.audienceAt;
-    let n = this.audienceLen[i]!;
-    for (let k = 0; k < n; k++) {
-      if (users[base + k] !== user) continue;
-      if (times[base + k]! >= atMs) return;
-      users.copyWithin(base + k, base + k + 1, base + n);
-      times.copyWithin(base + k, base + k + 1, base + n);
-      n--;
-      break;
+    const gens = this.audienceGen;
+    const gen = this.userGen[user]!;
+    const len = this.audienceLen[i]!;
+    for (let k = 0; k < len; k++) {
+      if (users[base + k] === user && gens[base + k] === gen && times[base + k]! >= atMs) return;
+    }
+    // Compact: drop the user's older entry and entries of users retired since they were written.
+    let n = 0;
+    for (let k = 0; k < len; k++) {
+      const u = users[base + k]!;
+      if ((u === user && gens[base + k] === gen) || gens[base + k] !== this.userGen[u] || !this.users.isLive(u)) continue;
+      users[base + n] = u;
+      times[base + n] = times[base + k]!;
+      gens[base + n] = gens[base + k]!;
+      n++;
     }
     const id = this.users.idOf(user);
     let at = 0;
@@ -599,8 +640,10 @@ export class CollaborativeState implements LearningState {
     const keep = Math.min(n, a - 1);
     users.copyWithin(base + at + 1, base + at, base + keep);
     times.copyWithin(base + at + 1, base + at, base + keep);
+    gens.copyWithin(base + at + 1, base + at, base + keep);
     users[base + at] = user;
     times[base + at] = atMs;
+    gens[base + at] = gen;
     this.audienceLen[i] = keep + 1;
   }
 
@@ -649,6 +692,7 @@ export class CollaborativeState implements LearningState {
       return out;
     };
     this.userExists = fit(Uint8Array, c.userExists, uc);
+    this.userGen = fit(Uint16Array, c.userGen, uc);
     this.userVec = fit(Float32Array, c.userVec, uc * d);
     this.userCount = fit(Float64Array, c.userCount, uc);
     this.userFirst = fit(Float64Array, c.userFirst, uc);
@@ -667,6 +711,7 @@ export class CollaborativeState implements LearningState {
     this.audienceUser = fit(Int32Array, c.audienceUser, ic * this.audience);
     this.audienceAt = fit(Float64Array, c.audienceAt, ic * this.audience);
     this.audienceLen = fit(Uint16Array, c.audienceLen, ic);
+    this.audienceGen = fit(Uint16Array, c.audienceGen, ic * this.audience);
     this.hashA = fit(Uint32Array, c.hashA, ic);
     this.hashB = fit(Uint32Array, c.hashB, ic);
     this.titles.length = 0;

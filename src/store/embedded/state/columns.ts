@@ -8,6 +8,8 @@ export interface StateColumns {
   readonly itemIds: readonly (string | null)[];
   readonly itemFree: readonly number[];
   readonly userExists: Uint8Array;
+  /** Bumped when a user slot is released: an audience entry holds the generation it was written in. */
+  readonly userGen: Uint16Array;
   readonly userVec: Float32Array;
   readonly userCount: Float64Array;
   readonly userFirst: Float64Array;
@@ -26,6 +28,7 @@ export interface StateColumns {
   readonly audienceUser: Int32Array;
   readonly audienceAt: Float64Array;
   readonly audienceLen: Uint16Array;
+  readonly audienceGen: Uint16Array;
   readonly hashA: Uint32Array;
   readonly hashB: Uint32Array;
   readonly titles: readonly (string | null)[];

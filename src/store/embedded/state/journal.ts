@@ -14,12 +14,12 @@ export interface JournaledState
   extends Pick<
     StateColumns,
     | 'userVec' | 'userCount' | 'userFirst' | 'userLast' | 'recentItems' | 'recentAt' | 'recentLen' | 'consumed'
-    | 'itemVec' | 'itemCount' | 'shortLog' | 'longLog' | 'itemFirst' | 'itemLast' | 'audienceUser' | 'audienceAt' | 'audienceLen'
+    | 'itemVec' | 'itemCount' | 'shortLog' | 'longLog' | 'itemFirst' | 'itemLast' | 'audienceUser' | 'audienceAt' | 'audienceLen' | 'audienceGen'
   > {
   readonly dimension: number;
   readonly options: { readonly userHistoryLength: number; readonly consumedFilterBytes: number; readonly itemAudienceLength: number; readonly cooccurrenceLimit: number };
   readonly cooccurrence: CooccurrenceLists;
-  releaseUser(u: number): void;
+  releaseUser(u: number, referenced?: boolean): void;
   unexistUser(u: number): void;
   releaseItem(i: number): void;
   unexistItem(i: number): void;
@@ -86,6 +86,7 @@ export class Journal {
   private audienceUser = new Int32Array(0);
   private audienceAt = new Float64Array(0);
   private audienceLen = new Uint16Array(0);
+  private audienceGen = new Uint16Array(0);
   private readonly raisedItems = new IntList();
   private readonly vectorItems = new IntList();
 
@@ -226,8 +227,10 @@ export class Journal {
     this.audienceLen[n] = len;
     if (this.audienceUser.length < (n + 1) * w) this.audienceUser = grown(this.audienceUser, (n + 1) * w);
     if (this.audienceAt.length < (n + 1) * w) this.audienceAt = grown(this.audienceAt, (n + 1) * w);
+    if (this.audienceGen.length < (n + 1) * w) this.audienceGen = grown(this.audienceGen, (n + 1) * w);
     this.audienceUser.set(s.audienceUser.subarray(i * w, i * w + len), n * w);
     this.audienceAt.set(s.audienceAt.subarray(i * w, i * w + len), n * w);
+    this.audienceGen.set(s.audienceGen.subarray(i * w, i * w + len), n * w);
   }
 
   raised(i: number): void {
@@ -284,6 +287,7 @@ export class Journal {
       const len = this.audienceLen[n]!;
       s.audienceUser.set(this.audienceUser.subarray(n * w, n * w + len), i * w);
       s.audienceAt.set(this.audienceAt.subarray(n * w, n * w + len), i * w);
+      s.audienceGen.set(this.audienceGen.subarray(n * w, n * w + len), i * w);
       s.audienceLen[i] = len;
     }
     this.undoUsers();
@@ -314,7 +318,7 @@ export class Journal {
     }
     for (let n = this.usersCreated.length - 1; n >= 0; n--) {
       const u = this.usersCreated.values[n]!;
-      if (this.usersCreatedNewSlot.values[n] === 1) s.releaseUser(u);
+      if (this.usersCreatedNewSlot.values[n] === 1) s.releaseUser(u, false);
       else s.unexistUser(u);
     }
   }

@@ -127,6 +127,7 @@ export function captureSnapshot(state: CollaborativeState, extras: { readonly ne
     itemIds: items.ids,
     itemFree: items.free,
     userExists: state.userExists.slice(0, nu),
+    userGen: state.userGen.slice(0, nu),
     userVec: state.userVec.slice(0, nu * d),
     userCount: state.userCount.slice(0, nu),
     userFirst: state.userFirst.slice(0, nu),
@@ -145,6 +146,7 @@ export function captureSnapshot(state: CollaborativeState, extras: { readonly ne
     audienceUser: state.audienceUser.slice(0, ni * o.itemAudienceLength),
     audienceAt: state.audienceAt.slice(0, ni * o.itemAudienceLength),
     audienceLen: state.audienceLen.slice(0, ni),
+    audienceGen: state.audienceGen.slice(0, ni * o.itemAudienceLength),
     hashA: state.hashA.slice(0, ni),
     hashB: state.hashB.slice(0, ni),
     titles: state.titles.slice(0, ni),
@@ -160,6 +162,7 @@ export function captureSnapshot(state: CollaborativeState, extras: { readonly ne
 /** Binary sections in file order, with their column names (`StateColumns`). */
 const BINARY: readonly (readonly [keyof StateColumns, SectionType])[] = [
   ['userExists', 'u8'],
+  ['userGen', 'u16'],
   ['userVec', 'f32'],
   ['userCount', 'f64'],
   ['userFirst', 'f64'],
@@ -178,6 +181,7 @@ const BINARY: readonly (readonly [keyof StateColumns, SectionType])[] = [
   ['audienceUser', 'i32'],
   ['audienceAt', 'f64'],
   ['audienceLen', 'u16'],
+  ['audienceGen', 'u16'],
   ['hashA', 'u32'],
   ['hashB', 'u32'],
   ['cooccurrenceLengths', 'i32'],
@@ -316,11 +320,11 @@ export function decodeSnapshot(bytes: Uint8Array, path: string): DecodedSnapshot
   const ni = header.counts.itemSlots;
   const entries = header.counts.cooccurrenceEntries;
   const width: Record<string, number> = {
-    userExists: nu, userVec: nu * l.dimension, userCount: nu, userFirst: nu, userLast: nu,
+    userExists: nu, userGen: nu, userVec: nu * l.dimension, userCount: nu, userFirst: nu, userLast: nu,
     recentItems: nu * l.userHistoryLength, recentAt: nu * l.userHistoryLength, recentLen: nu,
     consumed: nu * l.consumedFilterBytes,
     itemExists: ni, itemVec: ni * l.dimension, itemCount: ni, shortLog: ni, longLog: ni, itemFirst: ni, itemLast: ni,
-    audienceUser: ni * l.itemAudienceLength, audienceAt: ni * l.itemAudienceLength, audienceLen: ni, hashA: ni, hashB: ni,
+    audienceUser: ni * l.itemAudienceLength, audienceAt: ni * l.itemAudienceLength, audienceLen: ni, audienceGen: ni * l.itemAudienceLength, hashA: ni, hashB: ni,
     cooccurrenceLengths: ni, cooccurrenceKeys: entries, cooccurrenceCounts: entries,
   };
   const columns: Record<string, unknown> = {};
