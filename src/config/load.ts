@@ -122,7 +122,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
       const target = [...path.slice(0, -1), last.slice(0, -'File'.length)];
       setPath(out, target, readSecretFile(name, raw));
     } else {
-      setPath(out, path, isStringField(path) ? raw : parseEnvValue(name, raw));
+      setPath(out, path, isStringField(path) ? raw : parseEnvValue(name, path, raw));
     }
   }
   return out;
@@ -140,12 +140,13 @@ function readSecretFile(variable: string, path: string): string {
  * JSON, or the text itself for a bare word (`kafka` for an enum field). Text that starts like a JSON object,
  * array or string but does not parse is a typo in JSON, reported as such rather than as a type mismatch.
  */
-function parseEnvValue(variable: string, raw: string): unknown {
+function parseEnvValue(variable: string, path: readonly string[], raw: string): unknown {
   try {
     return JSON.parse(raw);
   } catch (cause) {
     if (/^\s*[[{"]/.test(raw)) {
-      throw new ConfigError(variable, `is not valid JSON (${(cause as Error).message}): ${raw.length > 80 ? `${raw.slice(0, 80)}…` : raw}`, { cause });
+      const shown = raw.length > 80 ? `${raw.slice(0, 80)}…` : raw;
+      throw new ConfigError(path.join('.'), `is not valid JSON (${(cause as Error).message}; set by ${variable}): ${shown}`, { cause });
     }
     return raw;
   }

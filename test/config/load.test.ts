@@ -258,11 +258,11 @@ describe('config errors say where the value came from and what was meant', () =>
     assert.match(err.message, /set by STARSTREAM_OPS__PORT/);
   });
 
-  it('broken JSON in an env value is reported as broken JSON, naming the variable', () => {
+  it('broken JSON in an env value is reported as broken JSON at its field, naming the variable', () => {
     for (const raw of ['["a:1",', '{"brokers": }']) {
       const err = configError(() => configFromEnv({ STARSTREAM_EVENT_LOG__KAFKA__BROKERS: raw }));
-      assert.equal(err.field, 'STARSTREAM_EVENT_LOG__KAFKA__BROKERS');
-      assert.match(err.message, /is not valid JSON/);
+      assert.equal(err.field, 'eventLog.kafka.brokers');
+      assert.match(err.message, /is not valid JSON .*set by STARSTREAM_EVENT_LOG__KAFKA__BROKERS/);
     }
     // A bare word is still a value (an enum), not broken JSON.
     assert.equal(loadConfig({ env: { STARSTREAM_EVENT_LOG__KIND: 'kafka' } }).eventLog.kind, 'kafka');

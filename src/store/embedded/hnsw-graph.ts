@@ -59,3 +59,12 @@ export async function readGraph(path: string, dimension: number, efSearch: numbe
   graph.setEf(efSearch);
   return graph;
 }
+
+/**
+ * Frees the native memory of a graph no longer searched (one replaced by a refresh). Its JS wrapper lives on
+ * until V8 collects it, and V8 does not see the graph's size, so without this every refresh's graph stayed
+ * allocated for a while (about 0.7 GB of RSS at 1M events). `initIndex` replaces the index with an empty one.
+ */
+export function releaseGraph(graph: Graph): void {
+  graph.initIndex(1, 2, 2, 0, false);
+}

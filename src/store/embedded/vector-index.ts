@@ -1,6 +1,6 @@
 import type { Neighbour } from '../port.ts';
 import { InlineGraphBuilds, WorkerGraphBuilds, type GraphBuilds } from './graph-builds.ts';
-import type { Graph } from './hnsw-graph.ts';
+import { releaseGraph, type Graph } from './hnsw-graph.ts';
 import { GraphRows, SlotSet, VectorSlab } from './vector-slab.ts';
 
 /**
@@ -385,7 +385,10 @@ export class VectorIndex {
    */
   private swapIn(graph: Graph, shipped: Shipped, started: number): void {
     const stale = this.sinceSnapshot;
+    const previous = this.graph;
     this.graph = graph;
+    // A worker's graph arrives as a new object; the inline builder hands back the one it keeps updating.
+    if (previous && previous !== graph) releaseGraph(previous);
     this.graphSize = shipped.snapshotSize;
     this.graphRows.writeAll(shipped.slots, shipped.rows);
     if (shipped.fromScratch) {
