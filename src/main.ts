@@ -46,6 +46,9 @@ import type { LanguageModel } from './teacher/llm/port.ts';
 import { runTeacher } from './teacher/run.ts';
 import { TeacherWorker } from './teacher/worker.ts';
 import { Labeller } from './teacher/labeller.ts';
+import { compileExperiment } from './experiments/definition.ts';
+import { ExperimentRuntime } from './experiments/runtime.ts';
+import { openArmScorers } from './experiments/scorers.ts';
 
 const NEGATIVE_POOL = 20_000;
 
@@ -132,7 +135,8 @@ export function buildEngine(config: Config, store: VectorStore = buildStore(conf
 
 export interface ProcessorWiring {
   readonly instruments?: PipelineInstruments;
-  readonly scorer?: () => Scorer;
+  /** The scorer that serves `userId` now (an experiment routes by user); taken once per case. */
+  readonly scorer?: (userId: string) => Scorer;
   readonly logger?: Logger;
   readonly decode?: InteractionDecoder;
 }
@@ -199,6 +203,8 @@ export interface Pipeline {
   readonly online: OnlineHitRate;
   /** Reads the STAR registry's `CURRENT` now (the admin API); null when the baseline ranker serves. */
   readonly reloadModel: (() => Promise<RefreshResult>) | null;
+  /** The online experiment (`config.experiment`): arms, outcome join, looks; null without one. Closed with `scorers`. */
+  readonly experiment: ExperimentRuntime | null;
 }
 
 export interface PipelineWiring {
@@ -255,15 +261,25 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
   });
   // A registry reported its first model through onSwapped; the baseline ranker has none to report.
   if (!(scorers instanceof StarRegistry)) metrics.modelServing(scorers.version, scorers.executionProvider ?? 'cpu');
+  const experiment = config.experiment ? await buildExperiment(config, scorers, engine, metrics, wiring.logger) : null;
   const processor = buildProcessor(engine, {
     instruments,
-    scorer: () => scorers.current(),
+    scorer: experiment ? (userId) => experiment.runtime.router.scorerFor(userId) : () => scorers.current(),
     decode: (record) => framing.decode(engine.codecs.interaction, record.value, record.headers),
   });
   const online = new OnlineHitRate(config.ranking.topK);
   online.onOutcome = (outcome) => metrics.onlineOutcome(outcome);
   // Listeners added later (the demo's progress, the case sampler) must call the one they replace.
   processor.onRanked = (ranked) => online.observe(ranked);
+  if (experiment) {
+    const { runtime } = experiment;
+    processor.onInteraction = (event) => runtime.observe(event);
+    processor.onRanked = (ranked) => {
+      online.observe(ranked);
+      runtime.served(ranked.event, ranked.ranked.map((r) => r.evidence.itemId), ranked.arm);
+    };
+    runtime.start();
+  }
   const runner = new PipelineRunner({
     log,
     processor,
@@ -282,7 +298,57 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     checkpointer,
   });
   const reloadModel = scorers instanceof StarRegistry ? () => scorers.refresh() : null;
-  return { engine, log, processor, runner, metrics, topics, framing, scorers, online, reloadModel };
+  return {
+    engine,
+    log,
+    processor,
+    runner,
+    metrics,
+    topics,
+    framing,
+    scorers: experiment ? experiment.handle : scorers,
+    online,
+    reloadModel,
+    experiment: experiment?.runtime ?? null,
+  };
+}
+
+/**
+ * The online experiment of `config.experiment`: its arms' scorers (`experiments/scorers.ts`) and its runtime.
+ * The returned handle stands for `base` and also ends the experiment when closed (a last look, its state
+ * written), then closes the arms' scorers and `base`: close it after the runner has stopped, as before.
+ */
+async function buildExperiment(
+  config: Config,
+  base: ScorerHandle,
+  engine: Engine,
+  metrics: PipelineMetrics,
+  logger: Logger,
+): Promise<{ runtime: ExperimentRuntime; handle: ScorerHandle }> {
+  const experiment = compileExperiment(config.experiment);
+  const arms = await openArmScorers(config, experiment, base, engine.templates, logger);
+  const runtime = new ExperimentRuntime({ experiment, sources: arms.sources, logger, instruments: metrics, promote: (arm) => arms.promote(arm) });
+  const handle: ScorerHandle = {
+    current: () => base.current(),
+    get version() {
+      return base.version;
+    },
+    get executionProvider() {
+      return base.executionProvider;
+    },
+    close: async () => {
+      try {
+        await runtime.close();
+      } finally {
+        try {
+          await arms.close();
+        } finally {
+          await base.close();
+        }
+      }
+    },
+  };
+  return { runtime, handle };
 }
 
 /**

@@ -168,6 +168,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Exits here like `run`: past the shutdown deadline a model call may still hold the event loop.
       return process.exit(await teacher(config, logger, { label: values.label === true }));
     }
+    case 'experiment': {
+      const { experimentStatus } = await import('./experiment.ts');
+      process.stdout.write(experimentStatus(config));
+      return 0;
+    }
     case 'metrics': {
       const { metricsDocs } = await import('../ops/catalog-docs.ts');
       process.stdout.write(metricsDocs());

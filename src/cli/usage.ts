@@ -143,6 +143,12 @@ export const COMMANDS = {
     flags: [],
     subcommands: ['docs', 'check'],
   },
+  experiment: {
+    synopsis: 'experiment status',
+    description: 'print the online experiment\'s per-arm table (hit@K with confidence intervals, latency, verdicts) from its latest report',
+    flags: [],
+    subcommands: ['status'],
+  },
   metrics: {
     synopsis: 'metrics docs',
     description: 'print the metric catalog (docs/metrics.md)',

@@ -146,7 +146,9 @@ function parseEnvValue(variable: string, path: readonly string[], raw: string): 
   } catch (cause) {
     if (/^\s*[[{"]/.test(raw)) {
       const shown = raw.length > 80 ? `${raw.slice(0, 80)}…` : raw;
-      throw new ConfigError(path.join('.'), `is not valid JSON (${(cause as Error).message}; set by ${variable}): ${shown}`, { cause });
+      // A name with an empty segment (`STARSTREAM_`, `STARSTREAM___X`) has no field: the variable is the only name.
+      const field = path.every((segment) => segment !== '') ? path.join('.') : variable;
+      throw new ConfigError(field, `is not valid JSON (${(cause as Error).message}; set by ${variable}): ${shown}`, { cause });
     }
     return raw;
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { experimentSchema } from '../experiments/definition.ts';
 
 /**
  * The one configuration schema. Every field has a default and, where it has one, its unit in its name.
@@ -599,6 +600,9 @@ export const configSchema = z
     teacher: teacherSchema,
     distill: distillSchema,
     ops: opsSchema,
+    experiment: experimentSchema
+      .optional()
+      .describe('An online experiment: arms served to users by a stable hash, judged on live outcomes (src/experiments/); unset = none'),
     shutdownDeadlineMs: positiveInt().default(25_000).describe('SIGTERM to exit, ms; Kubernetes grace should exceed it'),
   })
 

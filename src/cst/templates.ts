@@ -44,11 +44,19 @@ export type TemplateValues = Readonly<Record<string, string | number>>;
 
 /** Fills `{name}` placeholders. Numbers must already be formatted by the caller (see `fmt`). */
 export function render(template: string, values: TemplateValues): string {
-  return template.replace(/\{(\w+)\}/g, (whole, name: string) => {
-    const value = values[name];
-    return value === undefined ? whole : String(value);
-  });
+  // Split once per template: [text, name, text, name, …, text]; a placeholder with no value stays as written.
+  let parts = split.get(template);
+  if (!parts) split.set(template, (parts = template.split(/\{(\w+)\}/)));
+  let out = parts[0]!;
+  for (let p = 1; p < parts.length; p += 2) {
+    const value = values[parts[p]!];
+    out += (value === undefined ? `{${parts[p]!}}` : String(value)) + parts[p + 1]!;
+  }
+  return out;
 }
+
+/** `render`'s templates, split at their placeholders (a handful of versioned templates per process). */
+const split = new Map<string, string[]>();
 
 /** A sentence read back into its template and placeholder values; see `parseSentence`. */
 export interface ParsedSentence {

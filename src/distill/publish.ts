@@ -64,12 +64,34 @@ export async function publishModel(
     throw err;
   }
   await fsync(registryDir, 'r');
+  await writeCurrent(registryDir, version);
+  return { version, dir: target };
+}
+
+/**
+ * Points the registry's `CURRENT` at a version already in it (an online experiment's promoted STAR arm, a
+ * roll back by hand): the version folder must hold a model; `CURRENT` is replaced through a temp file and a
+ * rename, so readers see the old pointer or the new one. Every serving instance loads it at its next poll.
+ */
+export async function setChampion(registryDir: string, version: string): Promise<{ version: string; dir: string }> {
+  if (!VERSION.test(version) || version === '.' || version === '..') {
+    throw new FatalError('DISTILL_VERSION_INVALID', `model version ${JSON.stringify(version)} is not a registry folder name`);
+  }
+  if (existsSync(join(registryDir, MODEL_FILES.manifest))) {
+    throw new FatalError('DISTILL_REGISTRY_SINGLE_MODEL', `${registryDir} is a single model directory, not a registry: it has no CURRENT to point`);
+  }
+  const dir = join(registryDir, version);
+  if (!existsSync(join(dir, MODEL_FILES.manifest))) throw new FatalError('DISTILL_VERSION_MISSING', `${dir} holds no model (${MODEL_FILES.manifest})`);
+  await writeCurrent(registryDir, version);
+  return { version, dir };
+}
+
+async function writeCurrent(registryDir: string, version: string): Promise<void> {
   const tmp = join(registryDir, `.CURRENT.${process.pid}.tmp`);
   await writeFile(tmp, `${version}\n`);
   await fsync(tmp, 'r+');
   await rename(tmp, join(registryDir, 'CURRENT'));
   await fsync(registryDir, 'r');
-  return { version, dir: target };
 }
 
 async function fsync(path: string, flags: 'r' | 'r+'): Promise<void> {

@@ -42,6 +42,11 @@ export interface Recommendation {
   readonly userId: string;
   readonly items: readonly RankedItem[];
   readonly modelVersion: string;
+  /**
+   * The online experiment's arm that served this list (`src/experiments/`); null outside an experiment and in
+   * records written before the field existed (its Avro default).
+   */
+  readonly arm?: string | null;
   readonly generatedAtMs: number;
   /** Time from the interaction's arrival in the pipeline to this record being built. */
   readonly pipelineLatencyMs: number;

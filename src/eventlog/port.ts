@@ -170,5 +170,16 @@ export interface EventLog {
    * all records or none and its commit cannot fail after that, within a process whose end loses both.
    */
   transactionalProducer?(): TransactionalProducer | null;
+  /**
+   * Where a consumer with these options would start now, per partition of its topics: the group's committed
+   * offset, else (no commit yet) the oldest record held when `fromBeginning`, the log end otherwise. A pipeline
+   * with checkpoints and none to resume from records these in its first checkpoint before it consumes
+   * (`pipeline/runner.ts`), so that a restart always finds state and positions that match. Absent: the log
+   * cannot tell.
+   */
+  startPositions?(options: StartQuery): Promise<StartPositions>;
   close(): Promise<void>;
 }
+
+/** What `EventLog.startPositions` needs of a consumer's options. */
+export type StartQuery = Pick<ConsumerOptions, 'groupId' | 'topics' | 'fromBeginning'>;

@@ -4,8 +4,9 @@ import { ConfigError } from '../errors/index.ts';
 /**
  * An online experiment: arms that serve different scorers to disjoint sets of users, a champion (the control),
  * optionally a holdout kept on the champion, the sequential test's settings and the guardrails. Validated
- * once by {@link compileExperiment} into a frozen {@link Experiment}; the lead wires {@link experimentSchema}
- * into the config schema.
+ * once by {@link compileExperiment} into a frozen {@link Experiment}. {@link experimentSchema} is the optional
+ * `experiment` section of the config schema (`src/config/schema.ts`); the composition root serves its arms
+ * (`arms.ts`), joins outcomes (`join.ts`) and judges it (`runtime.ts`).
  */
 
 const positiveInt = () => z.number().int().positive();
@@ -93,6 +94,17 @@ export const experimentSchema = z
     k: positiveInt().max(1000).default(10).describe('Cut-off of hit@K and NDCG@K'),
     test: testSchema.describe('The sequential test (mSPRT on the hit@K difference)'),
     guardrails: guardrailsSchema.describe('Bounds that roll a challenger back whatever its hit rate'),
+    stateDir: z
+      .string()
+      .min(1)
+      .default('data/experiments')
+      .describe('Folder of the running experiment: stateDir/name/state.json (accounting, retired arms) and its decision reports'),
+    lookEveryMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(60_000)
+      .describe('How often the running pipeline judges the experiment and writes a report, ms; 0 = only at shutdown'),
   })
   .superRefine((value, ctx) => {
     const names = new Set<string>();
@@ -131,6 +143,8 @@ export interface Experiment {
   readonly k: number;
   readonly test: { readonly alpha: number; readonly mixtureSd: number; readonly minOutcomesPerArm: number; readonly maxOutcomes: number };
   readonly guardrails: { readonly maxP99LatencyMs: number; readonly maxErrorRate: number; readonly minRequests: number };
+  readonly stateDir: string;
+  readonly lookEveryMs: number;
 }
 
 /** Validates `input` and freezes it; throws {@link ConfigError} naming the first bad field. */
@@ -153,6 +167,8 @@ export function compileExperiment(input: unknown): Experiment {
     k: value.k,
     test: value.test,
     guardrails: value.guardrails,
+    stateDir: value.stateDir,
+    lookEveryMs: value.lookEveryMs,
   });
 }
 

@@ -205,6 +205,39 @@ export const METRICS = {
     name: 'starstream_cases_sampled_total', type: 'counter', group: 'pipeline', labels: ['reason'],
     help: 'Ranked events sampled as teacher cases (sent to the teacher-cases topic), by sampling reason (SAMPLING_REASONS)',
   },
+  // ── online experiment (src/experiments; `experiment` in the config) ──────────────────────────────────────
+  experimentOutcomes: {
+    name: 'starstream_experiment_outcomes_total', type: 'counter', group: 'pipeline', labels: ['experiment', 'arm'],
+    help: 'Lists of an experiment cell (arm, or holdout) joined to their user\'s next interaction: the trials of hit@K',
+  },
+  experimentHits: {
+    name: 'starstream_experiment_hits_total', type: 'counter', group: 'pipeline', labels: ['experiment', 'arm'],
+    help: 'Of those, the ones whose next item was in the top K (experiment.k); ÷ outcomes = the cell\'s hit@K',
+  },
+  experimentNdcg: {
+    name: 'starstream_experiment_ndcg_total', type: 'counter', group: 'pipeline', labels: ['experiment', 'arm'],
+    help: 'Sum of NDCG@K over those outcomes; ÷ outcomes = the cell\'s mean NDCG@K',
+  },
+  experimentScoringDuration: {
+    name: 'starstream_experiment_scoring_duration_seconds', type: 'histogram', group: 'pipeline', labels: ['experiment', 'arm'], buckets: EVENT_STAGE_BUCKETS,
+    help: 'Scoring time of one list by an arm\'s scorer (stream and API), the latency guardrail\'s measure',
+  },
+  experimentScoringErrors: {
+    name: 'starstream_experiment_scoring_errors_total', type: 'counter', group: 'pipeline', labels: ['experiment', 'arm'],
+    help: 'Scoring requests of an arm that failed, the error guardrail\'s measure (÷ the duration histogram\'s _count)',
+  },
+  experimentArmServing: {
+    name: 'starstream_experiment_arm_serving', type: 'gauge', group: 'pipeline', labels: ['experiment', 'arm'],
+    help: '1 while the arm serves its own users; 0 once retired (rolled back) or the experiment concluded for another arm',
+  },
+  experimentDifference: {
+    name: 'starstream_experiment_hit_rate_difference', type: 'gauge', group: 'pipeline', labels: ['experiment', 'arm', 'bound'],
+    help: 'Challenger − champion hit@K at the latest look: bound=estimate, or lower/upper of its always-valid confidence sequence',
+  },
+  experimentDecisions: {
+    name: 'starstream_experiment_decisions_total', type: 'counter', group: 'pipeline', labels: ['experiment', 'arm', 'verdict', 'code'],
+    help: 'Decisions applied by a look: an arm retired (rollback), promoted, or the experiment concluded (inconclusive, rollback), with the verdict code',
+  },
   // ── on-demand API ─────────────────────────────────────────────────────────────────────────────────────
   apiRequests: {
     name: 'starstream_api_requests_total', type: 'counter', group: 'pipeline', labels: ['route', 'method', 'status'],

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { OnlineOutcome } from '../eval/online.ts';
+import type { ExperimentInstruments } from '../experiments/runtime.ts';
 import type { PipelineInstruments, Stage } from '../pipeline/instruments.ts';
 import { createMetrics, type GroupMetrics } from './catalog.ts';
 import type { StoreInstruments } from './instrumented-store.ts';
@@ -13,7 +14,7 @@ import type { StoreInstruments } from './instrumented-store.ts';
 /** Stages timed once per batch; the others once per event (their own histogram, finer buckets). */
 const BATCH_STAGES: ReadonlySet<Stage> = new Set(['ingest', 'commit', 'publish']);
 
-export interface PipelineMetrics extends PipelineInstruments, StoreInstruments {
+export interface PipelineMetrics extends PipelineInstruments, StoreInstruments, ExperimentInstruments {
   readonly registry: Registry;
   /** The raw catalog metrics, for components that count something no hook covers (e.g. the case sampler). */
   readonly catalog: GroupMetrics<'pipeline'>;
@@ -84,6 +85,26 @@ export function createPipelineMetrics(registry: Registry, options: { processMetr
     apiRequest: (route, method, status, seconds) => {
       m.apiRequests.inc({ route, method, status: String(status) });
       m.apiDuration.observe({ route }, seconds);
+    },
+    experimentOutcome: (experiment, arm, hit, ndcg) => {
+      // inc by 0 on a miss still creates the series, so a hit-rate ratio exists before the first hit.
+      m.experimentOutcomes.inc({ experiment, arm });
+      m.experimentHits.inc({ experiment, arm }, hit ? 1 : 0);
+      m.experimentNdcg.inc({ experiment, arm }, ndcg);
+    },
+    experimentRequest: (experiment, arm, seconds, ok) => {
+      m.experimentScoringDuration.observe({ experiment, arm }, seconds);
+      m.experimentScoringErrors.inc({ experiment, arm }, ok ? 0 : 1);
+    },
+    experimentLook: (report) => {
+      const experiment = report.experiment;
+      for (const [arm, serving] of Object.entries(report.serving)) m.experimentArmServing.set({ experiment, arm }, serving ? 1 : 0);
+      for (const c of report.challengers) {
+        // A bound not yet finite (no outcomes) is left unset rather than exported as NaN.
+        const bounds = { estimate: c.test.difference, lower: c.test.lower, upper: c.test.upper };
+        for (const [bound, value] of Object.entries(bounds)) if (value !== null) m.experimentDifference.set({ experiment, arm: c.arm, bound }, value);
+      }
+      for (const a of report.applied) m.experimentDecisions.inc({ experiment, arm: a.arm, verdict: a.verdict, code: a.code ?? 'NONE' });
     },
     setBuildInfo: (info) => {
       m.buildInfo.reset();

@@ -4,6 +4,7 @@ import type { Logger } from '../logging/logger.ts';
 import type { Pipeline } from '../main.ts';
 import { rankNow, type RankedNow } from '../pipeline/recommend.ts';
 import { StoreView } from '../stages/state/store-view.ts';
+import type { Scorer } from '../star/port.ts';
 import type { BatchReader } from '../store/port.ts';
 import { createEventIngest } from './api/events.ts';
 import { createApi } from './api/routes.ts';
@@ -139,26 +140,40 @@ export function evidenceTimeMs(streamMs: number, atMs?: number): number {
  */
 export function streamTimeRecommender(
   config: Config,
-  pipeline: Pick<Pipeline, 'engine' | 'processor' | 'scorers'>,
+  pipeline: Pick<Pipeline, 'engine' | 'processor' | 'scorers' | 'experiment'>,
   clock: StreamClock = new StreamClock(),
-): (userId: string, k: number, atMs?: number) => Promise<RankedNow> {
+): (userId: string, k: number, atMs?: number, arm?: string) => Promise<RankedNow & { readonly arm: string | null }> {
   const { engine, processor } = pipeline;
   const previous = processor.onRanked;
   processor.onRanked = (ranked) => {
     clock.observe(ranked.event.timestampMs);
     previous?.(ranked);
   };
-  return async (userId, k, atMs) => {
+  return async (userId, k, atMs, arm) => {
+    const scorer = apiScorer(pipeline, userId, arm);
     const view = new StoreView(engine.store, engine.mergeItem);
     const nowMs = evidenceTimeMs(await streamTimeMs(view, clock, userId), atMs);
-    return rankNow(view, { userId, k, nowMs }, {
-      scorer: pipeline.scorers.current(),
+    const ranked = await rankNow(view, { userId, k, nowMs }, {
+      scorer,
       templates: engine.templates,
       options: engine.caseOptions,
       dimension: config.store.dimension,
       consumedFilterBytes: config.store.consumedFilterBytes,
     });
+    return { ...ranked, arm: scorer.arm ?? null };
   };
+}
+
+/**
+ * The API's scorer for `userId`: in an experiment, the user's arm's by the stream's assignment (or `arm`, the
+ * admin override, counted in no cell); else the serving model.
+ */
+function apiScorer(pipeline: Pick<Pipeline, 'scorers' | 'experiment'>, userId: string, arm: string | undefined): Scorer {
+  const router = pipeline.experiment?.router;
+  if (arm === undefined) return router ? router.scorerFor(userId) : pipeline.scorers.current();
+  if (!router) throw new BadInputError('NO_EXPERIMENT', 'arm given, but no experiment runs (experiment in the config)');
+  if (!router.hasArm(arm)) throw new BadInputError('UNKNOWN_ARM', `experiment ${router.experiment.name} has no arm ${arm}`);
+  return router.scorerForArm(arm);
 }
 
 /**

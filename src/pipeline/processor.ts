@@ -50,7 +50,8 @@ export interface ProcessorDeps {
   readonly negatives: NegativeSampler;
   /** The same sampler over item slots, for stores that open live batches (`VectorStore.openBatch`). */
   readonly negativeSlots: NegativeSampler<number>;
-  readonly scorer: () => Scorer;
+  /** The scorer that serves `userId` now (in an experiment, its arm's: `src/experiments/arms.ts`); taken once per case. */
+  readonly scorer: (userId: string) => Scorer;
   readonly templates: CstTemplates;
   readonly rateLimiter: UserRateLimiter;
   readonly instruments: PipelineInstruments;
@@ -66,6 +67,8 @@ export interface RankedEvent {
   /** Every candidate with its evidence, in candidate order (before scoring). */
   readonly candidates: readonly CollaborativeEvidence[];
   readonly modelVersion: string;
+  /** The experiment arm that served the list (`Scorer.arm`); null or unset outside an experiment. */
+  readonly arm?: string | null;
 }
 
 export interface BatchOutput {
@@ -98,6 +101,11 @@ export class BatchProcessor {
   private readonly negativeSlots: Int32Array;
   /** Called for every ranked event, published or not; the evaluation and the sampler listen here. */
   onRanked: ((ranked: RankedEvent) => void) | null = null;
+  /**
+   * Called for every accepted interaction that ranking would see, before its user's rate limit is checked and
+   * before it is ranked (so a listener joins it to the user's previous list first): the experiment's outcome join.
+   */
+  onInteraction: ((event: Interaction) => void) | null = null;
   /** false = learn only (benchmarks, warm-up replays); starts as `options.rankingEnabled`. */
   rankingEnabled: boolean;
 
@@ -130,7 +138,7 @@ export class BatchProcessor {
     const routed = this.options.routeItemDeltas === true;
     const out: Omit<BatchOutput, 'deadLetters' | 'accepted'> =
       !routed && this.deps.store.openBatch
-        ? await this.processLive(await this.deps.store.openBatch(batchHint(interactions)), interactions, receivedAt, options.settleLater === true)
+        ? await this.processLive(await this.deps.store.openBatch(batchHint(interactions)), interactions, sources, receivedAt, options.settleLater === true)
         : { ...(await this.processViaView(interactions, sources, receivedAt, routed)), settle: SETTLED };
     this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
     this.deps.instruments.interactionsAccepted(interactions.length);
@@ -145,6 +153,7 @@ export class BatchProcessor {
   private async processLive(
     batch: LiveBatch,
     interactions: readonly Interaction[],
+    sources: readonly SourcePosition[],
     receivedAt: number,
     settleLater: boolean,
   ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
@@ -153,7 +162,7 @@ export class BatchProcessor {
     this.deps.negativeSlots.begin();
     try {
       const negatives = this.negativeSlots;
-      for (const event of interactions) {
+      for (const [i, event] of interactions.entries()) {
         if (performance.now() - slice > YIELD_EVERY_MS) {
           // A batch of ranked events takes long enough to starve probes, /metrics and the API: let them in.
           // The batch stays open meanwhile; the store's writes wait for it, reads see it as of this event.
@@ -161,6 +170,11 @@ export class BatchProcessor {
           slice = performance.now();
         }
         const learnStart = performance.now();
+        // A store written per batch knows what its durable states hold (`LiveBatch.learned`): the changes of an
+        // event learned and made durable before a crash kept its offset from committing are dropped by the
+        // batch's state, so it is learned once. It is still ranked and published (at-least-once: its earlier
+        // answer may never have been sent), on the state as it is; see README, "What each mode guarantees".
+        batch.learned?.(sources[i]!, event.userId);
         learnEventInto(this.deps.learner, this.deps.negativeSlots, batch.state, event, negatives);
         this.deps.instruments.stageDuration('learn', (performance.now() - learnStart) / 1000);
         if (!this.rankingEnabled) continue;
@@ -254,12 +268,14 @@ export class BatchProcessor {
     receivedAt: number,
     teacherCases: TeacherCase[],
   ): Promise<Recommendation | null> {
+    this.onInteraction?.(event);
     if (!this.deps.rateLimiter.allow(event.userId, event.timestampMs, event.eventId)) {
       this.deps.instruments.rateLimited();
       return null;
     }
     const o = this.options;
-    const scorer = this.deps.scorer();
+    const scorer = this.deps.scorer(event.userId);
+    const arm = scorer.arm ?? null;
     // Sentences cost more than the features; render them for every candidate only when the scorer reads them.
     const templates = scorer.readsSentences ? this.deps.templates : null;
     const candidates = await this.timedAsync('candidates', () => generateCandidates(view, user, o.candidates, event.timestampMs));
@@ -281,9 +297,9 @@ export class BatchProcessor {
         this.casesSampled++;
       }
     }
-    this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion });
+    this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion, arm });
     const now = this.clock();
-    const rec = buildRecommendation(event, ranked, scorer.modelVersion, receivedAt, now);
+    const rec = buildRecommendation(event, ranked, scorer.modelVersion, receivedAt, now, arm);
     this.deps.instruments.recommendationPublished(rec.pipelineLatencyMs / 1000);
     return rec;
   }

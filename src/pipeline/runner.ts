@@ -8,6 +8,7 @@ import type {
   EventProducer,
   OutgoingRecord,
   StartPositions,
+  StartQuery,
   TransactionalProducer,
 } from '../eventlog/port.ts';
 import { BadInputError, errorCode, errorMessage } from '../errors/index.ts';
@@ -42,7 +43,8 @@ import type { BatchOutput, BatchProcessor } from './processor.ts';
  * flight end, the state is copied with those positions, and the gate opens (the write goes on in the
  * background). Not while a partition's batch has failed and waits for redelivery (its effects may be half in
  * the store): the gate opens and a later batch tries again. Consumers start at the checkpoint's positions
- * (`ConsumerOptions.startAt`).
+ * (`ConsumerOptions.startAt`); with none to resume from, `start()` first writes one of the state as it is at
+ * the positions the consumers would start from (`EventLog.startPositions`), and starts them there.
  *
  * Exactly-once outputs (`eventLog.kafka.exactlyOnce`, where the log has a `transactionalProducer`): a batch's
  * outputs, of any consumer, go out in one transaction with the batch's consumed offset, so a reader with
@@ -52,9 +54,12 @@ import type { BatchOutput, BatchProcessor } from './processor.ts';
  * consumer alone.
  *
  * Learning moves with the outputs: `process(…, { settleLater: true })` leaves the batch's learning open (on a
- * store with live batches; Qdrant's write is made durable first) until its outputs are published, then
- * commits it; a failed publish (or an aborted transaction) rolls it back, so the redelivered batch is learned
- * once and, learning being deterministic, produces the same recommendations. Stores read through `StoreView`
+ * store with live batches) until its outputs are published, then commits it; a failed publish (or an aborted
+ * transaction) rolls it back, so the redelivered batch is learned once and, learning being deterministic,
+ * produces the same recommendations. A durable tier (Qdrant) is written inside `process()`, before the outputs
+ * are sent, and its states carry the source positions they hold: a batch written and then not committed (a
+ * crash) is redelivered and its learning skipped per user and item (`LiveBatch.learned`); its events are
+ * answered again (at-least-once). Stores read through `StoreView`
  * (routed item writes) still commit inside `process()`.
  *
  * Readiness (`health()`) is more than the lifecycle: running, and every consumer fetching (none failed,
@@ -109,8 +114,10 @@ export interface RunnerDeps {
 
 /** What the runner needs of a checkpointer (`EmbeddedCheckpointer`). */
 export interface Checkpointer {
-  /** Where the consumers start (a restored checkpoint's positions on this log); null = the committed offsets. */
+  /** Where the consumers start (a restored checkpoint's positions on this log, or `begin`'s); null = none yet. */
   readonly startAt: StartPositions | null;
+  /** Writes the first checkpoint (the state as it is, at `positions`) durably, before anything is consumed. */
+  begin(positions: StartPositions): Promise<void>;
   /** Whether a checkpoint is due `batches` batches after the last one (and none is being written). */
   due(batches: number): boolean;
   /** Copies the state as of `positions` now (no batch in flight) and writes it in the background; never throws. */
@@ -209,26 +216,28 @@ export class PipelineRunner {
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error(`runner cannot start from state ${this.state}`);
     const d = this.deps;
+    const writer = d.itemDeltaWriter;
+    const queries: StartQuery[] = [
+      { groupId: d.groupId, topics: [d.topics.interactions], fromBeginning: d.fromBeginning },
+      { groupId: `${d.groupId}.items`, topics: [d.topics.items], fromBeginning: true },
+      // Always from the beginning: a new group that started at the log end could skip deltas produced
+      // between its creation and its first fetch. (A renamed group replays the retained deltas.)
+      ...(writer ? [{ groupId: `${d.groupId}.item-deltas`, topics: [d.topics.itemDeltas], fromBeginning: true }] : []),
+    ];
+    const startAt = await this.startAt(queries);
+    if (this.state !== 'created') return;
     this.producer = d.log.producer();
     this.transactions = d.log.transactionalProducer?.() ?? null;
     // Users are owned by interactions partition (and, with direct item writes, so are the items this instance
     // writes): a store that caches owned state must re-read it when a partition arrives.
     const ownershipChanged = () => d.store.ownershipChanged?.();
     const interactions = d.log.consumer({
-      groupId: d.groupId,
-      topics: [d.topics.interactions],
-      fromBeginning: d.fromBeginning,
+      ...queries[0]!,
       maxBatchRecords: d.maxBatchRecords,
       onPartitionsAssigned: ownershipChanged,
-      ...this.startAt(),
+      ...startAt,
     });
-    const items = d.log.consumer({
-      groupId: `${d.groupId}.items`,
-      topics: [d.topics.items],
-      fromBeginning: true,
-      maxBatchRecords: d.maxBatchRecords,
-      ...this.startAt(),
-    });
+    const items = d.log.consumer({ ...queries[1]!, maxBatchRecords: d.maxBatchRecords, ...startAt });
     this.consumers = [interactions, items];
     this.named.set('interactions', interactions);
     this.named.set('items', items);
@@ -237,17 +246,12 @@ export class PipelineRunner {
       this.supervise('interactions', interactions.run(this.watched('interactions', (batch) => this.handleInteractions(batch)))),
       this.supervise('items', items.run(this.watched('items', (batch) => this.handleItems(batch)))),
     ];
-    const writer = d.itemDeltaWriter;
     if (writer) {
-      // Always from the beginning: a new group that started at the log end could skip deltas produced
-      // between its creation and its first fetch. (A renamed group replays the retained deltas.)
       this.itemDeltaConsumer = d.log.consumer({
-        groupId: `${d.groupId}.item-deltas`,
-        topics: [d.topics.itemDeltas],
-        fromBeginning: true,
+        ...queries[2]!,
         maxBatchRecords: d.maxBatchRecords,
         onPartitionsAssigned: ownershipChanged,
-        ...this.startAt(),
+        ...startAt,
       });
       this.consumers.push(this.itemDeltaConsumer);
       this.named.set('item-deltas', this.itemDeltaConsumer);
@@ -328,9 +332,24 @@ export class PipelineRunner {
     this.state = 'stopped';
   }
 
-  /** The checkpoint's positions as consumer options (nothing without a checkpointer or a restored checkpoint). */
-  private startAt(): { startAt?: StartPositions } {
-    const startAt = this.deps.checkpointer?.startAt;
+  /**
+   * The checkpoint's positions as consumer options (nothing without a checkpointer). With no checkpoint to
+   * resume from, the first one is written here, before anything is consumed: the state as it is, at the
+   * positions the consumers of `queries` would start from (`EventLog.startPositions`), which they are then told
+   * to start at, so that state and positions match from the first record on (a kill before the first periodic
+   * checkpoint restarts there, not at the committed offsets with nothing learned).
+   */
+  private async startAt(queries: readonly StartQuery[]): Promise<{ startAt?: StartPositions }> {
+    const checkpointer = this.deps.checkpointer;
+    if (!checkpointer) return {};
+    const log = this.deps.log;
+    if (checkpointer.startAt === null && log.startPositions) {
+      const positions: Record<string, Readonly<Record<number, string>>> = {};
+      for (const query of queries) Object.assign(positions, await log.startPositions(query));
+      await checkpointer.begin(positions);
+      this.deps.logger.info({ positions }, 'no checkpoint to resume from: the first one is written at the consumers\' start positions');
+    }
+    const startAt = checkpointer.startAt;
     if (!startAt) return {};
     // Partitions the checkpoint lists and no batch moves yet are still at those positions.
     for (const [topic, partitions] of Object.entries(startAt)) {

@@ -9,6 +9,11 @@ export interface Scorer {
   readonly modelVersion: string;
   /** True when scores depend on the evidence sentences (STAR); the pipeline then renders them for all. */
   readonly readsSentences: boolean;
+  /**
+   * The online experiment's arm this scorer serves (`src/experiments/arms.ts`), published with every
+   * recommendation; unset outside an experiment.
+   */
+  readonly arm?: string;
   /** One score per candidate, aligned with `case.candidates`; higher is better. */
   score(cases: readonly ScoringCase[]): Promise<Float32Array[]>;
   close(): Promise<void>;

@@ -1,3 +1,5 @@
+import type { SourcePosition } from '../domain/events.ts';
+
 /**
  * The vector + graph store port. It holds, per user and per item, a collaborative embedding and the bounded
  * neighbourhood payload that Collaborative Signal Translation reads. Adapters: `embedded/` and `qdrant/`.
@@ -30,6 +32,22 @@ export interface UserProfile {
   readonly consumed: Uint8Array;
   readonly firstSeenMs: number;
   readonly lastSeenMs: number;
+  /** Per source partition, the highest offset this state holds the learning of (`LearnedPositions`); stores written per batch only. */
+  readonly learned?: LearnedPositions;
+}
+
+/**
+ * Source positions a durable state holds (a store written per batch: the tiered store over Qdrant): per input
+ * partition (`topic:partition`, Kafka topic names have no colon) the highest offset whose learning the state
+ * includes. Written atomically with the state (one Qdrant point), so an event at or below it is never learned
+ * into that state again (`LiveBatch.learned`). Users are owned by partition, so a user has one entry; an item
+ * one per partition whose events touched it.
+ */
+export type LearnedPositions = ReadonlyMap<string, number>;
+
+/** The key of `LearnedPositions` for a source partition. */
+export function sourceKey(topic: string, partition: number): string {
+  return `${topic}:${partition}`;
 }
 
 /**
@@ -54,6 +72,8 @@ export interface ItemProfile {
   readonly categories: readonly string[];
   readonly firstSeenMs: number;
   readonly lastSeenMs: number;
+  /** As `UserProfile.learned`: per source partition, the highest offset whose contribution the item holds. */
+  readonly learned?: LearnedPositions;
 }
 
 /** A commutative change to one item. Fields left out change nothing. */
@@ -177,6 +197,11 @@ export interface BatchReader {
   itemsById(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
   /** The co-occurrence lists of these items (held ones, in order) without building profiles; optional. */
   cooccurrenceRows?(itemIds: readonly string[]): CooccurrenceRows;
+  /**
+   * The recent histories of these users (held ones, in order) as item keys, without building profiles; optional.
+   * The evidence stage counts neighbours' engagement over them (`UserProfile.recentItems`, as keys).
+   */
+  historyRows?(userIds: readonly string[]): HistoryRows;
   usersById(userIds: readonly string[]): Promise<Map<string, UserProfile>>;
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
   searchUsers(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]>;
@@ -196,6 +221,22 @@ export interface CooccurrenceRows {
   readonly keySpace: number;
   idOf(key: number): string;
   /** The key of an item id, or -1 when no row can hold it. */
+  keyOf(itemId: string): number;
+  /**
+   * Optional, together: a row's keys and counts as arrays (at least `length(row)` long; read them at once), so
+   * the aggregation reads typed arrays rather than one call per entry.
+   */
+  keysOf?(row: number): ArrayLike<number>;
+  countsOf?(row: number): ArrayLike<number>;
+}
+
+/** Recent histories of some users (rows), most recent first, with items as dense int keys (`< keySpace`). */
+export interface HistoryRows {
+  readonly rows: number;
+  length(row: number): number;
+  key(row: number, entry: number): number;
+  readonly keySpace: number;
+  /** The key of an item id, or -1 when no history can hold it. */
   keyOf(itemId: string): number;
 }
 
@@ -217,6 +258,15 @@ export interface LiveBatch extends BatchReader {
   commit(): Promise<void>;
   /** Undoes the batch, before or after `prepare`. */
   rollback(): void;
+  /**
+   * Stores whose durable states carry source positions (`LearnedPositions`: the tiered store): called before
+   * the event at `source` of `userId` is learned. True when the user's durable state already holds that event
+   * (learned and made durable before a crash kept its offset from committing). Either way the caller then
+   * learns it through `state`, which drops every change to a user or item whose state already holds the event,
+   * so a redelivered event is learned once, also when only one of the two collections took the earlier write.
+   * Absent: nothing is skipped.
+   */
+  learned?(source: SourcePosition, userId: string): boolean;
 }
 
 /** The ids a batch is about to touch, so a store backed by a remote tier loads what it lacks first. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configDocs } from '../../src/cli/config.ts';
 import { configFromEnv, loadConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 
 interface Row {
   readonly field: string;
@@ -55,13 +56,23 @@ const OPTIONAL_FIELDS = [
   'ops.apiToken',
 ];
 
+/**
+ * Optional sections (unset by default, so the defaults cannot show their fields): a minimal valid value, from
+ * which the leaves and the defaults of the section's fields are read. Its required fields show no default.
+ */
+const MINIMAL_SECTIONS: ConfigInput = {
+  experiment: { name: 'e', salt: 's', arms: [{ name: 'a', scorer: { kind: 'baseline' }, share: 0.5 }, { name: 'b', scorer: { kind: 'online' }, share: 0.5 }] },
+};
+const SECTION_REQUIRED_FIELDS = ['experiment.name', 'experiment.salt', 'experiment.arms', 'experiment.champion'];
+
 describe('configDocs', () => {
   it('lists every leaf field of the schema exactly once', () => {
     const documented = rows().map((r) => r.field);
     assert.equal(new Set(documented).size, documented.length, 'no field twice');
     // A record field (free-form keys) has no leaves while empty, but is one documented field.
     const records = ['distill.trainerSettings'];
-    const expected = [...leaves(loadConfig()), ...OPTIONAL_FIELDS, ...records].sort();
+    const sections = leaves(loadConfig({ overrides: MINIMAL_SECTIONS })).filter((f) => Object.keys(MINIMAL_SECTIONS).includes(f.split('.')[0]!));
+    const expected = [...new Set([...leaves(loadConfig()), ...OPTIONAL_FIELDS, ...records, ...sections, ...SECTION_REQUIRED_FIELDS])].sort();
     assert.deepEqual([...documented].sort(), expected);
   });
 
@@ -87,10 +98,10 @@ describe('configDocs', () => {
   });
 
   it('shows the schema default of every field that has one, and "unset" for optional ones', () => {
-    const defaults = loadConfig();
+    const defaults = loadConfig({ overrides: MINIMAL_SECTIONS });
     for (const row of rows()) {
       const value = get(defaults, row.field);
-      if (OPTIONAL_FIELDS.includes(row.field)) {
+      if (OPTIONAL_FIELDS.includes(row.field) || SECTION_REQUIRED_FIELDS.includes(row.field)) {
         assert.ok(row.defaultText === 'unset' || row.defaultText === '—', `${row.field}: ${row.defaultText}`);
       } else {
         assert.equal(row.defaultText, `\`${JSON.stringify(value)}\``, row.field);

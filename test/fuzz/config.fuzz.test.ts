@@ -63,6 +63,19 @@ const envName = fc.oneof(
   fc.constantFrom('STARSTREAM_', 'STARSTREAM___', 'STARSTREAM_CONSTRUCTOR__PROTOTYPE__POLLUTED', 'STARSTREAM_TO_STRING', 'STARSTREAM_HAS_OWN_PROPERTY__X', 'NOT_STARSTREAM_LOG_LEVEL'),
 );
 
+/**
+ * Objects that are absent by default (optional sections such as `experiment`, `eventLog.kafka.sasl`): setting one
+ * leaf creates them, so the first error may be any required field of such an ancestor.
+ */
+function createdAncestors(path: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let n = 1; n < path.length; n++) {
+    const prefix = path.slice(0, n);
+    if (prefix.reduce<unknown>((node, k) => (node as Record<string, unknown> | undefined)?.[k], DEFAULTS) === undefined) out.push(prefix.join('.'));
+  }
+  return out;
+}
+
 function assertConfigContract(load: () => unknown): ConfigError | null {
   try {
     const config = load();
@@ -97,7 +110,10 @@ describe('fuzz: configuration from env and files', () => {
         const dotted = l.path.join('.');
         const parent = l.path.slice(0, -1).join('.');
         assert.ok(
-          err.field === dotted || err.field.startsWith(`${dotted}.`) || (parent !== '' && err.field.startsWith(`${parent}.`)),
+          err.field === dotted ||
+            err.field.startsWith(`${dotted}.`) ||
+            (parent !== '' && err.field.startsWith(`${parent}.`)) ||
+            createdAncestors(l.path).some((a) => err.field.startsWith(`${a}.`)),
           `${l.env}=${JSON.stringify(raw)} was reported at ${err.field}: ${err.message}`,
         );
       }),
@@ -165,8 +181,11 @@ describe('fuzz: configuration from env and files', () => {
                 : { file: file(nest(parent, '{}')), overrides: JSON.parse(nested) as Record<string, never> };
         const err = assertConfigContract(() => loadConfig(sources));
         assert.ok(err, `${where}: ${nested} was accepted`);
-        // Refused for the key itself, or first for a required sibling of an optional object (kafka.sasl).
-        assert.ok(/__proto__/.test(err.message) || err.field.startsWith(parent.join('.')), err.message);
+        // Refused for the key itself, or first for a required field of an optional object it creates (kafka.sasl, experiment).
+        assert.ok(
+          /__proto__/.test(err.message) || err.field.startsWith(parent.join('.')) || createdAncestors(leaf.path).some((a) => err.field.startsWith(`${a}.`)),
+          err.message,
+        );
       }),
       { seed: 10_350, numRuns: 150 },
     );

@@ -32,10 +32,10 @@ const dir = mkdtempSync(join(tmpdir(), 'starstream-checkpoint-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const logger = process.env.DEBUG_CHECKPOINT ? createLogger("info") : silentLogger();
 
-function config(path: string | undefined, groupId: string): Config {
+function config(path: string | undefined, groupId: string, checkpointEveryBatches = 7): Config {
   return loadConfig({
     overrides: {
-      store: { dimension: 8, embedded: { path, checkpointIntervalMs: 0, checkpointEveryBatches: 7, indexBuild: 'inline' } },
+      store: { dimension: 8, embedded: { path, checkpointIntervalMs: 0, checkpointEveryBatches, indexBuild: 'inline' } },
       ranking: { topK: 5 },
       candidates: { fromEmbedding: 10, fromCooccurrence: 10, fromPopular: 10, maxCandidates: 30 },
       evidence: { neighbours: 5 },
@@ -74,18 +74,28 @@ async function produce(log: EventLog, pipeline: Pipeline, slice: readonly Intera
   await produceInteractions(log, topics.interactions, slice, engine.codecs, framing, { garbageEvery: 0, nonFiniteEvery: 0 });
 }
 
+/** The state after every event, learned by one pipeline without a snapshot path (computed once). */
+let cleanRun: Promise<FinalState> | null = null;
+function cleanState(): Promise<FinalState> {
+  cleanRun ??= (async () => {
+    const cleanLog = createEmbeddedEventLog(config(undefined, 'x').eventLog, logger);
+    const a = await buildPipeline(config(undefined, uniqueName('clean')), { logger, log: cleanLog });
+    await produce(cleanLog, a, events);
+    await runUntil(a, N);
+    const state = await finalState(a);
+    await close(a);
+    await cleanLog.close();
+    return state;
+  })();
+  return cleanRun;
+}
+
 describe('embedded checkpoints: a restart from a mid-run checkpoint ends in the state of a clean run', () => {
   let clean: FinalState;
   let restarted: FinalState;
 
   it('runs clean, then checkpoints mid-run and restarts from there, resuming at its positions', async () => {
-    const cleanLog = createEmbeddedEventLog(config(undefined, 'x').eventLog, logger);
-    const a = await buildPipeline(config(undefined, uniqueName('clean')), { logger, log: cleanLog });
-    await produce(cleanLog, a, events);
-    await runUntil(a, N);
-    clean = await finalState(a);
-    await close(a);
-    await cleanLog.close();
+    clean = await cleanState();
 
     const path = join(dir, 'state.snapshot');
     const groupId = uniqueName('checkpointed');
@@ -142,6 +152,55 @@ describe('embedded checkpoints: a restart from a mid-run checkpoint ends in the 
       }
     },
   );
+});
+
+describe('embedded checkpoints: a crash before the first periodic checkpoint restarts from the first one', () => {
+  it('the first checkpoint is written before anything is consumed, at the start positions; a restart from it ends in the clean state', async () => {
+    const clean = await cleanState();
+    const path = join(dir, 'first.snapshot');
+    const groupId = uniqueName('first-checkpoint');
+    // No periodic checkpoint within the run: only the first one (and the last, at shutdown, undone below).
+    const rare = 1_000;
+    const log = createEmbeddedEventLog(config(path, groupId, rare).eventLog, logger);
+    const first = await buildPipeline(config(path, groupId, rare), { logger, log });
+    log.consumer({ groupId: uniqueName('holder'), topics: [first.topics.interactions], fromBeginning: true, maxBatchRecords: 1 });
+    const half = 1_400;
+    await produce(log, first, events.slice(0, half));
+    assert.equal(existsSync(path), false);
+    await first.runner.start();
+    // Written and synced before start() resolved, before the first batch.
+    assert.equal(existsSync(path), true, 'the first checkpoint is on disk once the runner has started');
+    await runUntil(first, half);
+    // The crash point: the group has committed `half` records, and the file is still the first checkpoint.
+    const saved = readFileSync(path);
+    const meta = checkpointMeta(decodeSnapshot(saved, path).header.meta)!;
+    assert.deepEqual(meta.positions[first.topics.interactions], { 0: '0' }, 'the first checkpoint is at the start of the topic');
+    assert.deepEqual(meta.positions[first.topics.items], { 0: '0' });
+    await produce(log, first, events.slice(half));
+    await runUntil(first, N);
+    await close(first);
+    writeFileSync(path, saved);
+
+    const second = await buildPipeline(config(path, groupId, rare), { logger, log });
+    await runUntil(second, N);
+    const restarted = await finalState(second);
+    await close(second);
+    await log.close();
+
+    assert.deepEqual(restarted.counts, clean.counts);
+    for (const [id, want] of clean.users) {
+      const { vector: _v, ...got } = restarted.users.get(id)!;
+      const { vector: _w, ...expected } = want;
+      assert.deepEqual(got, expected, `user ${id}`);
+      assertClose(restarted.users.get(id)!.vector, want.vector, `user ${id}`);
+    }
+    for (const [id, want] of clean.items) {
+      const { vector: _v, ...got } = restarted.items.get(id)!;
+      const { vector: _w, ...expected } = want;
+      assert.deepEqual(got, expected, `item ${id}`);
+      assertClose(restarted.items.get(id)!.vector, want.vector, `item ${id}`);
+    }
+  });
 });
 
 function assertClose(got: Float32Array, want: Float32Array, what: string): void {

@@ -54,6 +54,7 @@ const recommendation: Recommendation = {
   userId: 'u1',
   items: [rankedItem, { itemId: 'i3', score: -1.5, evidence: [] }],
   modelVersion: 'baseline-1',
+  arm: 'challenger',
   generatedAtMs: 1_700_000_000_500,
   pipelineLatencyMs: 3.25,
 };
@@ -245,6 +246,22 @@ describe('src/domain/events.ts agrees with the schemas', () => {
     );
     const back = v1.fromBuffer(v2.toBuffer(deadLetterRecord), v1.createResolver(v2)) as { payload: Buffer };
     assert.deepEqual(back.payload, deadLetterRecord.payload);
+  });
+
+  it('recommendation.avsc before arm (issue 19) and the current one read each other; arm defaults to null', () => {
+    const current = schemaOf('recommendation.avsc');
+    const armField = current.fields.find((f) => f.name === 'arm')!;
+    assert.equal(armField.default, null, 'arm was added with a default');
+    const v1 = avro.Type.forSchema({ ...current, fields: current.fields.filter((f) => f.name !== 'arm') } as avro.Schema);
+    const v2 = codecs.recommendation.type;
+    const { arm: _arm, ...old } = recommendation;
+    void _arm;
+    const read = v2.fromBuffer(v1.toBuffer(old), v2.createResolver(v1)) as Recommendation;
+    assert.equal(read.arm, null);
+    const back = v1.fromBuffer(v2.toBuffer(recommendation), v1.createResolver(v2)) as Recommendation;
+    assert.equal(back.eventId, recommendation.eventId);
+    // A recommendation built without an arm (no experiment) encodes with the default.
+    assert.equal(codecs.recommendation.decode(codecs.recommendation.encode(old)).arm, null);
   });
 
   it('a DeadLetter maps onto the dead-letter schema through codecs.deadLetterValue', () => {

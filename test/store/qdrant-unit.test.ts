@@ -9,6 +9,7 @@ import { EMPTY_LOG_SUM } from '../../src/store/popularity.ts';
 import type { ItemProfile } from '../../src/store/port.ts';
 import { createQdrantStore, type QdrantApi, type StoreConfig } from '../../src/store/qdrant/adapter.ts';
 import { classifyQdrantError } from '../../src/store/qdrant/errors.ts';
+import { PointsRest } from '../../src/store/qdrant/points-rest.ts';
 import { KeyedLock } from '../../src/util/keyed-lock.ts';
 import {
   itemToPoint,
@@ -798,6 +799,61 @@ describe('qdrant errors over HTTP (real client, node:http fake server)', () => {
     );
     assert.equal(err.code, 'STORE_UNAVAILABLE');
     assert.ok(err instanceof TransientError);
+  });
+
+  // The point calls go through PointsRest (no reviver on the answers): the same statuses must classify the same.
+  const points = (timeoutMs = 2_000, base = url) => new PointsRest({ url: base, headers: { 'accept-encoding': 'identity' }, timeoutMs });
+
+  for (const [status, code] of [
+    [400, 'STORE_REQUEST_REJECTED'],
+    [401, 'STORE_AUTH'],
+    [404, 'STORE_NOT_FOUND'],
+    [429, 'STORE_RATE_LIMITED'],
+    [503, 'STORE_UNAVAILABLE'],
+  ] as const) {
+    it(`point calls: HTTP ${status} → ${code}, with Qdrant's message`, async () => {
+      replies = [() => ({ status })];
+      const err = await classified(() => points().retrieve('c', { ids: ['a'] }));
+      assert.equal(err.code, code);
+      assert.match(err.message, new RegExp(`HTTP ${status}: scripted ${status}`));
+    });
+  }
+
+  it('point calls: a hang past timeoutMs → STORE_TIMEOUT; connection refused → STORE_UNAVAILABLE', async () => {
+    replies = [() => 'hang'];
+    assert.equal((await classified(() => points(100).scroll('c', {}))).code, 'STORE_TIMEOUT');
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    assert.equal((await classified(() => points(2_000, `http://127.0.0.1:${port}`).count('c', {}))).code, 'STORE_UNAVAILABLE');
+  });
+
+  it("point calls: the client's paths, query parameters and defaults; the answer's result, numbers as numbers", async () => {
+    const bodies: string[] = [];
+    const result = { points: [{ id: 'p', payload: { count: 2 ** 60 } }] };
+    replies = [
+      (req) => {
+        let text = '';
+        req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        req.on('end', () => bodies.push(text));
+        return { status: 200, body: { result, status: 'ok', time: 0.001 } };
+      },
+    ];
+    seen.length = 0;
+    const answer = await points().scroll('items x', { limit: 3, consistency: 'majority', filter: { must: [] } });
+    assert.equal(seen[0]!.method, 'POST');
+    assert.equal(seen[0]!.url, '/collections/items%20x/points/scroll?consistency=majority');
+    assert.equal(seen[0]!.headers['accept-encoding'], 'identity');
+    assert.deepEqual(answer, result);
+    assert.equal(typeof answer.points[0]!.payload!.count, 'number');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(JSON.parse(bodies[0]!), { limit: 3, with_payload: true, with_vector: false, filter: { must: [] } });
+
+    replies = [() => ({ status: 200, body: { result: { operation_id: 1, status: 'completed' }, status: 'ok', time: 0 } })];
+    await points().upsert('c', { points: [] });
+    assert.equal(seen[1]!.method, 'PUT');
+    assert.equal(seen[1]!.url, '/collections/c/points?wait=true');
   });
 
   it('the adapter sends the API key, retries a 503 and reports each attempt', async () => {

@@ -114,11 +114,12 @@ function stream(count: number, users: number, items: number, tag: string): Inter
   }));
 }
 
-function records(engine: Engine, events: readonly Interaction[]): LogRecord[] {
+/** `events` as records of one partition, at offsets from `firstOffset` on (source positions are part of the state). */
+function records(engine: Engine, events: readonly Interaction[], firstOffset = 0): LogRecord[] {
   return events.map((e, i) => ({
     topic: 'starstream.interactions',
     partition: 0,
-    offset: String(i),
+    offset: String(firstOffset + i),
     key: Buffer.from(e.userId),
     value: engine.codecs.interaction.encode(e),
     headers: {},
@@ -158,7 +159,7 @@ describe('tiered store on a real Qdrant', { skip, timeout: 120_000 }, () => {
         await store.init();
         const processor = buildProcessor(engine);
         const events = stream(600, 20, 30, `fail-${mode}`);
-        const batches = [0, 200, 400].map((from) => records(engine, events.slice(from, from + 200)));
+        const batches = [0, 200, 400].map((from) => records(engine, events.slice(from, from + 200), from));
         await processor.process(batches[0]!);
         const before = await countsOf(store, tally(events.slice(0, 200), (e) => e.userId), 'users');
 
@@ -259,6 +260,92 @@ describe('tiered store on a real Qdrant', { skip, timeout: 120_000 }, () => {
     assert.ok(Math.max(...large) <= Math.max(...small), 'a 10× larger batch makes no more requests');
     assert.ok(Math.max(...large) <= 4, 'a handful per batch: user write + item write (+ reads of new ids)');
   });
+});
+
+/**
+ * Issue 16, idempotent learning for the store written per batch: a batch made durable in Qdrant and then not
+ * committed (the process dies before its offsets commit) is redelivered to a new process, a fresh tiered store
+ * over the same collections. Every user and item point carries the source positions it holds, so the
+ * redelivered events are not learned again (they are answered again, at-least-once): the state equals one
+ * where every event was learned once, and so does a crash that fell between the items' write and the users'.
+ */
+describe('tiered store on a real Qdrant: a batch redelivered after its durable write is learned once', { skip, timeout: 180_000 }, () => {
+  const events = stream(400, 25, 35, 'redeliver');
+  const userIds = [...tally(events, (e) => e.userId).keys()];
+  const itemIds = [...tally(events, (e) => e.itemId).keys()];
+
+  /** A new process: a tiered store over `p`'s collections (or `durable`), its engine and processor. */
+  async function processOver(t: TestContext, p: string, wrap?: (inner: QdrantStore) => DurableTier) {
+    const config = pipelineConfig(server!, p);
+    const inner = createQdrantStore({ config: config.store });
+    const store = tieredOver(wrap ? wrap(inner) : inner, config.store);
+    t.after(() => store.close());
+    const engine = buildEngine(config, store);
+    await store.init();
+    return { store, engine, processor: buildProcessor(engine) };
+  }
+
+  /** What Qdrant holds for every user and item, as a new process reads it (vectors left out). */
+  async function durableState(t: TestContext, p: string) {
+    const { store } = await processOver(t, p);
+    const users = await store.getUsers(userIds);
+    const items = await store.getItems(itemIds);
+    return {
+      users: new Map([...users].map(([id, { vector: _v, ...rest }]) => [id, rest])),
+      items: new Map([...items].map(([id, item]) => [id, (({ vector: _v, ...rest }) => rest)(comparable(item) as ItemProfile)])),
+    };
+  }
+
+  /** Learns `from`..`to` as one batch, its outputs "published", then settles it (the durable write). */
+  async function learn(processor: ReturnType<typeof buildProcessor>, engine: Engine, from: number, to: number) {
+    const all = records(engine, events);
+    const out = await processor.process(all.slice(from, to), { settleLater: true });
+    await out.settle(true);
+    return out;
+  }
+
+  async function clean(t: TestContext): Promise<Awaited<ReturnType<typeof durableState>>> {
+    const p = prefix();
+    t.after(() => dropCollections(server!, p));
+    const run = await processOver(t, p);
+    await learn(run.processor, run.engine, 0, 200);
+    await learn(run.processor, run.engine, 200, 400);
+    return durableState(t, p);
+  }
+
+  it('a crash after the write and before the offset commit: the redelivered events are not learned again', (t) =>
+    withPrefix(t, async (p) => {
+      const want = await clean(t);
+      const first = await processOver(t, p);
+      const once = await learn(first.processor, first.engine, 0, 200);
+      assert.ok(once.recommendations.length > 0);
+      await first.store.close();
+      // The restarted process gets the uncommitted batch again, here with more records behind it.
+      const second = await processOver(t, p);
+      const redelivered = await learn(second.processor, second.engine, 0, 300);
+      // Answered again (at-least-once: the first answers may never have been sent), learned once.
+      assert.ok(redelivered.recommendations.some((r) => r.eventId === events[0]!.eventId));
+      await learn(second.processor, second.engine, 300, 400);
+      const got = await durableState(t, p);
+      assert.deepEqual(got.users, want.users);
+      assert.deepEqual(got.items, want.items);
+    }));
+
+  it('a crash between the items\' write and the users\': the users learn the batch again, the items do not', (t) =>
+    withPrefix(t, async (p) => {
+      const want = await clean(t);
+      let durable: ReturnType<typeof failingDurable> | null = null;
+      const first = await processOver(t, p, (inner) => (durable = failingDurable(inner)));
+      durable!.failing = 'users';
+      await assert.rejects(first.processor.process(records(first.engine, events).slice(0, 200), { settleLater: true }), (err) => err instanceof TransientError);
+      await first.store.close();
+      const second = await processOver(t, p);
+      await learn(second.processor, second.engine, 0, 200);
+      await learn(second.processor, second.engine, 200, 400);
+      const got = await durableState(t, p);
+      assert.deepEqual(got.users, want.users);
+      assert.deepEqual(got.items, want.items);
+    }));
 });
 
 /**

@@ -46,6 +46,11 @@ export class Group implements TopicReader {
     topic.readers.add(this);
   }
 
+  /** Whether the group reads `topic` (a consumer of it was created). */
+  subscribes(topic: Topic): boolean {
+    return this.positions.has(topic);
+  }
+
   committed(topic: Topic, partition: number): number {
     return this.positions.get(topic)?.[partition] ?? topic.partitions[partition]!.endOffset;
   }

@@ -10,6 +10,8 @@ import type {
   EventProducer,
   Headers,
   OutgoingRecord,
+  StartPositions,
+  StartQuery,
   TopicSpec,
 } from '../port.ts';
 import { EmbeddedConsumer } from './consumer.ts';
@@ -102,6 +104,26 @@ class EmbeddedEventLog implements EventLog, AppendTarget {
     );
     this.consumers.add(consumer);
     return consumer;
+  }
+
+  /**
+   * The group's committed position per partition (fixed when its first consumer was created), else the oldest
+   * record held (`fromBeginning`) or the log end. Topics are created on first use, as everywhere on this log.
+   */
+  async startPositions(query: StartQuery): Promise<StartPositions> {
+    this.checkOpen();
+    const group = this.groups.get(query.groupId);
+    const out: Record<string, Record<number, string>> = {};
+    for (const name of new Set(query.topics)) {
+      const topic = this.topic(name);
+      const positions: Record<number, string> = {};
+      for (const log of topic.partitions) {
+        const start = group?.subscribes(topic) ? group.committed(topic, log.partition) : query.fromBeginning ? log.startOffset : log.endOffset;
+        positions[log.partition] = String(start);
+      }
+      out[name] = positions;
+    }
+    return out;
   }
 
   producer(): EventProducer {

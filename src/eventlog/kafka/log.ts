@@ -3,7 +3,16 @@ import type { Config } from '../../config/schema.ts';
 import { FatalError } from '../../errors/index.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { Logger } from '../../logging/logger.ts';
-import type { ConsumerOptions, EventConsumer, EventLog, EventProducer, TopicSpec, TransactionalProducer } from '../port.ts';
+import type {
+  ConsumerOptions,
+  EventConsumer,
+  EventLog,
+  EventProducer,
+  StartPositions,
+  StartQuery,
+  TopicSpec,
+  TransactionalProducer,
+} from '../port.ts';
 import { toKafkaJsConfig, toProducerConfig, toTransactionalProducerConfig, type KafkaSettings } from './config.ts';
 import { KafkaEventConsumer } from './consumer.ts';
 import { classifyKafkaError } from './errors.ts';
@@ -107,6 +116,38 @@ class KafkaEventLog implements EventLog {
     );
     this.producers.add(producer);
     return producer;
+  }
+
+  /**
+   * The group's committed offset per partition of `query.topics`; where it has none, the low watermark
+   * (`fromBeginning`) or the high one, as kafkajs's `fromBeginning` would start. A committed offset older than
+   * the oldest record held counts as that record (the consumer would start there too). Retried as `ensureTopics`.
+   */
+  async startPositions(query: StartQuery): Promise<StartPositions> {
+    this.checkOpen();
+    return withRetry(() => this.fetchStartPositions(query), this.settings.retry);
+  }
+
+  private async fetchStartPositions(query: StartQuery): Promise<StartPositions> {
+    try {
+      const admin = await this.admin();
+      const topics = [...new Set(query.topics)];
+      const committed = await admin.fetchOffsets({ groupId: query.groupId, topics });
+      const out: Record<string, Record<number, string>> = {};
+      for (const topic of topics) {
+        const ofTopic = committed.find((c) => c.topic === topic)?.partitions ?? [];
+        const positions: Record<number, string> = {};
+        for (const { partition, low, high } of await admin.fetchTopicOffsets(topic)) {
+          const offset = BigInt(ofTopic.find((c) => c.partition === partition)?.offset ?? '-1');
+          const start = offset >= 0n ? (offset < BigInt(low) ? BigInt(low) : offset) : query.fromBeginning ? BigInt(low) : BigInt(high);
+          positions[partition] = start.toString();
+        }
+        out[topic] = positions;
+      }
+      return out;
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
   }
 
   /** Stops the consumers (each commits its batch in flight), flushes and closes the producers, then the admin. */

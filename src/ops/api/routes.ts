@@ -29,8 +29,12 @@ import type { EventIngest } from './events.ts';
  */
 
 export interface ApiDeps {
-  /** `atMs`: the time to explain at (default the stream's time); a bad one throws `BadInputError`. */
-  recommend(userId: string, k: number, atMs?: number): Promise<RankedNow>;
+  /**
+   * `atMs`: the time to explain at (default the stream's time); a bad one throws `BadInputError`. `arm`: an
+   * online experiment's arm to rank with instead of the user's (admin only; checked here); an unknown one, or
+   * no experiment, throws `BadInputError`. The answer's `arm` is the arm that ranked (null: no experiment).
+   */
+  recommend(userId: string, k: number, atMs?: number, arm?: string): Promise<RankedNow & { readonly arm?: string | null }>;
   /** k when the query does not give one (`ranking.topK`). */
   readonly defaultK: number;
   readonly maxK: number;
@@ -136,11 +140,13 @@ export function createApi(deps: ApiDeps): RouteHandler {
       case '/v1/users/{id}/recommendations': {
         const userId = parseUserId(params.id ?? '');
         const k = parseK(url.searchParams, deps.defaultK, deps.maxK);
-        const ranked = await deps.recommend(userId, k, parseAt(url.searchParams));
+        const arm = parseArm(url.searchParams, expected !== null);
+        const ranked = await deps.recommend(userId, k, parseAt(url.searchParams), arm);
         json(res, 200, {
           userId,
           k: ranked.ranked.length,
           modelVersion: ranked.modelVersion,
+          arm: ranked.arm ?? null,
           coldStart: ranked.coldStart,
           candidates: ranked.candidates,
           generatedAtMs: Date.now(),
@@ -261,6 +267,20 @@ function parseUserId(raw: string): string {
   return id;
 }
 
+/**
+ * `arm`: an experiment arm override (QA), or undefined. Admin only: with `ops.apiToken` set every `/v1/` request
+ * has already shown it; without one, the override is refused like the admin routes (403).
+ */
+function parseArm(params: URLSearchParams, admin: boolean): string | undefined {
+  const all = params.getAll('arm');
+  if (all.length === 0) return undefined;
+  if (!admin) throw new ApiError(403, 'ADMIN_DISABLED', 'an arm override needs ops.apiToken to be set (admin)');
+  if (all.length > 1) throw new ApiError(400, 'INVALID_ARM', 'arm given more than once');
+  const arm = all[0]!;
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(arm)) throw new ApiError(400, 'INVALID_ARM', `arm must be an arm name, got "${arm.slice(0, 70)}"`);
+  return arm;
+}
+
 /** `at`: epoch milliseconds to explain at, or undefined for the stream's time. */
 function parseAt(params: URLSearchParams): number | undefined {
   const all = params.getAll('at');
@@ -273,7 +293,9 @@ function parseAt(params: URLSearchParams): number | undefined {
 
 function parseK(params: URLSearchParams, defaultK: number, maxK: number): number {
   for (const name of params.keys()) {
-    if (name !== 'k' && name !== 'at') throw new ApiError(400, 'UNKNOWN_PARAMETER', `unknown query parameter "${name.slice(0, 40)}"; only k and at are accepted`);
+    if (name !== 'k' && name !== 'at' && name !== 'arm') {
+      throw new ApiError(400, 'UNKNOWN_PARAMETER', `unknown query parameter "${name.slice(0, 40)}"; only k, at and arm are accepted`);
+    }
   }
   const all = params.getAll('k');
   if (all.length === 0) return defaultK;

@@ -1,3 +1,4 @@
+import { KeyScratch } from '../../util/key-scratch.ts';
 import type { CooccurrenceRows, ItemProfile } from '../../store/port.ts';
 
 /**
@@ -39,28 +40,42 @@ export interface CooccurrenceSignals {
  * with the current generation. One aggregation at a time (it is synchronous); a result keeps working after a
  * later aggregation reuses the scratch, through its own lookup built on demand.
  */
-const scratch = { index: new Int32Array(0), stamp: new Uint32Array(0), generation: 0 };
+const scratch = new KeyScratch();
 
 export function aggregateCooccurrence(rows: CooccurrenceRows): CooccurrenceSignals {
-  if (scratch.stamp.length < rows.keySpace) {
-    const size = Math.max(rows.keySpace, scratch.stamp.length * 2);
-    scratch.index = new Int32Array(size);
-    scratch.stamp = new Uint32Array(size);
-  }
-  const generation = (scratch.generation = (scratch.generation + 1) >>> 0 || 1);
-  const { index, stamp } = scratch;
-  const acc = new Accumulator(rows);
+  const generation = scratch.begin(rows.keySpace);
+  const { values: index, stamps: stamp } = scratch;
+  // Sized once for every entry the rows hold (an upper bound of the distinct keys): no growing mid-fold.
+  let entries = 0;
+  for (let r = 0; r < rows.rows; r++) entries += rows.length(r);
+  const acc = new Accumulator(entries);
   let weight = 1;
   for (let r = 0; r < rows.rows; r++) {
-    for (let e = 0; e < rows.length(r); e++) {
-      const count = rows.count(r, e);
-      if (count <= 0) continue;
-      const key = rows.key(r, e);
-      if (stamp[key] !== generation) {
-        stamp[key] = generation;
-        index[key] = acc.add(key);
+    const length = rows.length(r);
+    if (rows.keysOf && rows.countsOf) {
+      const keys = rows.keysOf(r);
+      const counts = rows.countsOf(r);
+      for (let e = 0; e < length; e++) {
+        const count = counts[e]!;
+        if (count <= 0) continue;
+        const key = keys[e]!;
+        if (stamp[key] !== generation) {
+          stamp[key] = generation;
+          index[key] = acc.add(key);
+        }
+        acc.fold(index[key]!, r, count, weight);
       }
-      acc.fold(index[key]!, r, count, weight);
+    } else {
+      for (let e = 0; e < length; e++) {
+        const count = rows.count(r, e);
+        if (count <= 0) continue;
+        const key = rows.key(r, e);
+        if (stamp[key] !== generation) {
+          stamp[key] = generation;
+          index[key] = acc.add(key);
+        }
+        acc.fold(index[key]!, r, count, weight);
+      }
     }
     weight *= RECENCY_DECAY;
   }
@@ -105,17 +120,24 @@ export function rowsFromProfiles(items: readonly ItemProfile[]): CooccurrenceRow
 /** Signals in parallel typed arrays, one entry per co-occurring key. */
 class Accumulator {
   size = 0;
-  keys = new Int32Array(64);
-  total = new Float64Array(64);
-  weighted = new Float64Array(64);
-  items = new Int32Array(64);
-  strongestRow = new Int32Array(64);
-  strongestCount = new Float64Array(64);
+  keys: Int32Array;
+  total: Float64Array;
+  weighted: Float64Array;
+  items: Int32Array;
+  strongestRow: Int32Array;
+  strongestCount: Float64Array;
 
-  constructor(readonly rows: CooccurrenceRows) {}
+  constructor(capacity: number) {
+    const n = Math.max(1, capacity);
+    this.keys = new Int32Array(n);
+    this.total = new Float64Array(n);
+    this.weighted = new Float64Array(n);
+    this.items = new Int32Array(n);
+    this.strongestRow = new Int32Array(n);
+    this.strongestCount = new Float64Array(n);
+  }
 
   add(key: number): number {
-    if (this.size === this.keys.length) this.grow();
     const i = this.size++;
     this.keys[i] = key;
     this.total[i] = 0;
@@ -134,21 +156,6 @@ class Accumulator {
       this.strongestCount[i] = count;
       this.strongestRow[i] = row;
     }
-  }
-
-  private grow(): void {
-    const n = this.keys.length * 2;
-    const bigger = <T extends Int32Array | Float64Array>(a: T): T => {
-      const b = new (a.constructor as new (n: number) => T)(n);
-      b.set(a);
-      return b;
-    };
-    this.keys = bigger(this.keys);
-    this.total = bigger(this.total);
-    this.weighted = bigger(this.weighted);
-    this.items = bigger(this.items);
-    this.strongestRow = bigger(this.strongestRow);
-    this.strongestCount = bigger(this.strongestCount);
   }
 }
 
@@ -204,9 +211,7 @@ class SignalSet implements CooccurrenceSignals {
   }
 
   private indexOf(key: number): number {
-    if (scratch.generation === this.generation) {
-      return key < scratch.stamp.length && scratch.stamp[key] === this.generation ? scratch.index[key]! : -1;
-    }
+    if (scratch.generation === this.generation) return scratch.get(key);
     if (!this.own) {
       this.own = new Map();
       for (let i = 0; i < this.acc.size; i++) this.own.set(this.acc.keys[i]!, i);

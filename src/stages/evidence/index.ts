@@ -1,6 +1,7 @@
+import { KeyScratch } from '../../util/key-scratch.ts';
 import type { CandidateSource, CollaborativeEvidence, EvidenceFeatures, UserContext } from '../../domain/evidence.ts';
 import { decayedCount } from '../../store/popularity.ts';
-import type { BatchReader, ItemProfile, UserProfile } from '../../store/port.ts';
+import type { BatchReader, HistoryRows, ItemProfile, UserProfile } from '../../store/port.ts';
 import type { CandidateSet, CooccurrenceSignal, CooccurrenceSignals } from '../candidates/index.ts';
 import { dot } from '../embeddings/vectors.ts';
 import {
@@ -43,7 +44,12 @@ export interface CaseEvidence {
   /** The time the evidence is as of: the event's, or the stream's for the on-demand API. */
   readonly atMs: number;
   /** What the popularity sentences state of each candidate beyond its features, for `renderSentences`. */
-  readonly items: ReadonlyMap<string, ItemFacts>;
+  readonly items: ItemFactsLookup;
+}
+
+/** `ItemFacts` by item id: undefined for an id the store does not hold (no interactions, none known). */
+export interface ItemFactsLookup {
+  get(itemId: string): ItemFacts | undefined;
 }
 
 /** Facts of a candidate's profile that its features do not carry. */
@@ -60,37 +66,48 @@ export async function collectEvidence(
   templates: CstTemplates | null,
 ): Promise<CaseEvidence> {
   const { user, candidates, nowMs } = input;
-  const [profiles, engagement] = await Promise.all([
-    view.itemsById(candidates.itemIds),
-    neighbourEngagement(view, user, options.neighbours, new Set(candidates.itemIds)),
-  ]);
+  const ids = candidates.itemIds;
+  const [profiles, engagement] = await Promise.all([view.itemsById(ids), neighbourEngagement(view, user, options.neighbours, ids)]);
   const categoryMix = categoryMixOf(candidates.recentItems);
-  const items = new Map<string, ItemFacts>();
-  const evidence = candidates.itemIds.map((itemId) => {
+  const evidence: (CollaborativeEvidence & { sentences: readonly string[] })[] = [];
+  for (let c = 0; c < ids.length; c++) {
+    const itemId = ids[c]!;
     const profile = profiles.get(itemId);
-    items.set(itemId, { interactions: profile?.interactionCount ?? 0, latestMs: profile?.recentUsers[0]?.atMs ?? null });
-    const features = featuresOf(user, profile, candidates.cooccurrence.get(itemId), engagement.counts.get(itemId) ?? 0, categoryMix, nowMs, options);
-    return {
+    const features = featuresOf(user, profile, candidates.cooccurrence.get(itemId), engagement.count(c), categoryMix, nowMs, options);
+    evidence.push({
       itemId,
       title: profile?.title ?? null,
       categories: profile?.categories ?? [],
       sources: candidates.sources.get(itemId) ?? ([] as CandidateSource[]),
       features,
       sentences: [] as string[],
-    };
-  });
+    });
+  }
   const out: CaseEvidence = {
     user: userContext(user, candidates.recentItems, categoryMix),
     candidates: evidence,
     neighboursConsulted: engagement.total,
     atMs: nowMs,
-    items,
+    items: factsOf(profiles),
   };
   if (templates) {
     const ctx = sentenceContext(candidates, out);
     for (const e of evidence) e.sentences = sentencesFor(e, templates, ctx, options.maxSentences);
   }
   return out;
+}
+
+/**
+ * `ItemFacts` read from the candidates' profiles when a sentence asks (the baseline ranker renders ten of a
+ * hundred): an item's latest interaction is the head of its audience, which a store may build on first read.
+ */
+function factsOf(profiles: ReadonlyMap<string, ItemProfile>): ItemFactsLookup {
+  return {
+    get: (itemId) => {
+      const profile = profiles.get(itemId);
+      return profile && { interactions: profile.interactionCount, latestMs: profile.recentUsers[0]?.atMs ?? null };
+    },
+  };
 }
 
 /**
@@ -108,16 +125,73 @@ export function renderSentences(
   return some.map((e) => ({ ...e, sentences: sentencesFor(e, templates, ctx, options.maxSentences) }));
 }
 
-async function neighbourEngagement(
-  view: BatchReader,
-  user: UserProfile,
-  k: number,
-  candidates: ReadonlySet<string>,
-): Promise<{ counts: Map<string, number>; total: number }> {
-  if (k === 0 || user.interactionCount === 0) return { counts: new Map(), total: 0 };
+/** User-CF counts of one case: `count(c)` for `candidates[c]`; `total` neighbours were read. */
+interface Engagement {
+  count(candidate: number): number;
+  readonly total: number;
+}
+
+const NO_ENGAGEMENT: Engagement = { count: () => 0, total: 0 };
+
+async function neighbourEngagement(view: BatchReader, user: UserProfile, k: number, candidates: readonly string[]): Promise<Engagement> {
+  if (k === 0 || user.interactionCount === 0) return NO_ENGAGEMENT;
   const nearest = await view.searchUsers(user.vector, k, new Set([user.userId]));
-  const neighbours = await view.usersById(nearest.map((n) => n.id));
-  return { counts: countEngagement(neighbours.values(), candidates), total: neighbours.size };
+  const nearestIds = nearest.map((n) => n.id);
+  if (view.historyRows) {
+    const rows = view.historyRows(nearestIds);
+    const counts = countEngagementByKey(rows, candidates);
+    return { count: (c) => counts[c]!, total: rows.rows };
+  }
+  const neighbours = await view.usersById(nearestIds);
+  const counts = countEngagement(neighbours.values(), new Set(candidates));
+  return { count: (c) => counts.get(candidates[c]!) ?? 0, total: neighbours.size };
+}
+
+/**
+ * Reusable per-key scratch of `countEngagementByKey`: the candidate index of each key stamped with the current
+ * generation. One count at a time (it is synchronous).
+ */
+const engagementScratch = new KeyScratch();
+
+/**
+ * `countEngagement` over histories as item keys (`BatchReader.historyRows`), aligned with `candidates`: the same
+ * counts (a neighbour counts once per item), with no string compared and no set per neighbour.
+ */
+export function countEngagementByKey(rows: HistoryRows, candidates: readonly string[]): Int32Array {
+  const generation = engagementScratch.begin(rows.keySpace);
+  const { values: candidate, stamps: stamp } = engagementScratch;
+  const n = candidates.length;
+  // A repeated id counts at its first index and is copied to the others at the end.
+  const first = new Int32Array(n);
+  for (let c = 0; c < n; c++) {
+    const key = rows.keyOf(candidates[c]!);
+    if (key < 0 || key >= rows.keySpace) {
+      first[c] = -1;
+    } else if (stamp[key] !== generation) {
+      stamp[key] = generation;
+      candidate[key] = first[c] = c;
+    } else {
+      first[c] = candidate[key]!;
+    }
+  }
+  const counts = new Int32Array(n);
+  const lastRow = new Int32Array(n).fill(-1);
+  for (let r = 0; r < rows.rows; r++) {
+    const length = rows.length(r);
+    for (let e = 0; e < length; e++) {
+      const key = rows.key(r, e);
+      if (stamp[key] !== generation) continue;
+      const c = candidate[key]!;
+      if (lastRow[c] === r) continue;
+      lastRow[c] = r;
+      counts[c]!++;
+    }
+  }
+  for (let c = 0; c < n; c++) {
+    const at = first[c]!;
+    if (at !== c) counts[c] = at < 0 ? 0 : counts[at]!;
+  }
+  return counts;
 }
 
 /**
@@ -148,7 +222,7 @@ function featuresOf(
   nowMs: number,
   o: EvidenceOptions,
 ): EvidenceFeatures {
-  const { long, short, trend } = popularityOf(item, nowMs, o);
+  const { long, short, trend } = popularityRates(item, nowMs, o);
   let fit = 0;
   for (const c of item?.categories ?? []) fit = Math.max(fit, categoryMix.get(c) ?? 0);
   return {
@@ -180,11 +254,24 @@ export function popularityOf(
   nowMs: number,
   o: Pick<EvidenceOptions, 'popularityShortHalfLifeMs' | 'popularityLongHalfLifeMs'>,
 ): PopularitySignal {
+  const { long, short, trend } = popularityRates(item, nowMs, o);
+  return { long, short, trend, interactions: item?.interactionCount ?? 0, latestMs: item?.recentUsers[0]?.atMs ?? null, atMs: nowMs };
+}
+
+/**
+ * The numbers of `popularityOf` alone: what every candidate's features need. The facts beyond them (the latest
+ * interaction, the head of the item's audience) are read only for the candidates whose sentences are rendered.
+ */
+function popularityRates(
+  item: Pick<ItemProfile, 'popularity'> | undefined,
+  nowMs: number,
+  o: Pick<EvidenceOptions, 'popularityShortHalfLifeMs' | 'popularityLongHalfLifeMs'>,
+): { long: number; short: number; trend: number } {
   const long = item ? decayedCount(item.popularity.longLog, nowMs, o.popularityLongHalfLifeMs) : 0;
   const short = item ? decayedCount(item.popularity.shortLog, nowMs, o.popularityShortHalfLifeMs) : 0;
   // Rates per half-life, so that a steady stream gives a trend of 1 whatever the two windows are.
   const trend = long > 0 ? short / o.popularityShortHalfLifeMs / (long / o.popularityLongHalfLifeMs) : 1;
-  return { long, short, trend, interactions: item?.interactionCount ?? 0, latestMs: item?.recentUsers[0]?.atMs ?? null, atMs: nowMs };
+  return { long, short, trend };
 }
 
 /** Share of the recent items in each category, largest first. */

@@ -45,12 +45,14 @@ export function buildRecommendation(
   modelVersion: string,
   receivedAtMs: number,
   nowMs: number,
+  arm: string | null = null,
 ): Recommendation {
   return {
     eventId: event.eventId,
     userId: event.userId,
     items: ranked.map((r) => ({ itemId: r.evidence.itemId, score: r.score, evidence: r.evidence.sentences })),
     modelVersion,
+    arm,
     generatedAtMs: nowMs,
     pipelineLatencyMs: nowMs - receivedAtMs,
   };

@@ -26,8 +26,20 @@ export async function openScorerHandle(
     if (r.scorer === 'star') logger.warn({ code: 'STAR_NOT_CONFIGURED' }, 'ranking.scorer is star but ranking.modelDir is unset: the baseline ranker serves');
     return staticScorerHandle(createBaselineScorer());
   }
-  return StarRegistry.open({
-    dir: r.modelDir,
+  return StarRegistry.open(starRegistryOptions(config, r.modelDir, templates, logger, hooks));
+}
+
+/** The registry options `config.ranking` names, for the registry (or single model) at `dir`. */
+export function starRegistryOptions(
+  config: Readonly<Config>,
+  dir: string,
+  templates: CstTemplates,
+  logger: Logger,
+  hooks: Pick<StarRegistryOptions, 'onRefused' | 'onSwapped'> & Pick<OnnxScorerOptions, 'onInference'> = {},
+): StarRegistryOptions {
+  const r = config.ranking;
+  return {
+    dir,
     spec: loadPromptSpec(),
     cstTemplateVersion: templates.version,
     cstTemplates: templates,
@@ -45,5 +57,5 @@ export async function openScorerHandle(
     logger,
     ...(hooks.onRefused ? { onRefused: hooks.onRefused } : {}),
     ...(hooks.onSwapped ? { onSwapped: hooks.onSwapped } : {}),
-  });
+  };
 }

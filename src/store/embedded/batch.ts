@@ -1,4 +1,4 @@
-import type { CooccurrenceRows, ItemProfile, LiveBatch, Neighbour, UserProfile } from '../port.ts';
+import type { CooccurrenceRows, HistoryRows, ItemProfile, LiveBatch, Neighbour, UserProfile } from '../port.ts';
 import { decayedCount } from '../popularity.ts';
 import type { BatchChanges, CollaborativeState } from './state/collaborative-state.ts';
 
@@ -45,6 +45,23 @@ export class EmbeddedBatch implements LiveBatch {
     return this.state.cooccurrenceRows(itemIds);
   }
 
+  /** The histories of the held users among `userIds` (each once) as item slots (live: read them at once). */
+  historyRows(userIds: readonly string[]): HistoryRows {
+    const s = this.state;
+    const slots: number[] = [];
+    for (const id of userIds) {
+      const u = s.userSlot(id);
+      if (u >= 0 && !slots.includes(u)) slots.push(u);
+    }
+    return {
+      rows: slots.length,
+      length: (r) => s.recentCount(slots[r]!),
+      key: (r, e) => s.recentItem(slots[r]!, e),
+      keySpace: s.items.extent,
+      keyOf: (id) => s.items.slotOf(id),
+    };
+  }
+
   searchItems(query: Float32Array, k: number, exclude?: ReadonlySet<string>): Promise<Neighbour[]> {
     return this.store.searchItems(query, k, exclude);
   }
@@ -64,16 +81,49 @@ export class EmbeddedBatch implements LiveBatch {
     if (raised.length === 0 || k === 0) return stored;
     const s = this.state;
     const halfLife = s.options.popularityLongHalfLifeMs;
-    const raisedIds = new Set<string>();
-    const merged: Neighbour[] = [];
-    for (const i of raised) {
-      const id = s.items.idOf(i);
-      raisedIds.add(id);
-      merged.push({ id, score: decayedCount(s.longLog[i]!, nowMs, halfLife) });
+    // The batch's raised items grow with the batch: only their best k can make the cut, so they are selected
+    // by slot and score (ids read on ties only) before any id or object is built. Same order, same result.
+    const scratch = this.popularScratch(s.items.extent, k);
+    const { mark, best, bestScore } = scratch;
+    const generation = (scratch.generation = (scratch.generation + 1) >>> 0 || 1);
+    const before = (score: number, slot: number, than: number): boolean =>
+      score > bestScore[than]! || (score === bestScore[than] && s.items.idOf(slot) < s.items.idOf(best[than]!));
+    let held = 0;
+    for (let r = 0; r < raised.length; r++) {
+      const i = raised[r]!;
+      mark[i] = generation;
+      const score = decayedCount(s.longLog[i]!, nowMs, halfLife);
+      if (held === k && !before(score, i, k - 1)) continue;
+      let at = held < k ? held++ : k - 1;
+      while (at > 0 && before(score, i, at - 1)) {
+        best[at] = best[at - 1]!;
+        bestScore[at] = bestScore[at - 1]!;
+        at--;
+      }
+      best[at] = i;
+      bestScore[at] = score;
     }
-    for (const n of stored) if (!raisedIds.has(n.id)) merged.push(n);
+    const merged: Neighbour[] = [];
+    for (let b = 0; b < held; b++) merged.push({ id: s.items.idOf(best[b]!), score: bestScore[b]! });
+    for (const n of stored) {
+      const i = s.items.slotOf(n.id);
+      if (i < 0 || mark[i] !== generation) merged.push(n);
+    }
     merged.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return merged.slice(0, k);
+    return merged.length > k ? merged.slice(0, k) : merged;
+  }
+
+  private popular = { mark: new Uint32Array(0), best: new Int32Array(0), bestScore: new Float64Array(0), generation: 0 };
+
+  /** `popularItems`' reusable arrays: a generation mark per item slot, and the best `k` raised so far. */
+  private popularScratch(slots: number, k: number): typeof this.popular {
+    const p = this.popular;
+    if (p.mark.length < slots) p.mark = new Uint32Array(Math.max(slots, p.mark.length * 2));
+    if (p.best.length < k) {
+      p.best = new Int32Array(k);
+      p.bestScore = new Float64Array(k);
+    }
+    return p;
   }
 
   /** Nothing to make durable: a checkpoint takes the state between batches. */

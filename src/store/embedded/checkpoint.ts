@@ -25,6 +25,8 @@ export interface CheckpointedSampler {
  *   that), then encodes and writes them in the background through `util/files.ts` (temp file, fsync, atomic
  *   rename, directory fsync): the file is always a whole checkpoint, the old or the new one. A failed write is
  *   logged (`CHECKPOINT_WRITE_FAILED`) and the next checkpoint tries again; the stream goes on.
+ * - First: with nothing to resume from, `begin()` writes the state (empty) at the positions the consumers are
+ *   about to start from, before they consume: there is always a checkpoint whose positions match its state.
  * - Resume: the restored positions become the consumers' `startAt`, and they win over the group's committed
  *   offsets in both directions. Behind the committed offsets (a crash after commits the checkpoint does not
  *   cover): the records between are consumed again and learned once, since the state does not hold them;
@@ -77,8 +79,11 @@ export interface CheckpointWritten extends SnapshotWritten {
 }
 
 export class EmbeddedCheckpointer {
-  /** Where the consumers start: the restored checkpoint's positions when they are of this log, else null. */
-  readonly startAt: StartPositions | null = null;
+  /**
+   * Where the consumers start: the restored checkpoint's positions when they are of this log, else null until
+   * `begin()` has written the first checkpoint at the positions it was given.
+   */
+  startAt: StartPositions | null = null;
   /** The last checkpoint written (tests, benchmarks). */
   lastWritten: CheckpointWritten | null = null;
   /** Checkpoints written, and writes that failed. */
@@ -107,6 +112,22 @@ export class EmbeddedCheckpointer {
         'the checkpoint\'s positions were recorded on another event log (an embedded log does not outlive its process): its state is restored, consumers start from their committed offsets',
       );
     }
+  }
+
+  /**
+   * The first checkpoint, when there is none to resume from (`startAt` null: no snapshot, a snapshot without
+   * positions, or positions of another log): the state as it is (empty, or restored without usable positions)
+   * at `positions`, where the consumers will start (the groups' committed offsets, or the topics' start).
+   * Written and synced before it resolves, so a process killed before its first periodic checkpoint restarts
+   * from a state whose positions match it rather than from the committed offsets with nothing learned. Rejects
+   * when it cannot be written: the snapshot path is unusable, which is better said before consuming than after.
+   */
+  async begin(positions: StartPositions): Promise<void> {
+    if (this.startAt !== null) return;
+    await this.settled();
+    this.wrote(await this.capture(positions)());
+    this.lastAtMs = this.clock();
+    this.startAt = positions;
   }
 
   /** True when a checkpoint is due after `batches` batches since the last one, and none is being written. */

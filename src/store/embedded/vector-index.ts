@@ -110,6 +110,8 @@ export class VectorIndex {
   private movedCount = 0;
   /** Reused by every search: the query as float64 (scored against float32 rows without a conversion per element). */
   private readonly q64: Float64Array;
+  /** Reused by every graph search: the query as hnswlib's plain number array. */
+  private readonly qArray: number[];
   /** Reused by the flat scan: the scores of the dirty slots. */
   private scores = new Float64Array(256);
   /** Slots written since the in-flight refresh took its snapshot: the `dirty` set of the graph it brings. */
@@ -133,6 +135,7 @@ export class VectorIndex {
     this.slab = new VectorSlab(options.dimension);
     this.graphRows = new GraphRows(options.dimension);
     this.q64 = new Float64Array(options.dimension);
+    this.qArray = new Array<number>(options.dimension).fill(0);
     this.builds = this.createBuilds();
   }
 
@@ -205,7 +208,7 @@ export class VectorIndex {
     const q = this.query64(query);
     if (this.graph) this.searchGraph(query, q, k, top, exclude);
     this.scanDirty(q, top, exclude);
-    return top.sorted();
+    return top.sorted((slot) => this.slab.idOf(slot));
   }
 
   /**
@@ -240,14 +243,13 @@ export class VectorIndex {
   private searchGraph(query: Float32Array, q: Float64Array, k: number, top: TopK, exclude?: ReadonlySet<string>): void {
     const want = Math.min(Math.max(k + (exclude?.size ?? 0), this.options.hnswEfSearch), this.graphSize);
     if (want <= 0) return;
-    const found = this.graph!.searchKnn(Array.from(query), want);
+    const found = this.graph!.searchKnn(this.queryArray(query), want);
     for (const slot of found.neighbors) {
       // Never true while markDelete holds; kept so a stale graph position can never shadow the exact score.
       if (this.dirty.has(slot)) continue;
       const score = this.slab.dot(q, slot);
       if (score <= top.floor) continue;
-      const id = this.slab.idOf(slot);
-      if (exclude === undefined || !exclude.has(id)) top.offer(id, score);
+      if (exclude === undefined || !exclude.has(this.slab.idOf(slot))) top.offer(slot, score);
     }
   }
 
@@ -262,9 +264,16 @@ export class VectorIndex {
     for (let i = 0; i < n; i++) {
       const score = scores[i]!;
       if (score <= top.floor) continue;
-      const id = this.slab.idOf(slots[i]!);
-      if (exclude === undefined || !exclude.has(id)) top.offer(id, score);
+      const slot = slots[i]!;
+      if (exclude === undefined || !exclude.has(this.slab.idOf(slot))) top.offer(slot, score);
     }
+  }
+
+  /** The query as the plain array hnswlib takes, reused by every search. */
+  private queryArray(query: Float32Array): number[] {
+    const a = this.qArray;
+    for (let d = 0; d < a.length; d++) a[d] = query[d] ?? 0;
+    return a;
   }
 
   private query64(query: Float32Array): Float64Array {
@@ -439,24 +448,37 @@ function allSlots(size: number): Int32Array {
 }
 
 /** Keeps the k best (id, score) pairs seen; a sorted array beats a heap at k ≤ a few hundred. */
+/** The best `k` (slot, score) pairs offered, by score descending; equal scores keep the order they came in. */
 class TopK {
-  private readonly items: Neighbour[] = [];
+  private readonly slots: Int32Array;
+  private readonly scores: Float64Array;
+  private size = 0;
   /** A score must beat this to enter: -Infinity until k are held, then the k-th best. */
   floor = -Infinity;
 
-  constructor(private readonly k: number) {}
-
-  offer(id: string, score: number): void {
-    if (score <= this.floor) return;
-    const items = this.items;
-    if (items.length === this.k) items.pop();
-    let i = items.length;
-    while (i > 0 && items[i - 1]!.score < score) i--;
-    items.splice(i, 0, { id, score });
-    if (items.length === this.k) this.floor = items[this.k - 1]!.score;
+  constructor(private readonly k: number) {
+    this.slots = new Int32Array(k);
+    this.scores = new Float64Array(k);
   }
 
-  sorted(): Neighbour[] {
-    return this.items;
+  offer(slot: number, score: number): void {
+    if (score <= this.floor) return;
+    const { slots, scores } = this;
+    let i = this.size < this.k ? this.size++ : this.k - 1;
+    while (i > 0 && scores[i - 1]! < score) {
+      slots[i] = slots[i - 1]!;
+      scores[i] = scores[i - 1]!;
+      i--;
+    }
+    slots[i] = slot;
+    scores[i] = score;
+    if (this.size === this.k) this.floor = scores[this.k - 1]!;
+  }
+
+  /** The held pairs as neighbours, ids read once here (no id is read for a pair pushed out). */
+  sorted(idOf: (slot: number) => string): Neighbour[] {
+    const out: Neighbour[] = [];
+    for (let i = 0; i < this.size; i++) out.push({ id: idOf(this.slots[i]!), score: this.scores[i]! });
+    return out;
   }
 }

@@ -17,6 +17,7 @@ import type {
 import type { DurableTier, ItemPage, ItemVector } from '../tiered/durable.ts';
 import { ensureCollection, type CallFn, type CollectionReport, type CollectionSpec } from './collections.ts';
 import { classifyQdrantError } from './errors.ts';
+import { PointsRest } from './points-rest.ts';
 import { KeyedLock } from '../../util/keyed-lock.ts';
 import {
   ID_KEY,
@@ -477,9 +478,11 @@ export class QdrantStore implements VectorStore, DurableTier {
 }
 
 /**
- * The REST client for `store.qdrant`. The API key travels as the `api-key` header (what the client's `apiKey`
- * option does, minus its `console.warn`; we log the same warning through pino). A URL without a port means
- * the scheme's port (80/443), as URLs do; the client alone would silently use 6333.
+ * The REST client for `store.qdrant`: the collection calls through `QdrantClient`, the point calls (every
+ * batch's reads and writes) through {@link PointsRest}, which parses answers without the client's reviver.
+ * The API key travels as the `api-key` header (what the client's `apiKey` option does, minus its
+ * `console.warn`; we log the same warning through pino). A URL without a port means the scheme's port
+ * (80/443), as URLs do; the client alone would silently use 6333.
  */
 function createClient(config: StoreConfig, log: Logger): QdrantApi {
   const q = config.qdrant;
@@ -488,20 +491,36 @@ function createClient(config: StoreConfig, log: Logger): QdrantApi {
     if (q.apiKey !== undefined && url.protocol === 'http:') {
       log.warn({ url: url.origin }, 'qdrant API key sent over plain http; use an https URL');
     }
-    return new QdrantClient({
+    const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+    const headers = {
+      // Without this, fetch asks for gzip and Qdrant answers gzip-chunked: headers and body go out as
+      // separate writes, and the body waits for the client's delayed ACK (~40 ms) on every call. Loopback and
+      // datacenter links gain nothing from compressing small JSON, so identity costs no bandwidth worth having.
+      'accept-encoding': 'identity',
+      ...(q.apiKey !== undefined ? { 'api-key': q.apiKey } : {}),
+    };
+    const client = new QdrantClient({
       url: q.url,
-      port: url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80,
-      headers: {
-        // Without this, fetch asks for gzip and Qdrant answers gzip-chunked: headers and body go out as
-        // separate writes, and the body waits for the client's delayed ACK (~40 ms) on every call. Loopback and
-        // datacenter links gain nothing from compressing small JSON, so identity costs no bandwidth worth having.
-        'accept-encoding': 'identity',
-        ...(q.apiKey !== undefined ? { 'api-key': q.apiKey } : {}),
-      },
+      port,
+      headers,
       timeout: q.timeoutMs,
       // The client's own version check only prints to the console; init() checks what matters.
       checkCompatibility: false,
     });
+    const base = `${url.protocol}//${url.hostname}:${port}${url.pathname === '/' ? '' : url.pathname}`;
+    const points = new PointsRest({ url: base, headers, timeoutMs: q.timeoutMs });
+    return {
+      collectionExists: (name) => client.collectionExists(name),
+      getCollection: (name) => client.getCollection(name),
+      createCollection: (name, args) => client.createCollection(name, args),
+      createPayloadIndex: (name, args) => client.createPayloadIndex(name, args),
+      retrieve: points.retrieve,
+      upsert: points.upsert,
+      batchUpdate: points.batchUpdate,
+      query: points.query,
+      scroll: points.scroll,
+      count: points.count,
+    };
   } catch (err) {
     throw classifyQdrantError(err, 'connect', q.url);
   }

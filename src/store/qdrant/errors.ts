@@ -1,10 +1,11 @@
 import { FatalError, StarstreamError, TransientError } from '../../errors/index.ts';
 
 /**
- * Turns what `@qdrant/js-client-rest` throws into the project's error families. The client throws:
+ * Turns what `@qdrant/js-client-rest` and `PointsRest` throw into the project's error families. The client throws:
  *
  * - `ApiError` (from `@qdrant/openapi-typescript-fetch`) for a non-2xx response, with `status` and `data`
  *   (`{ status: { error } }`): matched by shape, not by class, as the fetch package ships two builds;
+ * - `QdrantHttpError` (`points-rest.ts`, the point calls) for a non-2xx answer, with the same `status` and `data`;
  * - `QdrantClientResourceExhaustedError` for a 429 with `Retry-After`;
  * - `QdrantClientTimeoutError` when the client-side timeout (`store.qdrant.timeoutMs`) aborts the request;
  * - `QdrantClientUnexpectedResponseError` for a 2xx other than 200/201 (status only in the message);

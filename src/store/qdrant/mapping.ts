@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FatalError } from '../../errors/index.ts';
 import { EMPTY_LOG_SUM } from '../popularity.ts';
-import type { ItemProfile, TimedId, UserProfile } from '../port.ts';
+import type { ItemProfile, LearnedPositions, TimedId, UserProfile } from '../port.ts';
 
 /**
  * How profiles are laid out as Qdrant points.
@@ -19,7 +19,10 @@ import type { ItemProfile, TimedId, UserProfile } from '../port.ts';
  *   `popularityLongLog` (float-indexed, ordered by for `popularItems`; both left out while `-Infinity`, which
  *   JSON cannot carry, so items without events never appear in the popularity order), `cooccurrenceIds[]`,
  *   `cooccurrenceCounts[]` (largest first), `title` (string or null), `categories[]`, `firstSeenMs`,
- *   `lastSeenMs`.
+ *   `lastSeenMs`;
+ * - both, when written by the tiered store (`LearnedPositions`): `learnedSources[]` (`topic:partition`) and
+ *   `learnedOffsets[]`, the highest offset per source partition whose learning the point holds; absent on
+ *   points written without positions (read as none).
  */
 
 export const PAYLOAD_VERSION = 1;
@@ -87,8 +90,14 @@ export function userToPoint(user: UserProfile, historyLength: number): PointStru
       ).toString('base64'),
       firstSeenMs: user.firstSeenMs,
       lastSeenMs: user.lastSeenMs,
+      ...learnedPayload(user.learned),
     },
   };
+}
+
+function learnedPayload(learned: LearnedPositions | undefined): Payload {
+  if (!learned || learned.size === 0) return {};
+  return { learnedSources: [...learned.keys()], learnedOffsets: [...learned.values()] };
 }
 
 export function itemToPoint(item: ItemProfile): PointStruct {
@@ -104,6 +113,7 @@ export function itemToPoint(item: ItemProfile): PointStruct {
     categories: [...item.categories],
     firstSeenMs: item.firstSeenMs,
     lastSeenMs: item.lastSeenMs,
+    ...learnedPayload(item.learned),
   };
   if (item.popularity.shortLog !== EMPTY_LOG_SUM) payload['popularityShortLog'] = item.popularity.shortLog;
   if (item.popularity.longLog !== EMPTY_LOG_SUM) payload[POPULARITY_KEY] = item.popularity.longLog;
@@ -121,6 +131,7 @@ export function pointToUser(point: RetrievedPoint, dimension: number): UserProfi
     consumed: p.bytes('consumed'),
     firstSeenMs: p.number('firstSeenMs'),
     lastSeenMs: p.number('lastSeenMs'),
+    ...p.learned(),
   };
 }
 
@@ -143,6 +154,7 @@ export function pointToItem(point: RetrievedPoint, dimension: number): ItemProfi
     categories: p.strings('categories'),
     firstSeenMs: p.number('firstSeenMs'),
     lastSeenMs: p.number('lastSeenMs'),
+    ...p.learned(),
   };
 }
 
@@ -216,6 +228,15 @@ class PayloadReader {
     const at = this.numbers(atKey);
     if (ids.length !== at.length) this.fail(`${idsKey} and ${atKey} differ in length`);
     return ids.map((id, i) => ({ id, atMs: at[i]! }));
+  }
+
+  /** `learned` when the point carries positions, else nothing (the field stays absent). */
+  learned(): { learned?: LearnedPositions } {
+    if (this.payload['learnedSources'] === undefined) return {};
+    const sources = this.strings('learnedSources');
+    const offsets = this.numbers('learnedOffsets');
+    if (sources.length !== offsets.length) this.fail('learnedSources and learnedOffsets differ in length');
+    return { learned: new Map(sources.map((key, i) => [key, offsets[i]!])) };
   }
 
   vector(dimension: number): Float32Array {

@@ -14,6 +14,7 @@ import type {
   ItemDelta,
   ItemMetadata,
   ItemProfile,
+  LearnedPositions,
   LiveBatch,
   Neighbour,
   StoreCounts,
@@ -23,6 +24,7 @@ import type {
 import { KeyedLock } from '../../util/keyed-lock.ts';
 import type { DurableTier } from './durable.ts';
 import { AbsentIds, EntryBook } from './entries.ts';
+import { GuardedState, PositionBook, raised } from './learned.ts';
 
 /**
  * The production store path (`store.kind = qdrant`): an in-process hot tier in front of Qdrant, in the spirit
@@ -60,12 +62,16 @@ import { AbsentIds, EntryBook } from './entries.ts';
  * `buildItemDeltaWriter` warns). The one read on the write path is the first write of an item after an ownership
  * change (below), which reads the item's current state once.
  *
+ * The pipeline's live batches (`openBatch`, `store.itemWrites = direct`) write items first and users once the
+ * items are acknowledged, each point with the source positions it holds (`learned.ts`). A batch written and
+ * then not committed is redelivered to states that say they hold it, and nothing of it is learned twice.
+ *
  * A failed write leaves the hot tier unchanged, and the states the batch was computed from are pinned (`pin`):
  * no refresh or read replaces them with the half of the batch Qdrant may have taken. The redelivered batch is
  * therefore learned from exactly the same state and writes the same whole states again: a store failure never
  * makes learning happen twice (counts are exact; a vector may differ in its negative samples, which are drawn
- * again). Not covered: the partition moving to another instance between the failure and the redelivery (the new
- * owner reads what Qdrant took), which needs source positions in the profiles (issue "exactly-once state").
+ * again). The partition moving to another instance between the failure and the redelivery (the new owner reads
+ * what Qdrant took) is covered by the source positions in the points (live batches only).
  *
  * ## Ownership epochs: restart and rebalance
  *
@@ -116,10 +122,12 @@ export interface TieredStoreOptions {
   readonly clock?: () => number;
 }
 
-/** The ids a live batch wrote to Qdrant. */
+/** The ids a live batch wrote to Qdrant, and the whole states (with their positions) among them. */
 interface WrittenBatch {
   readonly userIds: readonly string[];
   readonly itemIds: readonly string[];
+  readonly users: readonly UserProfile[];
+  readonly items: readonly ItemProfile[];
 }
 
 /** Known-absent ids kept per collection: beyond, the oldest are asked again. */
@@ -163,6 +171,8 @@ export class TieredStore implements VectorStore {
   /** The hot tier's batch while one is open (`openBatch`), and the installs that wait for it to end. */
   private liveBatch: EmbeddedBatch | null = null;
   private readonly afterBatch: (() => void)[] = [];
+  /** The source positions each held user and item state carries in Qdrant (`learned.ts`). */
+  private readonly positions = new PositionBook();
 
   constructor(private readonly options: TieredStoreOptions) {
     this.durable = options.durable;
@@ -186,7 +196,10 @@ export class TieredStore implements VectorStore {
     });
     // Users the hot tier retires are read from Qdrant again on their next use.
     this.hot.onUsersRetired = (ids) => {
-      for (const id of ids) this.users.book.forget(id);
+      for (const id of ids) {
+        this.users.book.forget(id);
+        this.positions.forgetUser(id);
+      }
     };
     this.items = side<ItemProfile>('items', {
       hitNeedsCurrentEpoch: false,
@@ -298,16 +311,19 @@ export class TieredStore implements VectorStore {
     const batch = await this.hot.openBatch();
     this.liveBatch = batch;
     const epoch = this.epoch;
+    const guard = new GuardedState(batch.state, this.positions);
     let written: WrittenBatch | null = null;
     const prepare = async (): Promise<void> => {
-      written ??= await this.track(this.writeLive(batch, epoch));
+      written ??= await this.track(this.writeLive(batch, guard.batchPositions, epoch));
     };
     return {
-      state: batch.state,
+      state: guard,
+      learned: (source, userId) => guard.begin(source, userId),
       user: (id) => batch.user(id),
       usersById: (ids) => batch.usersById(ids),
       itemsById: (ids) => batch.itemsById(ids),
       cooccurrenceRows: (ids) => batch.cooccurrenceRows(ids),
+      historyRows: (ids) => batch.historyRows(ids),
       searchItems: (q, k, ex) => batch.searchItems(q, k, ex),
       searchUsers: (q, k, ex) => batch.searchUsers(q, k, ex),
       popularItems: (k, now) => batch.popularItems(k, now),
@@ -330,24 +346,29 @@ export class TieredStore implements VectorStore {
    * negatives as vectors alone, in one request per collection; the batch stays open. A failed write rolls the
    * hot tier back to the batch's start and pins those states, then rejects.
    */
-  private async writeLive(batch: EmbeddedBatch, epoch: number): Promise<WrittenBatch> {
+  private async writeLive(batch: EmbeddedBatch, batchPositions: ReadonlyMap<string, number>, epoch: number): Promise<WrittenBatch> {
     const state = this.hot.state;
     const touched = batch.touched();
-    const users = touched.users.filter((u) => state.userExists[u] === 1).map((u) => state.userProfile(u));
-    const items = touched.items.filter((i) => state.itemExists[i] === 1).map((i) => state.itemProfile(i));
+    // Each state carries the positions it now holds: what it held, raised to the batch's (`learned.ts`).
+    const users = touched.users
+      .filter((u) => state.userExists[u] === 1)
+      .map((u) => withLearned(state.userProfile(u), raised(this.positions.user(state.users.idOf(u)), batchPositions)));
+    const items = touched.items
+      .filter((i) => state.itemExists[i] === 1)
+      .map((i) => withLearned(state.itemProfile(i), raised(this.positions.item(state.items.idOf(i)), batchPositions)));
     const vectors = touched.vectorOnly
       .filter((i) => state.itemExists[i] === 1)
       .map((i) => ({ itemId: state.items.idOf(i), vector: state.itemVector(i).slice() }));
-    const written = { userIds: users.map((u) => u.userId), itemIds: [...items.map((i) => i.itemId), ...vectors.map((v) => v.itemId)] };
-    const results = await Promise.allSettled([
-      users.length > 0 ? this.durable.putUsers(users) : undefined,
-      items.length + vectors.length > 0 ? this.durable.putItems(items, vectors) : undefined,
-    ]);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) {
+    const written = { users, items, userIds: users.map((u) => u.userId), itemIds: [...items.map((i) => i.itemId), ...vectors.map((v) => v.itemId)] };
+    try {
+      // Items first, users once the items are acknowledged: a user whose state holds an event implies items
+      // that hold it too, so a redelivered event is never skipped for its user while its items lack it.
+      if (items.length + vectors.length > 0) await this.durable.putItems(items, vectors);
+      if (users.length > 0) await this.durable.putUsers(users);
+    } catch (err) {
       this.endLive(() => batch.rollback());
       this.pinHeld(written.userIds, written.itemIds, epoch);
-      throw failed.reason;
+      throw err;
     }
     return written;
   }
@@ -355,6 +376,8 @@ export class TieredStore implements VectorStore {
   /** Qdrant acknowledged the batch: the hot tier publishes it, and its entries count as written here. */
   private publishLive(batch: EmbeddedBatch, written: WrittenBatch, epoch: number): void {
     this.endLive(() => batch.commitNow());
+    for (const user of written.users) this.positions.setUser(user.userId, user.learned);
+    for (const item of written.items) this.positions.setItem(item.itemId, item.learned);
     const now = this.clock();
     for (const id of written.userIds) this.recordWritten(this.users, id, epoch, now);
     for (const id of written.itemIds) this.recordWritten(this.items, id, epoch, now);
@@ -499,8 +522,16 @@ export class TieredStore implements VectorStore {
       accepted.push(profile);
       side.book.record(id, epoch, now, false);
       side.absent.delete(id);
+      this.recordPositions(side, id, profile);
     }
     side.install(accepted);
+  }
+
+  /** The positions a state Qdrant holds carries (`learned.ts`); a state without them clears the entry's. */
+  private recordPositions<P>(side: Side<P>, id: string, profile: P): void {
+    const learned = (profile as { readonly learned?: LearnedPositions }).learned;
+    if (side.name === 'users') this.positions.setUser(id, learned);
+    else this.positions.setItem(id, learned);
   }
 
   /** Installs states Qdrant has just acknowledged from this process. */
@@ -540,7 +571,9 @@ export class TieredStore implements VectorStore {
       await this.pin([...users.keys()], bases, epoch);
       throw failed.reason;
     }
-    // Both acknowledged: only now may the hot tier show them.
+    // Both acknowledged: only now may the hot tier show them. Their points now carry what these profiles do.
+    for (const [id, user] of users) this.recordPositions(this.users, id, user);
+    for (const item of items) this.recordPositions(this.items, item.itemId, item);
     this.installWritten(this.users, [...users], epoch);
     this.installWritten(this.items, items.map((item) => [item.itemId, item] as const), epoch);
   }
@@ -653,4 +686,9 @@ function groupByItem(deltas: readonly ItemDelta[]): Map<string, ItemDelta[]> {
     else byItem.set(delta.itemId, [delta]);
   }
   return byItem;
+}
+
+/** `profile` carrying `learned` (left out when there are none). */
+function withLearned<P extends UserProfile | ItemProfile>(profile: P, learned: ReadonlyMap<string, number> | undefined): P {
+  return learned && learned.size > 0 ? { ...profile, learned } : profile;
 }

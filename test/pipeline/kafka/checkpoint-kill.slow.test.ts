@@ -4,7 +4,9 @@
  * group has committed past at least one checkpoint), and a second child resumes from the checkpoint's positions
  * rather than the group's committed offsets. After a SIGTERM the final checkpoint holds the state of a clean
  * run over the same events: counts, histories, consumed filters, audiences, co-occurrence and popularity
- * exactly. (Vectors need deterministic learning; see test/pipeline/checkpoint-restart.test.ts.)
+ * exactly. (Vectors need deterministic learning; see test/pipeline/checkpoint-restart.test.ts.) A second case
+ * kills the child before its first periodic checkpoint: the restart resumes from the first checkpoint, which
+ * the runner wrote (empty state, the group's start positions) before consuming anything.
  *
  * One interactions partition, every event produced before the first child starts: each run learns them in
  * the same order. CHECKPOINT_KILL_EVENTS (default 6000) events; CHECKPOINT_KILL_SEED picks the kill point.
@@ -13,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, type TestContext } from 'node:test';
 import { produceInteractions } from '../../../src/cli/produce.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 import { createRng } from '../../../src/data/random.ts';
@@ -101,66 +103,87 @@ function checkpointPosition(path: string, topic: string): number | null {
   }
 }
 
+let clean: Promise<State> | null = null;
+
+/**
+ * One child killed at `killAfter` committed records (and a checkpoint on disk), a second one run to the end
+ * and stopped, and its final checkpoint compared with a clean run. Returns where the second child resumed.
+ */
+async function killAndRestart(t: TestContext, name: string, killAfter: number, extra: Readonly<Record<string, string>>): Promise<number> {
+  const path = join(dir, `${name}.snapshot`);
+  const env = pipelineEnv({
+    brokers: await brokers(),
+    partitions: 1,
+    maxBatchRecords: MAX_BATCH,
+    extra: { ...STORE_ENV, ...extra, STARSTREAM_STORE__EMBEDDED__PATH: path },
+  });
+  const setup = await createTestTopics(t, env);
+  const log = testEventLog(t, setup);
+  const producer = log.producer();
+  onCleanup(t, () => producer.close());
+  const records = [...encodeInteractions(setup, events)];
+  for (let k = 0; k < records.length; k += 1_000) await producer.send(records.slice(k, k + 1_000));
+  const groupId = setup.config.pipeline.groupId;
+  const topic = setup.topics.interactions;
+  const committed = async (): Promise<number> => Number((await committedOffsets(setup.brokerList, groupId, topic)).get(0) ?? -1n);
+
+  const first = spawnPipeline(t, 'first', env);
+  await waitUntil(async () => (await committed()) >= killAfter && checkpointPosition(path, topic) !== null, {
+    timeoutMs: 300_000,
+    intervalMs: 20,
+    failed: anyExited(first),
+    what: `commits past ${killAfter} and a checkpoint`,
+  });
+  first.signal('SIGKILL');
+  await first.exited;
+  const resumeAt = checkpointPosition(path, topic)!;
+  const committedAtKill = await committed();
+  process.stderr.write(`# killed after commit ${committedAtKill}; the checkpoint on disk resumes at ${resumeAt}\n`);
+  assert.ok(resumeAt <= committedAtKill, 'a checkpoint never covers more than was handled');
+  assert.ok(committedAtKill >= killAfter);
+
+  const second = spawnPipeline(t, 'second', env);
+  await waitUntil(async () => (await committed()) >= EVENTS, { timeoutMs: 300_000, failed: anyExited(second), what: 'every event committed' });
+  const { status } = await stopGracefully(second, 140_000);
+  assert.deepEqual(status, { code: 0, signal: null }, second.output());
+  assert.equal(checkpointPosition(path, topic), EVENTS, 'the final checkpoint holds every event');
+
+  const config = loadConfig({ env: { ...STORE_ENV, STARSTREAM_STORE__EMBEDDED__PATH: path } });
+  const restored = new EmbeddedStore({ ...config.store, ...config.store.embedded, path });
+  await restored.init();
+  const got = await stateOf(restored);
+  restored.handOverSnapshots();
+  await restored.close();
+  clean ??= cleanRun();
+  const want = await clean;
+
+  assert.deepEqual(got.counts, want.counts);
+  for (const [id, expected] of want.users) {
+    const { vector: _v, ...rest } = got.users.get(id)!;
+    const { vector: _w, ...wanted } = expected;
+    assert.deepEqual(rest, wanted, `user ${id}`);
+  }
+  for (const [id, expected] of want.items) {
+    const { vector: _v, lastSeenMs: _l, ...rest } = got.items.get(id)!;
+    const { vector: _w, lastSeenMs: _m, ...wanted } = expected;
+    assert.deepEqual(rest, wanted, `item ${id}`);
+  }
+  return resumeAt;
+}
+
 describe('embedded checkpoints on Kafka: SIGKILL and restart', { timeout: 900_000 }, () => {
   it('a child killed at a seeded point and restarted ends in the state of a clean run', async (t) => {
-    const path = join(dir, 'state.snapshot');
-    const env = pipelineEnv({
-      brokers: await brokers(),
-      partitions: 1,
-      maxBatchRecords: MAX_BATCH,
-      extra: { ...STORE_ENV, STARSTREAM_STORE__EMBEDDED__PATH: path },
-    });
-    const setup = await createTestTopics(t, env);
-    const log = testEventLog(t, setup);
-    const producer = log.producer();
-    onCleanup(t, () => producer.close());
-    const records = [...encodeInteractions(setup, events)];
-    for (let k = 0; k < records.length; k += 1_000) await producer.send(records.slice(k, k + 1_000));
-    const groupId = setup.config.pipeline.groupId;
-    const topic = setup.topics.interactions;
-    const committed = async (): Promise<number> => Number((await committedOffsets(setup.brokerList, groupId, topic)).get(0) ?? -1n);
-
     // The kill point: committed offsets past a seeded offset in the first half, and a checkpoint on disk.
     // Two batches past a checkpoint (every 5 batches), so the group has committed beyond the checkpoint on disk.
     const killAfter = MAX_BATCH * (5 * (1 + createRng(SEED).int(EVENTS / MAX_BATCH / 10)) + 2);
-    const first = spawnPipeline(t, 'first', env);
-    await waitUntil(async () => (await committed()) >= killAfter && checkpointPosition(path, topic) !== null, {
-      timeoutMs: 300_000,
-      intervalMs: 20,
-      failed: anyExited(first),
-      what: `commits past ${killAfter} and a checkpoint`,
-    });
-    first.signal('SIGKILL');
-    await first.exited;
-    const resumeAt = checkpointPosition(path, topic)!;
-    const committedAtKill = await committed();
-    process.stderr.write(`# killed after commit ${committedAtKill}; the checkpoint on disk resumes at ${resumeAt}\n`);
-    assert.ok(resumeAt <= committedAtKill, 'a checkpoint never covers more than was handled');
+    const resumeAt = await killAndRestart(t, 'periodic', killAfter, {});
+    assert.ok(resumeAt > 0, 'resumed from a periodic checkpoint');
+  });
 
-    const second = spawnPipeline(t, 'second', env);
-    await waitUntil(async () => (await committed()) >= EVENTS, { timeoutMs: 300_000, failed: anyExited(second), what: 'every event committed' });
-    const { status } = await stopGracefully(second, 140_000);
-    assert.deepEqual(status, { code: 0, signal: null }, second.output());
-    assert.equal(checkpointPosition(path, topic), EVENTS, 'the final checkpoint holds every event');
-
-    const config = loadConfig({ env: { ...STORE_ENV, STARSTREAM_STORE__EMBEDDED__PATH: path } });
-    const restored = new EmbeddedStore({ ...config.store, ...config.store.embedded, path });
-    await restored.init();
-    const got = await stateOf(restored);
-    restored.handOverSnapshots();
-    await restored.close();
-    const want = await cleanRun();
-
-    assert.deepEqual(got.counts, want.counts);
-    for (const [id, expected] of want.users) {
-      const { vector: _v, ...rest } = got.users.get(id)!;
-      const { vector: _w, ...wanted } = expected;
-      assert.deepEqual(rest, wanted, `user ${id}`);
-    }
-    for (const [id, expected] of want.items) {
-      const { vector: _v, lastSeenMs: _l, ...rest } = got.items.get(id)!;
-      const { vector: _w, lastSeenMs: _m, ...wanted } = expected;
-      assert.deepEqual(rest, wanted, `item ${id}`);
-    }
+  it('a child killed before its first periodic checkpoint restarts from the first one, written before it consumed', async (t) => {
+    // No periodic checkpoint in the run: on disk at the kill is only the first one, taken before consuming.
+    const killAfter = MAX_BATCH * (3 + createRng(`${SEED}/first`).int(EVENTS / MAX_BATCH / 2));
+    const resumeAt = await killAndRestart(t, 'first', killAfter, { STARSTREAM_STORE__EMBEDDED__CHECKPOINT_EVERY_BATCHES: '1000000' });
+    assert.equal(resumeAt, 0, 'resumed from the first checkpoint, at the start of the topic');
   });
 });

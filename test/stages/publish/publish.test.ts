@@ -90,6 +90,7 @@ describe('buildRecommendation', () => {
         { itemId: 'i3', score: 1, evidence: [] },
       ],
       modelVersion: 'baseline-1',
+      arm: null,
       generatedAtMs: 5_042,
       pipelineLatencyMs: 42,
     });

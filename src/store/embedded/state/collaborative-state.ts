@@ -214,13 +214,22 @@ export class CollaborativeState implements LearningState {
   }
 
   recordInteraction(user: number, item: number, atMs: number): void {
+    this.recordUserInteraction(user, item, atMs);
+    this.recordItemInteraction(item, user, atMs);
+  }
+
+  /** The user's half of `recordInteraction`: history, count, consumed filter, first/last seen. */
+  recordUserInteraction(user: number, item: number, atMs: number): void {
     this.journal?.user(user);
     this.pushRecent(user, item, atMs);
     this.userCount[user]! += 1;
     bloomAddHashed(this.consumed, user * this.filterBytes, this.filterBytes, this.hashA[item]!, this.hashB[item]!);
     this.userFirst[user] = Math.min(this.userFirst[user]!, atMs);
     this.userLast[user] = Math.max(this.userLast[user]!, atMs);
+  }
 
+  /** The item's half of `recordInteraction`: audience, count, popularity, first/last seen. */
+  recordItemInteraction(item: number, user: number, atMs: number): void {
     this.journal?.itemAudience(item);
     this.insertAudience(item, user, atMs);
     this.countItem(item, 1, atMs);
@@ -326,6 +335,8 @@ export class CollaborativeState implements LearningState {
       length: (r) => lists.length(slots[r]!),
       key: (r, e) => lists.keyAt(slots[r]!, e),
       count: (r, e) => lists.countAt(slots[r]!, e),
+      keysOf: (r) => lists.keysOf(slots[r]!),
+      countsOf: (r) => lists.countsOf(slots[r]!),
       keySpace: this.items.extent,
       idOf: (key) => this.items.idOf(key),
       keyOf: (id) => this.items.slotOf(id),

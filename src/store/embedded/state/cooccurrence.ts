@@ -44,6 +44,16 @@ export class CooccurrenceLists {
     return this.counts[item]![k]!;
   }
 
+  /** The item's keys, live and possibly longer than its list: read the first `length(item)` at once. */
+  keysOf(item: number): Int32Array {
+    return this.keys[item] ?? EMPTY_KEYS;
+  }
+
+  /** The item's counts, as `keysOf`. */
+  countsOf(item: number): Float32Array {
+    return this.counts[item] ?? EMPTY_COUNTS;
+  }
+
   /** The count of `other` in `item`'s list, or 0. */
   countOf(item: number, other: number): number {
     const k = this.indexOf(item, other);
