@@ -80,6 +80,10 @@ export const METRICS = {
     name: 'starstream_rate_limited_total', type: 'counter', group: 'pipeline', labels: [],
     help: 'Events learned but not ranked because their user was rate limited (publish.minIntervalPerUserMs)',
   },
+  learningSkipped: {
+    name: 'starstream_learning_skipped_total', type: 'counter', group: 'pipeline', labels: [],
+    help: 'Events not learned again because their user\'s stored state already held them (a batch redelivered after its store write); still ranked and answered',
+  },
   deadLetters: {
     name: 'starstream_dead_letters_total', type: 'counter', group: 'pipeline', labels: ['code'],
     help: 'Records sent to the DLQ, by reason code (UNDECODABLE, TIMESTAMP_OUT_OF_RANGE, UNKNOWN_EVENT_TYPE, …)',

@@ -49,6 +49,7 @@ export function createPipelineMetrics(registry: Registry, options: { processMetr
       m.pipelineLatency.observe(seconds);
     },
     rateLimited: () => m.rateLimited.inc(),
+    learningSkipped: () => m.learningSkipped.inc(),
     endToEndLatency: (seconds) => m.endToEndLatency.observe(seconds),
     eventLatency: (seconds) => m.eventLatency.observe(seconds),
     consumerLag: (topic, partition, n) => m.consumerLag.set({ topic, partition: String(partition) }, n),

@@ -15,6 +15,11 @@ export interface PipelineInstruments {
   deadLettered(code: string): void;
   recommendationPublished(pipelineLatencySeconds: number): void;
   rateLimited(): void;
+  /**
+   * An event was not learned again: its user's state already held it (a batch redelivered after its store
+   * write; Qdrant, both `store.itemWrites` modes). It is still ranked and answered.
+   */
+  learningSkipped(): void;
   /** Append time on the log → output acknowledged. */
   endToEndLatency(seconds: number): void;
   /** Event time of a ranked interaction → its recommendation acknowledged by the log. */
@@ -39,6 +44,7 @@ export const NO_INSTRUMENTS: PipelineInstruments = {
   deadLettered: () => {},
   recommendationPublished: () => {},
   rateLimited: () => {},
+  learningSkipped: () => {},
   endToEndLatency: () => {},
   eventLatency: () => {},
   consumerLag: () => {},

@@ -6,11 +6,11 @@ import { errorCode } from '../errors/index.ts';
 import type { BatchHint, BatchReader, LiveBatch, UserProfile, VectorStore } from '../store/port.ts';
 import type { Scorer } from '../star/port.ts';
 import { generateCandidates, type CandidateOptions, type CandidateSet } from '../stages/candidates/index.ts';
-import { learnEventInto, NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
+import { learnEventInto, learnEventOnce, NegativeSampler, type CollaborativeLearner } from '../stages/embeddings/index.ts';
 import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptions } from '../stages/evidence/index.ts';
 import type { CstTemplates } from '../cst/index.ts';
 import { ingest, type InteractionDecoder } from '../stages/ingest/index.ts';
-import { routeItemDeltas, type ItemDeltaMessage, type LearnedDeltas } from '../stages/item-deltas/index.ts';
+import { routeItemDeltas, UnsentDeltas, type ItemDeltaMessage, type LearnedDeltas } from '../stages/item-deltas/index.ts';
 import { buildRecommendation, type UserRateLimiter } from '../stages/publish/index.ts';
 import { rankCase, type RankedCandidate } from '../stages/ranking/index.ts';
 import { headPopularity, toTeacherCase, type CaseSampler } from '../stages/sampling/index.ts';
@@ -84,12 +84,14 @@ export interface BatchOutput {
   /**
    * Ends the batch's learning (`process(…, { settleLater: true })`): true once its outputs are published, false
    * when they could not be (the learning is undone). Idempotent; already settled unless `settleLater`. Stores
-   * read through `StoreView` commit inside `process()`, and for them this does nothing.
+   * read through `StoreView` commit inside `process()`; for them this only tells whether the batch's routed item
+   * deltas reached the log (until then a redelivered event sends them again: `UnsentDeltas`).
    */
   readonly settle: (published: boolean) => Promise<void>;
 }
 
-const SETTLED = async (): Promise<void> => {};
+/** Events whose routed item deltas are kept until their outputs are published (`UnsentDeltas`): a few batches. */
+const UNSENT_DELTAS_EVENTS = 5_000;
 
 /** The longest stretch a live batch runs without letting other work on the event loop in. */
 const YIELD_EVERY_MS = 20;
@@ -98,7 +100,11 @@ export class BatchProcessor {
   /** Cases the sampler picked since start (a batch handled again after a failure counts again). */
   casesSampled = 0;
   private readonly clock: () => number;
+  /** Routed mode: item deltas of learned events whose outputs are not known to be published (`UnsentDeltas`). */
+  private readonly unsentDeltas = new UnsentDeltas(UNSENT_DELTAS_EVENTS);
   private readonly negativeSlots: Int32Array;
+  /** When the processor last let the event loop in (`yieldIfDue`). */
+  private sliceStart = performance.now();
   /** Called for every ranked event, published or not; the evaluation and the sampler listen here. */
   onRanked: ((ranked: RankedEvent) => void) | null = null;
   /**
@@ -139,7 +145,7 @@ export class BatchProcessor {
     const out: Omit<BatchOutput, 'deadLetters' | 'accepted'> =
       !routed && this.deps.store.openBatch
         ? await this.processLive(await this.deps.store.openBatch(batchHint(interactions)), interactions, sources, receivedAt, options.settleLater === true)
-        : { ...(await this.processViaView(interactions, sources, receivedAt, routed)), settle: SETTLED };
+        : await this.processViaView(interactions, sources, receivedAt, routed, options.settleLater === true);
     this.deps.instruments.storeRoundTrips((this.deps.store.roundTrips?.() ?? 0) - roundTripsBefore);
     this.deps.instruments.interactionsAccepted(interactions.length);
     return { ...out, deadLetters, accepted: interactions.length };
@@ -158,23 +164,19 @@ export class BatchProcessor {
     settleLater: boolean,
   ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
     const results = emptyResults();
-    let slice = performance.now();
     this.deps.negativeSlots.begin();
     try {
       const negatives = this.negativeSlots;
       for (const [i, event] of interactions.entries()) {
-        if (performance.now() - slice > YIELD_EVERY_MS) {
-          // A batch of ranked events takes long enough to starve probes, /metrics and the API: let them in.
-          // The batch stays open meanwhile; the store's writes wait for it, reads see it as of this event.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          slice = performance.now();
-        }
+        // A batch of ranked events takes long enough to starve probes, /metrics and the API: let them in.
+        // The batch stays open meanwhile; the store's writes wait for it, reads see it as of this event.
+        await this.yieldIfDue();
         const learnStart = performance.now();
         // A store written per batch knows what its durable states hold (`LiveBatch.learned`): the changes of an
         // event learned and made durable before a crash kept its offset from committing are dropped by the
         // batch's state, so it is learned once. It is still ranked and published (at-least-once: its earlier
         // answer may never have been sent), on the state as it is; see README, "What each mode guarantees".
-        batch.learned?.(sources[i]!, event.userId);
+        if (batch.learned?.(sources[i]!, event.userId) === true) this.deps.instruments.learningSkipped();
         learnEventInto(this.deps.learner, this.deps.negativeSlots, batch.state, event, negatives);
         this.deps.instruments.stageDuration('learn', (performance.now() - learnStart) / 1000);
         if (!this.rankingEnabled) continue;
@@ -189,6 +191,8 @@ export class BatchProcessor {
       this.deps.negativeSlots.rollback();
       throw err;
     }
+    // The commit, the outputs' encoding and the next batch's decoding follow without a turn of their own.
+    await this.yieldIfDue();
     // A store with a durable tier (Qdrant: `store/tiered`) writes it here, inside process(): before the runner
     // sends this batch's outputs and commits its offsets. A failed write has rolled the batch back.
     try {
@@ -219,15 +223,23 @@ export class BatchProcessor {
     sources: readonly SourcePosition[],
     receivedAt: number,
     routed: boolean,
-  ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted' | 'settle'>> {
+    settleLater: boolean,
+  ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
     const view = new StoreView(this.deps.store, this.deps.mergeItem, { applyItemDeltas: !routed });
     const negatives = await this.prefetch(view, interactions);
     const learned: LearnedDeltas[] = [];
     const results = emptyResults();
     for (const [i, event] of interactions.entries()) {
       const deltasBefore = view.itemDeltaCount;
-      const user = this.timed('learn', () => this.deps.learner.learn(view, event, negatives.get(event)!));
-      if (routed) learned.push({ source: sources[i]!, deltas: view.itemDeltasSince(deltasBefore) });
+      // An event its user's stored state already holds (`UserProfile.learned`) is not learned again and makes
+      // no item deltas again (routed: it sends the ones it made here, if their publish failed); it is still
+      // ranked and answered, as on the live path.
+      const learnedUser = this.timed('learn', () => learnEventOnce(this.deps.learner, view, event, negatives.get(event)!, sources[i]!));
+      const again = learnedUser || !routed ? undefined : this.unsentDeltas.get(sources[i]!);
+      if (!learnedUser) this.deps.instruments.learningSkipped();
+      if (again) learned.push(again);
+      else if (learnedUser && routed) learned.push({ source: sources[i]!, deltas: view.itemDeltasSince(deltasBefore) });
+      const user = learnedUser ?? view.user(event.userId)!;
       const rec = this.rankingEnabled ? await this.rank(view, event, user, receivedAt, results.teacherCases) : null;
       if (rec) {
         results.recommendations.push(rec);
@@ -237,7 +249,15 @@ export class BatchProcessor {
     // The store's durable write (Qdrant: write-through, `store/tiered`) completes here, inside process(): before
     // the runner sends this batch's outputs and commits its offsets.
     await this.timedAsync('commit', () => view.commit());
-    return { ...results, itemDeltas: routed ? routeItemDeltas(learned) : [] };
+    this.unsentDeltas.add(learned);
+    let settled = false;
+    const settle = async (published: boolean): Promise<void> => {
+      if (settled) return;
+      settled = true;
+      if (published) this.unsentDeltas.published(learned);
+    };
+    if (!settleLater) await settle(true);
+    return { ...results, itemDeltas: routed ? routeItemDeltas(learned) : [], settle };
   }
 
   /** Loads every profile the batch will learn from, in two round trips, and draws the negatives. */
@@ -325,6 +345,18 @@ export class BatchProcessor {
     const withSentences = rendered ? chosen : renderSentences(chosen, evidence, this.deps.templates, candidates, this.options.evidence);
     this.deps.instruments.caseSampled(decision.reason);
     return toTeacherCase(input, decision, withSentences, { studentModel: modelVersion, templateVersion: this.deps.templates.version });
+  }
+
+  /**
+   * Lets the event loop in when the processor has held it for `YIELD_EVERY_MS` since it last did; the runner
+   * calls it too while it encodes a batch's outputs. The clock runs across batches: the embedded log hands
+   * over the next batch without a turn of the loop, so a clock restarted per batch let the end of one batch
+   * and the start of the next run as one long stretch.
+   */
+  async yieldIfDue(): Promise<void> {
+    if (performance.now() - this.sliceStart <= YIELD_EVERY_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.sliceStart = performance.now();
   }
 
   private timed<T>(stage: Stage, fn: () => T): T {

@@ -477,6 +477,8 @@ export class PipelineRunner {
     const d = this.deps;
     const records: OutgoingRecord[] = [];
     for (const rec of out.recommendations) {
+      // A batch's worth of encoding is long enough to count against the processor's turn of the event loop.
+      await d.processor.yieldIfDue();
       records.push(await recommendationRecord(rec, d.topics.recommendations, d.codecs, d.framing));
     }
     for (const message of out.itemDeltas) {

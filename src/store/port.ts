@@ -32,7 +32,11 @@ export interface UserProfile {
   readonly consumed: Uint8Array;
   readonly firstSeenMs: number;
   readonly lastSeenMs: number;
-  /** Per source partition, the highest offset this state holds the learning of (`LearnedPositions`); stores written per batch only. */
+  /**
+   * Per source partition, the highest offset this state holds the learning of (`LearnedPositions`); stores
+   * written per batch only (the tiered store reads and writes it with the state). The profile path
+   * (`learnEventOnce`) skips an event at or below it and raises it with each event it learns.
+   */
   readonly learned?: LearnedPositions;
 }
 
@@ -48,6 +52,19 @@ export type LearnedPositions = ReadonlyMap<string, number>;
 /** The key of `LearnedPositions` for a source partition. */
 export function sourceKey(topic: string, partition: number): string {
   return `${topic}:${partition}`;
+}
+
+/** True when `learned` holds the event at `source`: its partition's position is at or past the event's offset. */
+export function holdsPosition(learned: LearnedPositions | undefined, source: SourcePosition): boolean {
+  return (learned?.get(sourceKey(source.topic, source.partition)) ?? -1) >= Number(source.offset);
+}
+
+/** `held` with `batch`'s positions laid over it (the larger per source partition); undefined when both are empty. */
+export function raised(held: LearnedPositions | undefined, batch: ReadonlyMap<string, number>): LearnedPositions | undefined {
+  if (batch.size === 0) return held;
+  const out = new Map(held ?? []);
+  for (const [key, offset] of batch) if (offset > (out.get(key) ?? -1)) out.set(key, offset);
+  return out;
 }
 
 /**

@@ -9,20 +9,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { QdrantClient } from '@qdrant/js-client-rest';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import type { Interaction } from '../../src/domain/events.ts';
 import { TransientError } from '../../src/errors/index.ts';
-import type { LogRecord } from '../../src/eventlog/port.ts';
 import { buildEngine, buildProcessor, buildStore, type Engine } from '../../src/main.ts';
 import { NO_INSTRUMENTS } from '../../src/pipeline/instruments.ts';
 import { EmbeddedStore } from '../../src/store/embedded/index.ts';
 import type { ItemProfile, UserProfile, VectorStore } from '../../src/store/port.ts';
 import { createQdrantStore, type QdrantStore } from '../../src/store/qdrant/index.ts';
 import { createTieredStore, type DurableTier, type TieredStore } from '../../src/store/tiered/index.ts';
-import { uniqueName } from '../helpers.ts';
 import { contractStoreConfig, runVectorStoreContract } from './contract.ts';
+import { collectionPrefix, comparable, dropCollections, qdrantSection, records, stream, T0 } from './tiered-world.ts';
 import { qdrantForTests, type QdrantServer } from './qdrant-server.ts';
 
 const target = await qdrantForTests();
@@ -30,20 +28,6 @@ const skip = 'skip' in target ? target.skip : false;
 const server = 'skip' in target ? null : target;
 
 const FAST_RETRY = { retries: 2, initialDelayMs: 20, maxDelayMs: 100, multiplier: 2, jitter: 0.2 };
-const T0 = Date.UTC(2025, 0, 1);
-
-function prefix(): string {
-  return `${uniqueName('tier').replace(/-/g, '_')}_`;
-}
-
-async function dropCollections(t: QdrantServer, p: string): Promise<void> {
-  const client = new QdrantClient({ url: t.url, checkCompatibility: false, ...(t.apiKey ? { headers: { 'api-key': t.apiKey } } : {}) });
-  for (const name of [`${p}users`, `${p}items`]) await client.deleteCollection(name).catch(() => undefined);
-}
-
-function qdrantSection(t: QdrantServer, p: string): Record<string, unknown> {
-  return { url: t.url, collectionPrefix: p, ...(t.apiKey ? { apiKey: t.apiKey } : {}) };
-}
 
 /** A tiered store over `durable`, as `buildStore` wires one, with the given `store` section. */
 function tieredOver(durable: DurableTier, store: Config['store']): TieredStore {
@@ -55,7 +39,7 @@ runVectorStoreContract(
   'tiered (hot tier over a real Qdrant)',
   async (opts) => {
     const t = server!;
-    const p = prefix();
+    const p = collectionPrefix('tier');
     const config = contractStoreConfig(opts, { kind: 'qdrant', retry: FAST_RETRY, qdrant: qdrantSection(t, p) });
     return { store: tieredOver(createQdrantStore({ config }), config), cleanup: () => dropCollections(t, p) };
   },
@@ -101,32 +85,6 @@ function pipelineConfig(t: QdrantServer, p: string, overrides: Record<string, un
   });
 }
 
-/** `count` events of `users` users over `items` items, a second apart, in a fixed pseudo-random order. */
-function stream(count: number, users: number, items: number, tag: string): Interaction[] {
-  return Array.from({ length: count }, (_, i) => ({
-    eventId: `${tag}-${i}`,
-    userId: `u${(i * 7919) % users}`,
-    itemId: `i${(i * 104_729 + Math.floor(i / 3)) % items}`,
-    type: 'view' as const,
-    value: null,
-    timestampMs: T0 + i * 1_000,
-    context: {},
-  }));
-}
-
-/** `events` as records of one partition, at offsets from `firstOffset` on (source positions are part of the state). */
-function records(engine: Engine, events: readonly Interaction[], firstOffset = 0): LogRecord[] {
-  return events.map((e, i) => ({
-    topic: 'starstream.interactions',
-    partition: 0,
-    offset: String(firstOffset + i),
-    key: Buffer.from(e.userId),
-    value: engine.codecs.interaction.encode(e),
-    headers: {},
-    timestampMs: Date.now(),
-  }));
-}
-
 function tally(events: readonly Interaction[], of: (e: Interaction) => string): Map<string, number> {
   const out = new Map<string, number>();
   for (const e of events) out.set(of(e), (out.get(of(e)) ?? 0) + 1);
@@ -140,7 +98,7 @@ async function countsOf(store: VectorStore, expected: ReadonlyMap<string, number
 }
 
 async function withPrefix(t: TestContext, fn: (p: string) => Promise<void>): Promise<void> {
-  const p = prefix();
+  const p = collectionPrefix('tier');
   t.after(() => dropCollections(server!, p));
   await fn(p);
 }
@@ -239,7 +197,7 @@ describe('tiered store on a real Qdrant', { skip, timeout: 120_000 }, () => {
 
   it('round trips per batch stay constant when the batch grows from 50 to 500 records', async (t) => {
     const perBatch = async (size: number): Promise<number[]> => {
-      const p = prefix();
+      const p = collectionPrefix('tier');
       t.after(() => dropCollections(server!, p));
       // A long TTL: this measures the hot path, not the background refresh.
       const config = pipelineConfig(server!, p, {});
@@ -292,7 +250,7 @@ describe('tiered store on a real Qdrant: a batch redelivered after its durable w
     const items = await store.getItems(itemIds);
     return {
       users: new Map([...users].map(([id, { vector: _v, ...rest }]) => [id, rest])),
-      items: new Map([...items].map(([id, item]) => [id, (({ vector: _v, ...rest }) => rest)(comparable(item) as ItemProfile)])),
+      items: new Map([...items].map(([id, item]) => [id, comparable(item, { vector: false })])),
     };
   }
 
@@ -305,7 +263,7 @@ describe('tiered store on a real Qdrant: a batch redelivered after its durable w
   }
 
   async function clean(t: TestContext): Promise<Awaited<ReturnType<typeof durableState>>> {
-    const p = prefix();
+    const p = collectionPrefix('tier');
     t.after(() => dropCollections(server!, p));
     const run = await processOver(t, p);
     await learn(run.processor, run.engine, 0, 200);
@@ -348,15 +306,3 @@ describe('tiered store on a real Qdrant: a batch redelivered after its durable w
     }));
 });
 
-/**
- * An item's comparable form: `Map` order is not part of the state (co-occurrence is stored largest first), and
- * Qdrant's JSON may round a popularity log-sum in its last digit (1e-12 relative), so those compare rounded.
- */
-function comparable(item: ItemProfile): unknown {
-  const round = (x: number) => Number(x.toPrecision(12));
-  return {
-    ...item,
-    popularity: { shortLog: round(item.popularity.shortLog), longLog: round(item.popularity.longLog) },
-    cooccurrence: [...item.cooccurrence].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
-  };
-}

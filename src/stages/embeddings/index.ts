@@ -1,5 +1,5 @@
-import type { Interaction } from '../../domain/events.ts';
-import type { ItemDelta, LearningState, TimedId, UserProfile } from '../../store/port.ts';
+import type { Interaction, SourcePosition } from '../../domain/events.ts';
+import { holdsPosition, raised, sourceKey, type ItemDelta, type LearningState, type TimedId, type UserProfile } from '../../store/port.ts';
 import { bloomAdd, createBloom } from '../../util/bloom.ts';
 import type { StoreView } from '../state/store-view.ts';
 import { createRng, fmix32, hashString } from '../../data/random.ts';
@@ -175,6 +175,30 @@ function nextUserProfile(
     firstSeenMs: before ? Math.min(before.firstSeenMs, event.timestampMs) : event.timestampMs,
     lastSeenMs: Math.max(before?.lastSeenMs ?? 0, event.timestampMs),
   };
+}
+
+/**
+ * `learner.learn` for the event at `source` on the profile path (`StoreView`), at most once per user state: when
+ * the user's state already holds the event (`UserProfile.learned`: learned and written before a crash or a
+ * failed publish kept its offset from committing), nothing changes and null is returned, so the event makes no
+ * item deltas either; else the user's new profile, its position for the event's partition raised to the event,
+ * which `StoreView.commit()` writes with the state (one upsert). The profile path's counterpart of the live
+ * batch's guard (`store/tiered/learned.ts`); users are owned by partition, so one position per partition holds.
+ */
+export function learnEventOnce(
+  learner: CollaborativeLearner,
+  view: StoreView,
+  event: Interaction,
+  negatives: readonly string[],
+  source: SourcePosition,
+): UserProfile | null {
+  const held = view.user(event.userId)?.learned;
+  if (holdsPosition(held, source)) return null;
+  const profile = learner.learn(view, event, negatives);
+  const learned = raised(held, new Map([[sourceKey(source.topic, source.partition), Number(source.offset)]]))!;
+  const withPosition = { ...profile, learned };
+  view.putUser(withPosition);
+  return withPosition;
 }
 
 /**

@@ -65,6 +65,52 @@ export interface LearnedDeltas {
 }
 
 /**
+ * The item deltas of events learned on the profile path whose outputs are not known to be published yet, by
+ * source position. With routed writes the users are written before the outputs (the item deltas among them)
+ * are sent, so a failed publish or an aborted transaction leaves users that hold the batch and a writer that
+ * may never have got its deltas: the redelivered events are not learned again (`learnEventOnce`), and send the
+ * deltas they made the first time instead (same change ids, so a writer that applied them drops them). In this
+ * process's memory only: a crash between the users' write and the send loses those events' item changes.
+ * Bounded by `capacity` events (the oldest forgotten first), for batches never redelivered here (a rebalance).
+ */
+export class UnsentDeltas {
+  private readonly bySource = new Map<string, LearnedDeltas>();
+
+  constructor(readonly capacity: number) {}
+
+  /** Remembers what these events made, until `published`. */
+  add(learned: readonly LearnedDeltas[]): void {
+    for (const entry of learned) {
+      const key = positionKey(entry.source);
+      this.bySource.delete(key);
+      this.bySource.set(key, entry);
+    }
+    for (const key of this.bySource.keys()) {
+      if (this.bySource.size <= this.capacity) break;
+      this.bySource.delete(key);
+    }
+  }
+
+  /** What the event at `source` made when it was learned, while its outputs are not known to be published. */
+  get(source: SourcePosition): LearnedDeltas | undefined {
+    return this.bySource.get(positionKey(source));
+  }
+
+  /** These events' outputs are published: their deltas reached the log. */
+  published(learned: readonly LearnedDeltas[]): void {
+    for (const entry of learned) if (this.bySource.get(positionKey(entry.source)) === entry) this.bySource.delete(positionKey(entry.source));
+  }
+
+  get size(): number {
+    return this.bySource.size;
+  }
+}
+
+function positionKey(source: SourcePosition): string {
+  return `${source.topic}:${source.partition}:${source.offset}`;
+}
+
+/**
  * Groups a batch's deltas into one message per (source partition, item), in order of first appearance. The
  * deltas one interaction produced for one item are merged into one change (they share the event time).
  */

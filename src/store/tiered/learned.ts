@@ -62,13 +62,8 @@ export class PositionBook {
   }
 }
 
-/** `held` with `batch`'s positions laid over it (the larger per source partition); undefined when both are empty. */
-export function raised(held: LearnedPositions | undefined, batch: ReadonlyMap<string, number>): LearnedPositions | undefined {
-  if (batch.size === 0) return held;
-  const out = new Map(held ?? []);
-  for (const [key, offset] of batch) if (offset > (out.get(key) ?? -1)) out.set(key, offset);
-  return out;
-}
+/** Shared with the profile path (`stages/embeddings`, `learnEventOnce`): kept in the port. */
+export { raised } from '../port.ts';
 
 /**
  * The learning state a tiered live batch hands the learner: the hot tier's typed state, with every change to

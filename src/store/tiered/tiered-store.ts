@@ -64,7 +64,10 @@ import { GuardedState, PositionBook, raised } from './learned.ts';
  *
  * The pipeline's live batches (`openBatch`, `store.itemWrites = direct`) write items first and users once the
  * items are acknowledged, each point with the source positions it holds (`learned.ts`). A batch written and
- * then not committed is redelivered to states that say they hold it, and nothing of it is learned twice.
+ * then not committed is redelivered to states that say they hold it, and nothing of it is learned twice. The
+ * profile path (`store.itemWrites = routed`) gets the same for users: `getUsers` returns each user with the
+ * positions its point carries, and the user comes back from `writeBatch` with them raised per learned event
+ * (`learnEventOnce` in `stages/embeddings`); its item deltas are de-duplicated by their single writer.
  *
  * A failed write leaves the hot tier unchanged, and the states the batch was computed from are pinned (`pin`):
  * no refresh or read replaces them with the half of the batch Qdrant may have taken. The redelivered batch is
@@ -227,8 +230,11 @@ export class TieredStore implements VectorStore {
     this.log.info({ items: loaded, ms: Math.round(performance.now() - started) }, 'preloaded items from qdrant into the hot tier');
   }
 
-  getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
-    return this.read(this.users, userIds);
+  /** Each profile carries the source positions its durable state holds (`UserProfile.learned`), if any. */
+  async getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
+    const users = await this.read(this.users, userIds);
+    for (const [id, user] of users) users.set(id, withLearned(user, this.positions.user(id)));
+    return users;
   }
 
   getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {

@@ -8,6 +8,7 @@ import {
   mergeItemDeltas,
   RecentIds,
   routeItemDeltas,
+  UnsentDeltas,
   type ItemDeltaMessage,
 } from '../../../src/stages/item-deltas/index.ts';
 import {
@@ -205,6 +206,27 @@ describe('routeItemDeltas', () => {
     assert.deepEqual([...n.vectorDelta!], [1, 0, 0]);
     assert.deepEqual([...n.cooccurrence!], [['a', 1]]);
     assert.deepEqual(changeIds(messages[1]!), ['ix:0:10:0:a', 'ix:0:11:0:a']);
+  });
+});
+
+describe('UnsentDeltas', () => {
+  const at = (offset: number) => ({ source: { topic: 'ix', partition: 0, offset: String(offset) }, deltas: [{ itemId: 'a', atMs: offset }] });
+
+  it('keeps an event\'s deltas until its outputs are published, and forgets the oldest past its capacity', () => {
+    const unsent = new UnsentDeltas(2);
+    const first = [at(1), at(2)];
+    unsent.add(first);
+    assert.equal(unsent.get(at(1).source), first[0]);
+    unsent.add([at(3)]);
+    assert.equal(unsent.get(at(1).source), undefined, 'the oldest forgotten past the capacity');
+    unsent.published(first);
+    assert.equal(unsent.get(at(2).source), undefined);
+    assert.ok(unsent.get(at(3).source));
+    // A redelivered event re-sends the entry it got: publishing the new batch forgets it too.
+    const again = [unsent.get(at(3).source)!];
+    unsent.add(again);
+    unsent.published(again);
+    assert.equal(unsent.size, 0);
   });
 });
 

@@ -1,0 +1,172 @@
+/**
+ * Issue 16, idempotent learning with `store.itemWrites = routed` on a real Qdrant: the processor learns users
+ * through profiles (`StoreView`) and sends item deltas to their single writer (`stages/item-deltas`). Every
+ * user point carries the source position it has learned up to (`UserProfile.learned`), so a batch written and
+ * then not committed (the process dies after the store write, before its offsets commit) is redelivered to a
+ * new process, a fresh tiered store over the same collections, whose users hold it: its events are answered
+ * again but not learned again, and make no item deltas again. The state equals learning every event once:
+ * users (counts, histories, consumed filters, first/last seen, positions) and items through the routed writer
+ * (counts, audiences, co-occurrence, popularity). Vectors are left out (the profile path's negatives and new
+ * vectors are not seeded per event). A publish that failed after the user write (same process) re-sends the
+ * batch's item deltas without learning its users again. The same skip in `direct` mode moves the same metric.
+ *
+ * The server: as `tiered.test.ts` (`qdrant-server.ts`); every store uses a random collection prefix, dropped
+ * afterwards.
+ */
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { loadConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
+import { buildEngine, buildItemDeltaWriter, buildProcessor, type Engine } from '../../src/main.ts';
+import { NO_INSTRUMENTS } from '../../src/pipeline/instruments.ts';
+import { EmbeddedStore } from '../../src/store/embedded/index.ts';
+import { createQdrantStore } from '../../src/store/qdrant/index.ts';
+import { createTieredStore, type TieredStore } from '../../src/store/tiered/index.ts';
+import type { ItemDeltaWriter } from '../../src/stages/item-deltas/index.ts';
+import { collectionPrefix, comparable, dropCollections, INTERACTIONS_TOPIC, records, stream } from './tiered-world.ts';
+import { qdrantForTests, type QdrantServer } from './qdrant-server.ts';
+
+const target = await qdrantForTests();
+const skip = 'skip' in target ? target.skip : false;
+const server = 'skip' in target ? null : target;
+
+const FAST_RETRY = { retries: 2, initialDelayMs: 20, maxDelayMs: 100, multiplier: 2, jitter: 0.2 };
+
+function pipelineConfig(t: QdrantServer, p: string, itemWrites: 'routed' | 'direct'): Config {
+  return loadConfig({
+    overrides: {
+      store: {
+        kind: 'qdrant',
+        dimension: 8,
+        itemWrites,
+        retry: FAST_RETRY,
+        qdrant: { url: t.url, collectionPrefix: p, ...(t.apiKey ? { apiKey: t.apiKey } : {}) },
+      },
+      ranking: { topK: 5 },
+      candidates: { fromEmbedding: 10, fromCooccurrence: 10, fromPopular: 10, maxCandidates: 30 },
+      evidence: { neighbours: 5 },
+    },
+  });
+}
+
+
+describe('routed item writes on a real Qdrant: a batch redelivered after its user write is learned once', { skip, timeout: 180_000 }, () => {
+  const events = stream(400, 25, 35, 'routed');
+  const userIds = [...new Set(events.map((e) => e.userId))];
+  const itemIds = [...new Set(events.map((e) => e.itemId))];
+
+  /** A new process: a tiered store over `p`'s collections, its processor (counting skipped events) and item writer. */
+  async function processOver(t: TestContext, p: string, itemWrites: 'routed' | 'direct' = 'routed') {
+    const config = pipelineConfig(server!, p, itemWrites);
+    const hot = new EmbeddedStore({ ...config.store, ...config.store.embedded, path: undefined });
+    const store: TieredStore = createTieredStore({
+      durable: createQdrantStore({ config: config.store }),
+      hot,
+      limits: config.store,
+      cacheTtlMs: config.store.qdrant.cacheTtlMs,
+      pageSize: config.store.qdrant.maxBatchPoints,
+    });
+    t.after(() => store.close());
+    const engine = buildEngine(config, store);
+    await store.init();
+    const counted = { skipped: 0 };
+    const processor = buildProcessor(engine, { instruments: { ...NO_INSTRUMENTS, learningSkipped: () => counted.skipped++ } });
+    const writer = buildItemDeltaWriter(config, store, silentLogger());
+    return { store, engine, processor, writer, counted };
+  }
+
+  /**
+   * Learns `from`..`to` as one batch; its item deltas reach their writer (a consumer of the item-deltas topic)
+   * and its outputs are "published", then it settles. Returns the batch's output.
+   */
+  async function learn(run: { processor: ReturnType<typeof buildProcessor>; engine: Engine; writer: ItemDeltaWriter | null }, from: number, to: number) {
+    const out = await run.processor.process(records(run.engine, events).slice(from, to), { settleLater: true });
+    if (run.writer && out.itemDeltas.length > 0) await run.writer.write(out.itemDeltas);
+    await out.settle(true);
+    return out;
+  }
+
+  /** What Qdrant holds for every user and item, as a new process reads it (vectors left out). */
+  async function durableState(t: TestContext, p: string) {
+    const { store } = await processOver(t, p);
+    const users = await store.getUsers(userIds);
+    const items = await store.getItems(itemIds);
+    return {
+      users: new Map([...users].map(([id, { vector: _v, ...rest }]) => [id, rest])),
+      items: new Map([...items].map(([id, item]) => [id, comparable(item, { vector: false })])),
+    };
+  }
+
+  async function withPrefix(t: TestContext, fn: (p: string) => Promise<void>): Promise<void> {
+    const p = collectionPrefix('routed');
+    t.after(() => dropCollections(server!, p));
+    await fn(p);
+  }
+
+  it('a crash after the user write and before the offset commit: users and items equal learning once', (t) =>
+    withPrefix(t, async (p) => {
+      const clean = collectionPrefix('routed');
+      t.after(() => dropCollections(server!, clean));
+      const once = await processOver(t, clean);
+      await learn(once, 0, 200);
+      await learn(once, 200, 400);
+      assert.equal(once.counted.skipped, 0);
+      const want = await durableState(t, clean);
+      for (const e of events) assert.ok(want.users.get(e.userId)?.learned?.get(`${INTERACTIONS_TOPIC}:0`) !== undefined, 'users carry their position');
+
+      const first = await processOver(t, p);
+      await learn(first, 0, 200);
+      await first.store.close();
+      // The restarted process (its item writer restarted too, so it cannot drop repeats it saw) gets the
+      // uncommitted batch again, with more records behind it.
+      const second = await processOver(t, p);
+      const redelivered = await learn(second, 0, 300);
+      assert.equal(second.counted.skipped, 200, 'every event of the written batch skipped');
+      // Answered again (at-least-once: the first answers may never have been sent), learned once.
+      assert.ok(redelivered.recommendations.some((r) => r.eventId === events[0]!.eventId));
+      const resent = redelivered.itemDeltas.flatMap((m) => m.changes).filter((c) => Number(c.sourceOffset) < 200);
+      assert.equal(resent.length, 0, 'no item delta of an event its user already held');
+      await learn(second, 300, 400);
+      const got = await durableState(t, p);
+      assert.deepEqual(got.users, want.users);
+      assert.deepEqual(got.items, want.items);
+    }));
+
+  it('a failed publish after the user write: the redelivery sends the batch\'s item deltas, not its users\' learning', (t) =>
+    withPrefix(t, async (p) => {
+      const clean = collectionPrefix('routed');
+      t.after(() => dropCollections(server!, clean));
+      const once = await processOver(t, clean);
+      await learn(once, 0, 200);
+      await learn(once, 200, 400);
+      const want = await durableState(t, clean);
+
+      const run = await processOver(t, p);
+      // The users are written, then the outputs (the item deltas among them) fail to publish: none reach the writer.
+      const failed = await run.processor.process(records(run.engine, events).slice(0, 200), { settleLater: true });
+      assert.ok(failed.itemDeltas.length > 0);
+      await failed.settle(false);
+      const redelivered = await learn(run, 0, 300);
+      assert.equal(run.counted.skipped, 200);
+      assert.deepEqual(
+        redelivered.itemDeltas.flatMap((m) => m.changes).filter((c) => Number(c.sourceOffset) < 200).length,
+        failed.itemDeltas.flatMap((m) => m.changes).length,
+        'the held events send the deltas they made the first time',
+      );
+      await learn(run, 300, 400);
+      const got = await durableState(t, p);
+      assert.deepEqual(got.users, want.users);
+      assert.deepEqual(got.items, want.items);
+    }));
+
+  it('direct mode: the same redelivery moves the same metric', (t) =>
+    withPrefix(t, async (p) => {
+      const first = await processOver(t, p, 'direct');
+      await learn(first, 0, 200);
+      await first.store.close();
+      const second = await processOver(t, p, 'direct');
+      await learn(second, 0, 300);
+      assert.equal(second.counted.skipped, 200);
+    }));
+});
