@@ -106,10 +106,17 @@ function checkpointPosition(path: string, topic: string): number | null {
 let clean: Promise<State> | null = null;
 
 /**
- * One child killed at `killAfter` committed records (and a checkpoint on disk), a second one run to the end
- * and stopped, and its final checkpoint compared with a clean run. Returns where the second child resumed.
+ * One child killed at `killAfter` committed records (and a checkpoint on disk: a periodic one when `periodic`),
+ * a second one run to the end and stopped, and its final checkpoint compared with a clean run. Returns where
+ * the second child resumed.
  */
-async function killAndRestart(t: TestContext, name: string, killAfter: number, extra: Readonly<Record<string, string>>): Promise<number> {
+async function killAndRestart(
+  t: TestContext,
+  name: string,
+  killAfter: number,
+  extra: Readonly<Record<string, string>>,
+  periodic: boolean,
+): Promise<number> {
   const path = join(dir, `${name}.snapshot`);
   const env = pipelineEnv({
     brokers: await brokers(),
@@ -128,7 +135,9 @@ async function killAndRestart(t: TestContext, name: string, killAfter: number, e
   const committed = async (): Promise<number> => Number((await committedOffsets(setup.brokerList, groupId, topic)).get(0) ?? -1n);
 
   const first = spawnPipeline(t, 'first', env);
-  await waitUntil(async () => (await committed()) >= killAfter && checkpointPosition(path, topic) !== null, {
+  // The first checkpoint (at the start) is on disk before anything is consumed; `periodic` waits for a later one.
+  const onDisk = (): boolean => (checkpointPosition(path, topic) ?? -1) >= (periodic ? 1 : 0);
+  await waitUntil(async () => (await committed()) >= killAfter && onDisk(), {
     timeoutMs: 300_000,
     intervalMs: 20,
     failed: anyExited(first),
@@ -176,14 +185,14 @@ describe('embedded checkpoints on Kafka: SIGKILL and restart', { timeout: 900_00
     // The kill point: committed offsets past a seeded offset in the first half, and a checkpoint on disk.
     // Two batches past a checkpoint (every 5 batches), so the group has committed beyond the checkpoint on disk.
     const killAfter = MAX_BATCH * (5 * (1 + createRng(SEED).int(EVENTS / MAX_BATCH / 10)) + 2);
-    const resumeAt = await killAndRestart(t, 'periodic', killAfter, {});
+    const resumeAt = await killAndRestart(t, 'periodic', killAfter, {}, true);
     assert.ok(resumeAt > 0, 'resumed from a periodic checkpoint');
   });
 
   it('a child killed before its first periodic checkpoint restarts from the first one, written before it consumed', async (t) => {
     // No periodic checkpoint in the run: on disk at the kill is only the first one, taken before consuming.
     const killAfter = MAX_BATCH * (3 + createRng(`${SEED}/first`).int(EVENTS / MAX_BATCH / 2));
-    const resumeAt = await killAndRestart(t, 'first', killAfter, { STARSTREAM_STORE__EMBEDDED__CHECKPOINT_EVERY_BATCHES: '1000000' });
+    const resumeAt = await killAndRestart(t, 'first', killAfter, { STARSTREAM_STORE__EMBEDDED__CHECKPOINT_EVERY_BATCHES: '1000000' }, false);
     assert.equal(resumeAt, 0, 'resumed from the first checkpoint, at the start of the topic');
   });
 });
