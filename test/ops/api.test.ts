@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { assignArm } from '../../src/experiments/assign.ts';
+import { compileExperiment } from '../../src/experiments/definition.ts';
 import { point, tempRegistry } from '../star/helpers.ts';
 import { startTestPipeline, type TestPipeline } from './helpers.ts';
 
@@ -283,5 +286,63 @@ describe('HTTP semantics of the ops server and the API', () => {
     const real = (await call(running, '/v1/users/u1/recommendations?k=2', { token: null })).body as Record<string, unknown> & { items: Record<string, unknown>[] };
     assert.deepEqual(Object.keys(example), Object.keys(real));
     assert.deepEqual(Object.keys(example.items[0]!), Object.keys(real.items[0]!));
+  });
+});
+
+describe('on-demand API in an online experiment: the user\'s arm, and an admin-only override', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'starstream-api-experiment-'));
+  const experiment = {
+    name: 'api',
+    salt: 'api-test',
+    arms: [
+      { name: 'control', scorer: { kind: 'baseline' as const }, share: 0.5 },
+      { name: 'blend', scorer: { kind: 'online' as const }, share: 0.5 },
+    ],
+    test: { minOutcomesPerArm: 100_000 },
+    stateDir,
+    lookEveryMs: 0,
+  };
+  let withToken: TestPipeline;
+  let withoutToken: TestPipeline;
+  let user: string;
+  before(async () => {
+    withToken = await startTestPipeline({ experiment, ops: { apiToken: TOKEN } });
+    withoutToken = await startTestPipeline({ experiment: { ...experiment, stateDir: join(stateDir, 'open') } });
+    await withToken.feed(300);
+    user = await knownUser(withToken);
+  });
+  after(async () => {
+    await withToken.close();
+    await withoutToken.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('without an override a user is ranked by the arm the hash gives them, every time', async () => {
+    const want = assignArm(user, compileExperiment(experiment)).arm;
+    for (let i = 0; i < 3; i++) {
+      const res = await call(withToken, `/v1/users/${user}/recommendations?k=5`);
+      assert.equal(res.status, 200);
+      assert.equal((res.body as { arm: string | null }).arm, want);
+    }
+  });
+
+  test('?arm= ranks with that arm for an admin; an unknown arm is a 400 naming it', async () => {
+    for (const arm of ['control', 'blend']) {
+      const res = await call(withToken, `/v1/users/${user}/recommendations?k=5&arm=${arm}`);
+      assert.equal(res.status, 200);
+      assert.equal((res.body as { arm: string }).arm, arm);
+    }
+    const unknown = await call(withToken, `/v1/users/${user}/recommendations?k=5&arm=nobody`);
+    assert.equal(unknown.status, 400);
+    assert.equal((unknown.body as ErrorBody).error.code, 'UNKNOWN_ARM');
+    assert.match((unknown.body as ErrorBody).error.message, /nobody/);
+  });
+
+  test('without the token the override is refused; without ops.apiToken it is disabled', async () => {
+    const anonymous = await call(withToken, `/v1/users/${user}/recommendations?k=5&arm=blend`, { token: null });
+    assert.equal(anonymous.status, 401);
+    const open = await call(withoutToken, `/v1/users/${user}/recommendations?k=5&arm=blend`, { token: null });
+    assert.equal(open.status, 403);
+    assert.equal((open.body as ErrorBody).error.code, 'ADMIN_DISABLED');
   });
 });
