@@ -33,11 +33,12 @@ export function trainCommand(opts: TrainOptions): { python: string; args: string
 
 export async function train(opts: TrainOptions): Promise<number> {
   const { python, args } = trainCommand(opts);
-  if (!existsSync(python)) {
-    throw new FatalError('TRAINER_MISSING', `${python} not found: install the trainer with bash train/install.sh`);
-  }
+  // The user's own mistakes first: they are answered the same with or without the trainer installed.
   if (!existsSync(opts.cases)) {
     throw new InputError(`train --cases: no such file ${opts.cases} (write one with \`starstream cases export\`)`);
+  }
+  if (!existsSync(python)) {
+    throw new FatalError('TRAINER_MISSING', `${python} not found: install the trainer with bash train/install.sh`);
   }
   const child = spawn(python, args, { stdio: 'inherit' });
   return new Promise((resolve, reject) => {

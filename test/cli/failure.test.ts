@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { reportFailure } from '../../src/cli/failure.ts';
@@ -32,7 +33,7 @@ describe('reportFailure: the exit-code convention (README "Commands")', () => {
   });
 
   it('train without the trainer installed is an input error (exit 2), in one line', async () => {
-    const err = await train({ cases: 'x.jsonl', out: 'model', python: '/nonexistent/python' }).then(
+    const err = await train({ cases: fileURLToPath(import.meta.url), out: 'model', python: '/nonexistent/python' }).then(
       () => assert.fail('train resolved'),
       (e: unknown) => e,
     );
