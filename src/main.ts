@@ -276,7 +276,7 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
     processor.onInteraction = (event) => runtime.observe(event);
     processor.onRanked = (ranked) => {
       online.observe(ranked);
-      runtime.served(ranked.event, ranked.ranked.map((r) => r.evidence.itemId), ranked.arm);
+      runtime.served(ranked.event, ranked.ranked.map((r) => r.evidence.itemId), ranked.cell ?? null);
     };
     runtime.start();
   }

@@ -95,16 +95,6 @@ export class ArmRouter {
     return { arm: assignment.arm, cell: cellOf(assignment) };
   }
 
-  /**
-   * The accounting cell of a list served to `userId` by `arm`: the user's cell when that arm is the one the
-   * hash assigns (or the champion for a holdout user), else null (rerouted by a retirement, an override).
-   */
-  cellOf(userId: string, arm: string): string | null {
-    if (this.winner !== null) return null;
-    const assignment = assignArm(userId, this.experiment);
-    return assignment.arm === arm ? cellOf(assignment) : null;
-  }
-
   /** The user's arm's scorer, taken now, for one case. */
   scorerFor(userId: string): ArmScorer {
     const { arm, cell } = this.route(userId);

@@ -15,7 +15,7 @@ const positiveInt = () => z.number().int().positive();
 export const HOLDOUT = 'holdout';
 
 /** Arm and experiment names become metric label values and file names. */
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** What an arm serves: one of the pipeline's scorers, or a STAR model version from the registry. */
 export const scorerRefSchema = z.discriminatedUnion('kind', [
@@ -29,7 +29,7 @@ export const scorerRefSchema = z.discriminatedUnion('kind', [
 export type ScorerRef = z.infer<typeof scorerRefSchema>;
 
 const armSchema = z.strictObject({
-  name: z.string().regex(NAME, 'lower-case letters, digits, . _ -; at most 63 characters').describe('Arm name, a metric label'),
+  name: z.string().regex(NAME_PATTERN, 'lower-case letters, digits, . _ -; at most 63 characters').describe('Arm name, a metric label'),
   scorer: scorerRefSchema.describe('What this arm serves'),
   share: z.number().positive().max(1).describe('Share of the experiment traffic (after the holdout); shares sum to 1'),
 });
@@ -78,7 +78,7 @@ const guardrailsSchema = z
 
 export const experimentSchema = z
   .strictObject({
-    name: z.string().regex(NAME, 'lower-case letters, digits, . _ -; at most 63 characters').describe('Experiment name, a metric label'),
+    name: z.string().regex(NAME_PATTERN, 'lower-case letters, digits, . _ -; at most 63 characters').describe('Experiment name, a metric label'),
     salt: z
       .string()
       .min(1)

@@ -62,10 +62,6 @@ export class OutcomeJoin {
     if (this.pending.size > this.maxUsers) this.pending.delete(this.pending.keys().next().value!);
   }
 
-  get pendingUsers(): number {
-    return this.pending.size;
-  }
-
   snapshot(): JoinSnapshot {
     return { pending: [...this.pending] };
   }

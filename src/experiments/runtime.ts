@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Interaction } from '../domain/events.ts';
 import { errorCode, errorMessage } from '../errors/index.ts';
-import { ndcgAt } from '../eval/metrics.ts';
+import { hitAt, ndcgAt } from '../eval/metrics.ts';
 import type { Logger } from '../logging/logger.ts';
 import { ExperimentAccounting, type AccountingSnapshot } from './accounting.ts';
 import { ArmRouter, type ArmRouterState } from './arms.ts';
@@ -10,6 +10,7 @@ import type { Arm, Experiment } from './definition.ts';
 import { decide, type ExperimentReport, type Verdict, type VerdictCode } from './decide.ts';
 import { OutcomeJoin, type JoinSnapshot } from './join.ts';
 import type { Scorer } from '../star/port.ts';
+import { writeAtomically } from '../util/files.ts';
 
 /**
  * A running experiment in one pipeline instance: the router that serves the arms, the outcome join, the
@@ -95,7 +96,6 @@ export class ExperimentRuntime {
   private readonly clock: () => number;
   private timer: NodeJS.Timeout | null = null;
   private looking: Promise<AppliedReport> | null = null;
-  private latest: AppliedReport | null = null;
   private closed = false;
 
   constructor(private readonly options: ExperimentRuntimeOptions) {
@@ -110,7 +110,7 @@ export class ExperimentRuntime {
     });
     this.join = new OutcomeJoin((cell, rank) => {
       this.accounting.recordOutcome(cell, rank);
-      instruments?.experimentOutcome(experiment.name, cell, rank >= 0 && rank < experiment.k, ndcgAt(rank, experiment.k));
+      instruments?.experimentOutcome(experiment.name, cell, hitAt(rank, experiment.k) === 1, ndcgAt(rank, experiment.k));
     });
     this.restore();
   }
@@ -125,9 +125,12 @@ export class ExperimentRuntime {
     this.join.observe(event);
   }
 
-  /** The processor's ranked listener: the list served for `event` by `arm` (null: outside the experiment). */
-  served(event: Interaction, itemIds: readonly string[], arm: string | null | undefined): void {
-    this.join.served(event, itemIds, arm ? this.router.cellOf(event.userId, arm) : null);
+  /**
+   * The processor's ranked listener: the list served for `event`, counted in `cell` (the one its scorer was
+   * routed with, `ArmScorer.cell`: the user is hashed once per event; null: outside the experiment).
+   */
+  served(event: Interaction, itemIds: readonly string[], cell: string | null): void {
+    this.join.served(event, itemIds, cell);
   }
 
   /** Starts the periodic looks (`lookEveryMs`; 0 = none). */
@@ -137,11 +140,6 @@ export class ExperimentRuntime {
       this.look().catch((err: unknown) => this.log.error({ code: errorCode(err), err: errorMessage(err) }, 'experiment look failed'));
     }, this.experiment.lookEveryMs);
     this.timer.unref();
-  }
-
-  /** The latest look's report; null before the first. */
-  get report(): AppliedReport | null {
-    return this.latest;
   }
 
   /** Judges the experiment now, applies what it decided, and writes the report and the state. */
@@ -164,14 +162,11 @@ export class ExperimentRuntime {
   private async lookOnce(): Promise<AppliedReport> {
     const report = decide(this.experiment, this.accounting);
     const applied = this.router.concludedWith === null ? await this.apply(report) : [];
+    const winner = this.router.concludedWith;
     const serving: Record<string, boolean> = {};
-    for (const arm of this.experiment.arms) {
-      const winner = this.router.concludedWith;
-      serving[arm.name] = winner === null ? !this.router.isRetired(arm.name) : winner === arm.name;
-    }
-    const full: AppliedReport = { ...report, atMs: this.clock(), applied, serving, concludedWith: this.router.concludedWith };
-    this.latest = full;
-    this.write(full);
+    for (const arm of this.experiment.arms) serving[arm.name] = winner === null ? !this.router.isRetired(arm.name) : winner === arm.name;
+    const full: AppliedReport = { ...report, atMs: this.clock(), applied, serving, concludedWith: winner };
+    await this.write(full);
     this.options.instruments?.experimentLook(full);
     const line = { decision: full.decision, arm: full.arm, code: full.code, outcomes: full.outcomes, applied: applied.map((a) => `${a.action} ${a.arm}`) };
     if (applied.length > 0) this.log.warn(line, full.summary);
@@ -210,21 +205,22 @@ export class ExperimentRuntime {
     return applied;
   }
 
-  private write(report: AppliedReport): void {
+  private async write(report: AppliedReport): Promise<void> {
+    // Snapshotted before the first write yields to the pipeline, so it goes with the report written beside it.
+    const state: SavedState = {
+      stateVersion: EXPERIMENT_STATE_VERSION,
+      experiment: this.experiment.name,
+      salt: this.experiment.salt,
+      accounting: this.accounting.snapshot(),
+      router: this.router.state(),
+      join: this.join.snapshot(),
+      savedAtMs: report.atMs,
+    };
     try {
       mkdirSync(this.dir, { recursive: true });
-      writeAtomic(join(this.dir, 'latest.json'), report);
-      if (report.applied.length > 0) writeAtomic(join(this.dir, `decision-${new Date(report.atMs).toISOString().replace(/[:.]/g, '-')}.json`), report);
-      const state: SavedState = {
-        stateVersion: EXPERIMENT_STATE_VERSION,
-        experiment: this.experiment.name,
-        salt: this.experiment.salt,
-        accounting: this.accounting.snapshot(),
-        router: this.router.state(),
-        join: this.join.snapshot(),
-        savedAtMs: report.atMs,
-      };
-      writeAtomic(join(this.dir, 'state.json'), state);
+      await writeJson(join(this.dir, 'latest.json'), report);
+      if (report.applied.length > 0) await writeJson(join(this.dir, `decision-${new Date(report.atMs).toISOString().replace(/[:.]/g, '-')}.json`), report);
+      await writeJson(join(this.dir, 'state.json'), state);
     } catch (err) {
       // The experiment goes on in memory; the next look tries again.
       this.log.error({ code: errorCode(err), err: errorMessage(err), dir: this.dir }, 'experiment state not written');
@@ -240,8 +236,8 @@ export class ExperimentRuntime {
         this.log.warn({ path }, 'experiment state of another experiment, salt or version: starting afresh');
         return;
       }
-      const accounting = new ExperimentAccounting(this.experiment);
-      accounting.merge(state.accounting);
+      // Merged into a scratch accounting first: a cell this experiment lacks throws before any count is added.
+      new ExperimentAccounting(this.experiment).merge(state.accounting);
       this.accounting.merge(state.accounting);
       this.router.restore(state.router);
       this.join.restore(state.join);
@@ -260,8 +256,6 @@ export function readLatestReport(stateDir: string, name: string): AppliedReport 
   return JSON.parse(readFileSync(path, 'utf8')) as AppliedReport;
 }
 
-function writeAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
+function writeJson(path: string, value: unknown): Promise<void> {
+  return writeAtomically(path, `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -69,6 +69,8 @@ export interface RankedEvent {
   readonly modelVersion: string;
   /** The experiment arm that served the list (`Scorer.arm`); null or unset outside an experiment. */
   readonly arm?: string | null;
+  /** The experiment cell the list counts in (`Scorer.cell`), taken when its scorer was routed; null: none. */
+  readonly cell?: string | null;
 }
 
 export interface BatchOutput {
@@ -234,11 +236,13 @@ export class BatchProcessor {
       // An event its user's stored state already holds (`UserProfile.learned`) is not learned again and makes
       // no item deltas again (routed: it sends the ones it made here, if their publish failed); it is still
       // ranked and answered, as on the live path.
-      const learnedUser = this.timed('learn', () => learnEventOnce(this.deps.learner, view, event, negatives.get(event)!, sources[i]!));
-      const again = learnedUser || !routed ? undefined : this.unsentDeltas.get(sources[i]!);
-      if (!learnedUser) this.deps.instruments.learningSkipped();
-      if (again) learned.push(again);
-      else if (learnedUser && routed) learned.push({ source: sources[i]!, deltas: view.itemDeltasSince(deltasBefore) });
+      const source = sources[i]!;
+      const learnedUser = this.timed('learn', () => learnEventOnce(this.deps.learner, view, event, negatives.get(event)!, source));
+      if (!learnedUser) {
+        this.deps.instruments.learningSkipped();
+        const again = routed ? this.unsentDeltas.get(source) : undefined;
+        if (again) learned.push(again);
+      } else if (routed) learned.push({ source, deltas: view.itemDeltasSince(deltasBefore) });
       const user = learnedUser ?? view.user(event.userId)!;
       const rec = this.rankingEnabled ? await this.rank(view, event, user, receivedAt, results.teacherCases) : null;
       if (rec) {
@@ -317,7 +321,7 @@ export class BatchProcessor {
         this.casesSampled++;
       }
     }
-    this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion, arm });
+    this.onRanked?.({ event, ranked, candidates: evidence.candidates, modelVersion: scorer.modelVersion, arm, cell: scorer.cell ?? null });
     const now = this.clock();
     const rec = buildRecommendation(event, ranked, scorer.modelVersion, receivedAt, now, arm);
     this.deps.instruments.recommendationPublished(rec.pipelineLatencyMs / 1000);

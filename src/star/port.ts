@@ -14,6 +14,8 @@ export interface Scorer {
    * recommendation; unset outside an experiment.
    */
   readonly arm?: string;
+  /** The experiment cell the lists it scores count in (its arm, or the holdout); null or unset: none. */
+  readonly cell?: string | null;
   /** One score per candidate, aligned with `case.candidates`; higher is better. */
   score(cases: readonly ScoringCase[]): Promise<Float32Array[]>;
   close(): Promise<void>;

@@ -54,19 +54,6 @@ export function sourceKey(topic: string, partition: number): string {
   return `${topic}:${partition}`;
 }
 
-/** True when `learned` holds the event at `source`: its partition's position is at or past the event's offset. */
-export function holdsPosition(learned: LearnedPositions | undefined, source: SourcePosition): boolean {
-  return (learned?.get(sourceKey(source.topic, source.partition)) ?? -1) >= Number(source.offset);
-}
-
-/** `held` with `batch`'s positions laid over it (the larger per source partition); undefined when both are empty. */
-export function raised(held: LearnedPositions | undefined, batch: ReadonlyMap<string, number>): LearnedPositions | undefined {
-  if (batch.size === 0) return held;
-  const out = new Map(held ?? []);
-  for (const [key, offset] of batch) if (offset > (out.get(key) ?? -1)) out.set(key, offset);
-  return out;
-}
-
 /**
  * Popularity as exponentially decayed counts kept in log space, so that increments from different writers
  * commute: `log Σ exp(tᵢ/τ)`. Read it at time t with `decayedCount(logSum, t, τ)`.

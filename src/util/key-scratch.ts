@@ -1,8 +1,8 @@
 /**
  * A reusable map from dense int keys (entity slots) to int values, for the hot loops that fold lists of slots
- * (co-occurrence aggregation, neighbour engagement counts). Clearing it is O(1): each `begin()` starts a new
- * generation, and an entry counts only when its stamp is the current generation, so nothing is zeroed or
- * allocated per call once the arrays have grown to the key space.
+ * (co-occurrence aggregation, neighbour engagement counts, the batch's raised-item marks). Clearing it is O(1):
+ * each `begin()` starts a new generation, and an entry counts only when its stamp is the current generation, so
+ * nothing is zeroed or allocated per call once the arrays have grown to the key space.
  *
  * One instance per call site, used by one fold at a time (the pipeline is single-threaded and a fold does not
  * await); a fold that needs its entries after the next `begin()` keeps the generation it got and checks it.
@@ -24,17 +24,8 @@ export class KeyScratch {
     return this.generation;
   }
 
-  has(key: number): boolean {
-    return this.stamps[key] === this.generation;
-  }
-
-  /** The value of `key` in the current generation, or -1. */
+  /** The value of `key` in the current generation, or -1. Hot loops write `stamps` and `values` directly. */
   get(key: number): number {
     return key < this.stamps.length && this.stamps[key] === this.generation ? this.values[key]! : -1;
-  }
-
-  set(key: number, value: number): void {
-    this.stamps[key] = this.generation;
-    this.values[key] = value;
   }
 }

@@ -12,3 +12,21 @@ export function twoArms(overrides: Partial<ExperimentInput> = {}): Experiment {
     ...overrides,
   });
 }
+
+/**
+ * The `experiment` config section of the running-pipeline tests: champion `control` on the baseline, challenger
+ * `blend` on an online blend, 50/50; no decision (the counts are what is checked) and no periodic looks.
+ */
+export function baselineVsBlend(name: string, salt: string, stateDir: string) {
+  return {
+    name,
+    salt,
+    arms: [
+      { name: 'control', scorer: { kind: 'baseline' as const }, share: 0.5 },
+      { name: 'blend', scorer: { kind: 'online' as const }, share: 0.5 },
+    ],
+    test: { minOutcomesPerArm: 100_000 },
+    stateDir,
+    lookEveryMs: 0,
+  };
+}

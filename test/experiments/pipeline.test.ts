@@ -19,6 +19,7 @@ import { readLatestReport } from '../../src/experiments/runtime.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
 import { buildPipeline, type Pipeline } from '../../src/main.ts';
 import { eventually, uniqueName } from '../helpers.ts';
+import { baselineVsBlend } from './helpers.ts';
 
 /**
  * Issue 19 end to end on the embedded default (in-process log and store): two arms (baseline and the online
@@ -35,19 +36,7 @@ const dir = mkdtempSync(join(tmpdir(), 'starstream-experiment-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const logger = silentLogger();
 
-const experimentInput = {
-  name: 'e2e',
-  salt: 'issue-19',
-  arms: [
-    { name: 'control', scorer: { kind: 'baseline' as const }, share: 0.5 },
-    { name: 'blend', scorer: { kind: 'online' as const }, share: 0.5 },
-  ],
-  k: K,
-  // No decision within this run: the counts are what is checked.
-  test: { minOutcomesPerArm: 100_000 },
-  stateDir: join(dir, 'experiments'),
-  lookEveryMs: 0,
-};
+const experimentInput = { ...baselineVsBlend('e2e', 'issue-19', join(dir, 'experiments')), k: K };
 
 function config(groupId: string, overrides: ConfigInput = {}): Config {
   return loadConfig({

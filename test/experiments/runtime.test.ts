@@ -59,7 +59,7 @@ function play(rt: ExperimentRuntime, users: number, hitArm: string): void {
     const userId = `u${u}`;
     const first = event(userId, 'x');
     rt.observe(first);
-    rt.served(first, ['hit'], rt.router.route(userId).arm);
+    rt.served(first, ['hit'], rt.router.route(userId).cell);
     const arm = assignArm(userId, rt.experiment).arm;
     rt.observe(event(userId, arm === hitArm ? 'hit' : 'miss'));
   }
@@ -116,7 +116,7 @@ describe('ExperimentRuntime', () => {
     const pendingUser = 'late';
     const served = event(pendingUser, 'x');
     rt.observe(served);
-    rt.served(served, ['next'], rt.router.route(pendingUser).arm);
+    rt.served(served, ['next'], rt.router.route(pendingUser).cell);
     await rt.close();
     assert.ok(existsSync(join(dir, 'restart', 'state.json')));
     const again = runtime('restart');
@@ -135,7 +135,7 @@ describe('ExperimentRuntime', () => {
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const e of [e1, e2]) {
         rt.observe(e);
-        rt.served(e, ['hit'], rt.router.route('r').arm);
+        rt.served(e, ['hit'], rt.router.route('r').cell);
       }
     }
     const cell = assignArm('r', rt.experiment).arm;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { assignArm } from '../../src/experiments/assign.ts';
 import { compileExperiment } from '../../src/experiments/definition.ts';
+import { baselineVsBlend } from '../experiments/helpers.ts';
 import { point, tempRegistry } from '../star/helpers.ts';
 import { startTestPipeline, type TestPipeline } from './helpers.ts';
 
@@ -291,17 +292,7 @@ describe('HTTP semantics of the ops server and the API', () => {
 
 describe('on-demand API in an online experiment: the user\'s arm, and an admin-only override', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'starstream-api-experiment-'));
-  const experiment = {
-    name: 'api',
-    salt: 'api-test',
-    arms: [
-      { name: 'control', scorer: { kind: 'baseline' as const }, share: 0.5 },
-      { name: 'blend', scorer: { kind: 'online' as const }, share: 0.5 },
-    ],
-    test: { minOutcomesPerArm: 100_000 },
-    stateDir,
-    lookEveryMs: 0,
-  };
+  const experiment = baselineVsBlend('api', 'api-test', stateDir);
   let withToken: TestPipeline;
   let withoutToken: TestPipeline;
   let user: string;

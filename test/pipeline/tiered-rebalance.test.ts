@@ -11,7 +11,6 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { QdrantClient } from '@qdrant/js-client-rest';
 import { NO_MALFORMED, produceInteractions } from '../../src/cli/produce.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
@@ -22,6 +21,7 @@ import { silentLogger } from '../../src/logging/logger.ts';
 import { buildPipeline, buildStore, type Pipeline } from '../../src/main.ts';
 import { eventually, uniqueName } from '../helpers.ts';
 import { qdrantForTests, type QdrantServer } from '../store/qdrant-server.ts';
+import { collectionPrefix, dropCollections, qdrantSection, stream, tally } from '../store/tiered-world.ts';
 
 const target = await qdrantForTests();
 const skip = 'skip' in target ? target.skip : false;
@@ -30,28 +30,9 @@ const server = 'skip' in target ? null : target;
 const PHASE_EVENTS = 600;
 const USERS = 40;
 const ITEMS = 25;
-const T0 = Date.UTC(2025, 0, 1);
-
-function phaseEvents(phase: number): Interaction[] {
-  return Array.from({ length: PHASE_EVENTS }, (_, j) => {
-    const i = phase * PHASE_EVENTS + j;
-    return {
-      eventId: `rb-${i}`,
-      userId: `u${(i * 7919) % USERS}`,
-      itemId: `i${(i * 104_729 + Math.floor(i / 3)) % ITEMS}`,
-      type: 'view' as const,
-      value: null,
-      timestampMs: T0 + i * 1_000,
-      context: {},
-    };
-  });
-}
-
-function tally(events: readonly Interaction[], of: (e: Interaction) => string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const e of events) out.set(of(e), (out.get(of(e)) ?? 0) + 1);
-  return out;
-}
+/** The three phases' events: one stream of the tiered suites' world, cut into phases of `PHASE_EVENTS`. */
+const EVENTS = stream(3 * PHASE_EVENTS, USERS, ITEMS, 'rb');
+const phaseEvents = (phase: number): Interaction[] => EVENTS.slice(phase * PHASE_EVENTS, (phase + 1) * PHASE_EVENTS);
 
 function configFor(t: QdrantServer, prefix: string): Config {
   return loadConfig({
@@ -60,7 +41,7 @@ function configFor(t: QdrantServer, prefix: string): Config {
         kind: 'qdrant',
         dimension: 8,
         itemWrites: 'routed',
-        qdrant: { url: t.url, collectionPrefix: prefix, ...(t.apiKey ? { apiKey: t.apiKey } : {}) },
+        qdrant: qdrantSection(t, prefix),
       },
       pipeline: { groupId: uniqueName('rebalance'), maxBatchRecords: 50, rankingEnabled: true },
       eventLog: { topics: { partitions: 4 } },
@@ -98,14 +79,9 @@ async function counts(config: Config, users: readonly string[], items: readonly 
   }
 }
 
-async function dropCollections(t: QdrantServer, prefix: string): Promise<void> {
-  const client = new QdrantClient({ url: t.url, checkCompatibility: false, ...(t.apiKey ? { headers: { 'api-key': t.apiKey } } : {}) });
-  for (const name of [`${prefix}users`, `${prefix}items`]) await client.deleteCollection(name).catch(() => undefined);
-}
-
 describe('rebalance on Qdrant with tiered stores', { skip, timeout: 180_000 }, () => {
   it('partitions move mid-stream and back: every user and item counts exactly its events', async (t: TestContext) => {
-    const prefix = `${uniqueName('rb').replace(/-/g, '_')}_`;
+    const prefix = collectionPrefix('rb');
     t.after(() => dropCollections(server!, prefix));
     const config = configFor(server!, prefix);
     const log = createEmbeddedEventLog(config.eventLog, silentLogger());
@@ -140,9 +116,8 @@ describe('rebalance on Qdrant with tiered stores', { skip, timeout: 180_000 }, (
     t.diagnostic(`instance b handled ${byB} of the ${PHASE_EVENTS} events of phase 2; a handled ${a.runner.processedRecords} in all`);
     assert.ok(byB > 0 && byB < PHASE_EVENTS, 'the second instance took over some partitions');
 
-    const events = [0, 1, 2].flatMap(phaseEvents);
-    const byUser = tally(events, (e) => e.userId);
-    const byItem = tally(events, (e) => e.itemId);
+    const byUser = tally(EVENTS, (e) => e.userId);
+    const byItem = tally(EVENTS, (e) => e.itemId);
     const found = await counts(config, [...byUser.keys()], [...byItem.keys()]);
     assert.deepEqual(found.users, byUser, 'users: nothing lost or doubled');
     assert.deepEqual(found.items, byItem, 'items: nothing lost or doubled');

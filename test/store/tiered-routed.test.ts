@@ -24,7 +24,7 @@ import { EmbeddedStore } from '../../src/store/embedded/index.ts';
 import { createQdrantStore } from '../../src/store/qdrant/index.ts';
 import { createTieredStore, type TieredStore } from '../../src/store/tiered/index.ts';
 import type { ItemDeltaWriter } from '../../src/stages/item-deltas/index.ts';
-import { collectionPrefix, comparable, dropCollections, INTERACTIONS_TOPIC, records, stream } from './tiered-world.ts';
+import { collectionPrefix, dropCollections, durableState, INTERACTIONS_TOPIC, records, stream } from './tiered-world.ts';
 import { qdrantForTests, type QdrantServer } from './qdrant-server.ts';
 
 const target = await qdrantForTests();
@@ -81,21 +81,26 @@ describe('routed item writes on a real Qdrant: a batch redelivered after its use
    * and its outputs are "published", then it settles. Returns the batch's output.
    */
   async function learn(run: { processor: ReturnType<typeof buildProcessor>; engine: Engine; writer: ItemDeltaWriter | null }, from: number, to: number) {
-    const out = await run.processor.process(records(run.engine, events).slice(from, to), { settleLater: true });
+    const out = await run.processor.process(records(run.engine, events.slice(from, to), from), { settleLater: true });
     if (run.writer && out.itemDeltas.length > 0) await run.writer.write(out.itemDeltas);
     await out.settle(true);
     return out;
   }
 
   /** What Qdrant holds for every user and item, as a new process reads it (vectors left out). */
-  async function durableState(t: TestContext, p: string) {
-    const { store } = await processOver(t, p);
-    const users = await store.getUsers(userIds);
-    const items = await store.getItems(itemIds);
-    return {
-      users: new Map([...users].map(([id, { vector: _v, ...rest }]) => [id, rest])),
-      items: new Map([...items].map(([id, item]) => [id, comparable(item, { vector: false })])),
-    };
+  async function stateIn(t: TestContext, p: string) {
+    return durableState((await processOver(t, p)).store, userIds, itemIds);
+  }
+
+  /** The state of learning every event once (two batches, nothing redelivered), on collections of its own. */
+  async function clean(t: TestContext) {
+    const p = collectionPrefix('routed');
+    t.after(() => dropCollections(server!, p));
+    const once = await processOver(t, p);
+    await learn(once, 0, 200);
+    await learn(once, 200, 400);
+    assert.equal(once.counted.skipped, 0);
+    return stateIn(t, p);
   }
 
   async function withPrefix(t: TestContext, fn: (p: string) => Promise<void>): Promise<void> {
@@ -106,13 +111,7 @@ describe('routed item writes on a real Qdrant: a batch redelivered after its use
 
   it('a crash after the user write and before the offset commit: users and items equal learning once', (t) =>
     withPrefix(t, async (p) => {
-      const clean = collectionPrefix('routed');
-      t.after(() => dropCollections(server!, clean));
-      const once = await processOver(t, clean);
-      await learn(once, 0, 200);
-      await learn(once, 200, 400);
-      assert.equal(once.counted.skipped, 0);
-      const want = await durableState(t, clean);
+      const want = await clean(t);
       for (const e of events) assert.ok(want.users.get(e.userId)?.learned?.get(`${INTERACTIONS_TOPIC}:0`) !== undefined, 'users carry their position');
 
       const first = await processOver(t, p);
@@ -128,23 +127,16 @@ describe('routed item writes on a real Qdrant: a batch redelivered after its use
       const resent = redelivered.itemDeltas.flatMap((m) => m.changes).filter((c) => Number(c.sourceOffset) < 200);
       assert.equal(resent.length, 0, 'no item delta of an event its user already held');
       await learn(second, 300, 400);
-      const got = await durableState(t, p);
-      assert.deepEqual(got.users, want.users);
-      assert.deepEqual(got.items, want.items);
+      assert.deepEqual(await stateIn(t, p), want);
     }));
 
   it('a failed publish after the user write: the redelivery sends the batch\'s item deltas, not its users\' learning', (t) =>
     withPrefix(t, async (p) => {
-      const clean = collectionPrefix('routed');
-      t.after(() => dropCollections(server!, clean));
-      const once = await processOver(t, clean);
-      await learn(once, 0, 200);
-      await learn(once, 200, 400);
-      const want = await durableState(t, clean);
+      const want = await clean(t);
 
       const run = await processOver(t, p);
       // The users are written, then the outputs (the item deltas among them) fail to publish: none reach the writer.
-      const failed = await run.processor.process(records(run.engine, events).slice(0, 200), { settleLater: true });
+      const failed = await run.processor.process(records(run.engine, events.slice(0, 200)), { settleLater: true });
       assert.ok(failed.itemDeltas.length > 0);
       await failed.settle(false);
       const redelivered = await learn(run, 0, 300);
@@ -155,9 +147,7 @@ describe('routed item writes on a real Qdrant: a batch redelivered after its use
         'the held events send the deltas they made the first time',
       );
       await learn(run, 300, 400);
-      const got = await durableState(t, p);
-      assert.deepEqual(got.users, want.users);
-      assert.deepEqual(got.items, want.items);
+      assert.deepEqual(await stateIn(t, p), want);
     }));
 
   it('direct mode: the same redelivery moves the same metric', (t) =>

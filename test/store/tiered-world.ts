@@ -2,7 +2,7 @@ import { QdrantClient } from '@qdrant/js-client-rest';
 import type { Interaction } from '../../src/domain/events.ts';
 import type { LogRecord } from '../../src/eventlog/port.ts';
 import type { Engine } from '../../src/main.ts';
-import type { ItemProfile } from '../../src/store/port.ts';
+import type { ItemProfile, VectorStore } from '../../src/store/port.ts';
 import { uniqueName } from '../helpers.ts';
 import type { QdrantServer } from './qdrant-server.ts';
 
@@ -38,6 +38,13 @@ export function stream(count: number, users: number, items: number, tag: string)
   }));
 }
 
+/** How many of `events` each key (`of`) has. */
+export function tally(events: readonly Interaction[], of: (e: Interaction) => string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of events) out.set(of(e), (out.get(of(e)) ?? 0) + 1);
+  return out;
+}
+
 /** `events` as records of partition 0, at offsets from `firstOffset` on (source positions are part of the state). */
 export function records(engine: Engine, events: readonly Interaction[], firstOffset = 0): LogRecord[] {
   return events.map((e, i) => ({
@@ -63,5 +70,18 @@ export function comparable({ vector, ...item }: ItemProfile, options: { readonly
     ...(options.vector === false ? {} : { vector }),
     popularity: { shortLog: round(item.popularity.shortLog), longLog: round(item.popularity.longLog) },
     cooccurrence: [...item.cooccurrence].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+  };
+}
+
+/**
+ * What `store` (a new process's, over the collections under test) reads for these users and items: users
+ * without their vectors, items `comparable` without theirs (the vectors depend on negatives not seeded per event).
+ */
+export async function durableState(store: VectorStore, userIds: readonly string[], itemIds: readonly string[]) {
+  const users = await store.getUsers(userIds);
+  const items = await store.getItems(itemIds);
+  return {
+    users: new Map([...users].map(([id, { vector: _v, ...rest }]) => [id, rest])),
+    items: new Map([...items].map(([id, item]) => [id, comparable(item, { vector: false })])),
   };
 }

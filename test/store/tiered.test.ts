@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
-import type { Interaction } from '../../src/domain/events.ts';
 import { TransientError } from '../../src/errors/index.ts';
 import { buildEngine, buildProcessor, buildStore, type Engine } from '../../src/main.ts';
 import { NO_INSTRUMENTS } from '../../src/pipeline/instruments.ts';
@@ -20,7 +19,7 @@ import type { ItemProfile, UserProfile, VectorStore } from '../../src/store/port
 import { createQdrantStore, type QdrantStore } from '../../src/store/qdrant/index.ts';
 import { createTieredStore, type DurableTier, type TieredStore } from '../../src/store/tiered/index.ts';
 import { contractStoreConfig, runVectorStoreContract } from './contract.ts';
-import { collectionPrefix, comparable, dropCollections, qdrantSection, records, stream, T0 } from './tiered-world.ts';
+import { collectionPrefix, comparable, dropCollections, durableState, qdrantSection, records, stream, T0, tally } from './tiered-world.ts';
 import { qdrantForTests, type QdrantServer } from './qdrant-server.ts';
 
 const target = await qdrantForTests();
@@ -83,12 +82,6 @@ function pipelineConfig(t: QdrantServer, p: string, overrides: Record<string, un
       ...overrides,
     },
   });
-}
-
-function tally(events: readonly Interaction[], of: (e: Interaction) => string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const e of events) out.set(of(e), (out.get(of(e)) ?? 0) + 1);
-  return out;
 }
 
 async function countsOf(store: VectorStore, expected: ReadonlyMap<string, number>, kind: 'users' | 'items'): Promise<Map<string, number>> {
@@ -244,31 +237,24 @@ describe('tiered store on a real Qdrant: a batch redelivered after its durable w
   }
 
   /** What Qdrant holds for every user and item, as a new process reads it (vectors left out). */
-  async function durableState(t: TestContext, p: string) {
-    const { store } = await processOver(t, p);
-    const users = await store.getUsers(userIds);
-    const items = await store.getItems(itemIds);
-    return {
-      users: new Map([...users].map(([id, { vector: _v, ...rest }]) => [id, rest])),
-      items: new Map([...items].map(([id, item]) => [id, comparable(item, { vector: false })])),
-    };
+  async function stateIn(t: TestContext, p: string) {
+    return durableState((await processOver(t, p)).store, userIds, itemIds);
   }
 
   /** Learns `from`..`to` as one batch, its outputs "published", then settles it (the durable write). */
   async function learn(processor: ReturnType<typeof buildProcessor>, engine: Engine, from: number, to: number) {
-    const all = records(engine, events);
-    const out = await processor.process(all.slice(from, to), { settleLater: true });
+    const out = await processor.process(records(engine, events.slice(from, to), from), { settleLater: true });
     await out.settle(true);
     return out;
   }
 
-  async function clean(t: TestContext): Promise<Awaited<ReturnType<typeof durableState>>> {
+  async function clean(t: TestContext): Promise<Awaited<ReturnType<typeof stateIn>>> {
     const p = collectionPrefix('tier');
     t.after(() => dropCollections(server!, p));
     const run = await processOver(t, p);
     await learn(run.processor, run.engine, 0, 200);
     await learn(run.processor, run.engine, 200, 400);
-    return durableState(t, p);
+    return stateIn(t, p);
   }
 
   it('a crash after the write and before the offset commit: the redelivered events are not learned again', (t) =>
@@ -284,9 +270,7 @@ describe('tiered store on a real Qdrant: a batch redelivered after its durable w
       // Answered again (at-least-once: the first answers may never have been sent), learned once.
       assert.ok(redelivered.recommendations.some((r) => r.eventId === events[0]!.eventId));
       await learn(second.processor, second.engine, 300, 400);
-      const got = await durableState(t, p);
-      assert.deepEqual(got.users, want.users);
-      assert.deepEqual(got.items, want.items);
+      assert.deepEqual(await stateIn(t, p), want);
     }));
 
   it('a crash between the items\' write and the users\': the users learn the batch again, the items do not', (t) =>
@@ -295,14 +279,12 @@ describe('tiered store on a real Qdrant: a batch redelivered after its durable w
       let durable: ReturnType<typeof failingDurable> | null = null;
       const first = await processOver(t, p, (inner) => (durable = failingDurable(inner)));
       durable!.failing = 'users';
-      await assert.rejects(first.processor.process(records(first.engine, events).slice(0, 200), { settleLater: true }), (err) => err instanceof TransientError);
+      await assert.rejects(first.processor.process(records(first.engine, events.slice(0, 200)), { settleLater: true }), (err) => err instanceof TransientError);
       await first.store.close();
       const second = await processOver(t, p);
       await learn(second.processor, second.engine, 0, 200);
       await learn(second.processor, second.engine, 200, 400);
-      const got = await durableState(t, p);
-      assert.deepEqual(got.users, want.users);
-      assert.deepEqual(got.items, want.items);
+      assert.deepEqual(await stateIn(t, p), want);
     }));
 });
 

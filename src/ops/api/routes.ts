@@ -1,6 +1,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BadInputError, TransientError, errorCode, errorMessage } from '../../errors/index.ts';
+import { NAME_PATTERN } from '../../experiments/definition.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { RankedNow } from '../../pipeline/recommend.ts';
 import type { RefreshResult } from '../../star/registry/registry.ts';
@@ -277,7 +278,7 @@ function parseArm(params: URLSearchParams, admin: boolean): string | undefined {
   if (!admin) throw new ApiError(403, 'ADMIN_DISABLED', 'an arm override needs ops.apiToken to be set (admin)');
   if (all.length > 1) throw new ApiError(400, 'INVALID_ARM', 'arm given more than once');
   const arm = all[0]!;
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(arm)) throw new ApiError(400, 'INVALID_ARM', `arm must be an arm name, got "${arm.slice(0, 70)}"`);
+  if (!NAME_PATTERN.test(arm)) throw new ApiError(400, 'INVALID_ARM', `arm must be an arm name, got "${arm.slice(0, 70)}"`);
   return arm;
 }
 

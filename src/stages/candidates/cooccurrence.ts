@@ -52,34 +52,29 @@ export function aggregateCooccurrence(rows: CooccurrenceRows): CooccurrenceSigna
   let weight = 1;
   for (let r = 0; r < rows.rows; r++) {
     const length = rows.length(r);
-    if (rows.keysOf && rows.countsOf) {
-      const keys = rows.keysOf(r);
-      const counts = rows.countsOf(r);
-      for (let e = 0; e < length; e++) {
-        const count = counts[e]!;
-        if (count <= 0) continue;
-        const key = keys[e]!;
-        if (stamp[key] !== generation) {
-          stamp[key] = generation;
-          index[key] = acc.add(key);
-        }
-        acc.fold(index[key]!, r, count, weight);
+    // Both in-tree sources give a row's arrays; a source with entry accessors only is copied row by row.
+    const keys = rows.keysOf?.(r) ?? rowEntries(length, (e) => rows.key(r, e));
+    const counts = rows.countsOf?.(r) ?? rowEntries(length, (e) => rows.count(r, e));
+    for (let e = 0; e < length; e++) {
+      const count = counts[e]!;
+      if (count <= 0) continue;
+      const key = keys[e]!;
+      if (stamp[key] !== generation) {
+        stamp[key] = generation;
+        index[key] = acc.add(key);
       }
-    } else {
-      for (let e = 0; e < length; e++) {
-        const count = rows.count(r, e);
-        if (count <= 0) continue;
-        const key = rows.key(r, e);
-        if (stamp[key] !== generation) {
-          stamp[key] = generation;
-          index[key] = acc.add(key);
-        }
-        acc.fold(index[key]!, r, count, weight);
-      }
+      acc.fold(index[key]!, r, count, weight);
     }
     weight *= RECENCY_DECAY;
   }
   return new SignalSet(rows, acc, generation);
+}
+
+/** A row's entries read one call each, for a source without `keysOf`/`countsOf`. */
+function rowEntries(length: number, at: (entry: number) => number): Float64Array {
+  const out = new Float64Array(length);
+  for (let e = 0; e < length; e++) out[e] = at(e);
+  return out;
 }
 
 /** Rows over profiles (stores read through `StoreView`): keys are interned per call. */
@@ -111,6 +106,8 @@ export function rowsFromProfiles(items: readonly ItemProfile[]): CooccurrenceRow
     length: (r) => keys[r]!.length,
     key: (r, e) => keys[r]![e]!,
     count: (r, e) => counts[r]![e]!,
+    keysOf: (r) => keys[r]!,
+    countsOf: (r) => counts[r]!,
     keySpace: ids.length,
     idOf: (key) => ids[key]!,
     keyOf: (id) => keyOf.get(id) ?? -1,

@@ -1,5 +1,5 @@
 import type { Interaction, SourcePosition } from '../../domain/events.ts';
-import { holdsPosition, raised, sourceKey, type ItemDelta, type LearningState, type TimedId, type UserProfile } from '../../store/port.ts';
+import { sourceKey, type ItemDelta, type LearningState, type TimedId, type UserProfile } from '../../store/port.ts';
 import { bloomAdd, createBloom } from '../../util/bloom.ts';
 import type { StoreView } from '../state/store-view.ts';
 import { createRng, fmix32, hashString } from '../../data/random.ts';
@@ -192,11 +192,13 @@ export function learnEventOnce(
   negatives: readonly string[],
   source: SourcePosition,
 ): UserProfile | null {
+  const key = sourceKey(source.topic, source.partition);
+  const offset = Number(source.offset);
   const held = view.user(event.userId)?.learned;
-  if (holdsPosition(held, source)) return null;
+  if ((held?.get(key) ?? -1) >= offset) return null;
   const profile = learner.learn(view, event, negatives);
-  const learned = raised(held, new Map([[sourceKey(source.topic, source.partition), Number(source.offset)]]))!;
-  const withPosition = { ...profile, learned };
+  // The partition's position is below the event's (else it was skipped above): raising it is setting it.
+  const withPosition = { ...profile, learned: new Map(held).set(key, offset) };
   view.putUser(withPosition);
   return withPosition;
 }

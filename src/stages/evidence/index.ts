@@ -69,20 +69,18 @@ export async function collectEvidence(
   const ids = candidates.itemIds;
   const [profiles, engagement] = await Promise.all([view.itemsById(ids), neighbourEngagement(view, user, options.neighbours, ids)]);
   const categoryMix = categoryMixOf(candidates.recentItems);
-  const evidence: (CollaborativeEvidence & { sentences: readonly string[] })[] = [];
-  for (let c = 0; c < ids.length; c++) {
-    const itemId = ids[c]!;
+  const evidence = ids.map((itemId, c) => {
     const profile = profiles.get(itemId);
     const features = featuresOf(user, profile, candidates.cooccurrence.get(itemId), engagement.count(c), categoryMix, nowMs, options);
-    evidence.push({
+    return {
       itemId,
       title: profile?.title ?? null,
       categories: profile?.categories ?? [],
       sources: candidates.sources.get(itemId) ?? ([] as CandidateSource[]),
       features,
       sentences: [] as string[],
-    });
-  }
+    };
+  });
   const out: CaseEvidence = {
     user: userContext(user, candidates.recentItems, categoryMix),
     candidates: evidence,
@@ -154,27 +152,22 @@ async function neighbourEngagement(view: BatchReader, user: UserProfile, k: numb
 const engagementScratch = new KeyScratch();
 
 /**
- * `countEngagement` over histories as item keys (`BatchReader.historyRows`), aligned with `candidates`: the same
- * counts (a neighbour counts once per item), with no string compared and no set per neighbour.
+ * `countEngagement` over histories as item keys (`BatchReader.historyRows`), aligned with `candidates` (distinct
+ * ids, as a `CandidateSet`'s are): the same counts (a neighbour counts once per item), with no string compared
+ * and no set per neighbour.
  */
 export function countEngagementByKey(rows: HistoryRows, candidates: readonly string[]): Int32Array {
   const generation = engagementScratch.begin(rows.keySpace);
   const { values: candidate, stamps: stamp } = engagementScratch;
   const n = candidates.length;
-  // A repeated id counts at its first index and is copied to the others at the end.
-  const first = new Int32Array(n);
   for (let c = 0; c < n; c++) {
     const key = rows.keyOf(candidates[c]!);
-    if (key < 0 || key >= rows.keySpace) {
-      first[c] = -1;
-    } else if (stamp[key] !== generation) {
-      stamp[key] = generation;
-      candidate[key] = first[c] = c;
-    } else {
-      first[c] = candidate[key]!;
-    }
+    if (key < 0 || key >= rows.keySpace) continue;
+    stamp[key] = generation;
+    candidate[key] = c;
   }
   const counts = new Int32Array(n);
+  // The last row that counted each candidate: a neighbour's repeats of an item count once.
   const lastRow = new Int32Array(n).fill(-1);
   for (let r = 0; r < rows.rows; r++) {
     const length = rows.length(r);
@@ -186,10 +179,6 @@ export function countEngagementByKey(rows: HistoryRows, candidates: readonly str
       lastRow[c] = r;
       counts[c]!++;
     }
-  }
-  for (let c = 0; c < n; c++) {
-    const at = first[c]!;
-    if (at !== c) counts[c] = at < 0 ? 0 : counts[at]!;
   }
   return counts;
 }

@@ -1,4 +1,5 @@
 import type { CooccurrenceRows, HistoryRows, ItemProfile, LiveBatch, Neighbour, UserProfile } from '../port.ts';
+import { KeyScratch } from '../../util/key-scratch.ts';
 import { decayedCount } from '../popularity.ts';
 import type { BatchChanges, CollaborativeState } from './state/collaborative-state.ts';
 
@@ -83,9 +84,13 @@ export class EmbeddedBatch implements LiveBatch {
     const halfLife = s.options.popularityLongHalfLifeMs;
     // The batch's raised items grow with the batch: only their best k can make the cut, so they are selected
     // by slot and score (ids read on ties only) before any id or object is built. Same order, same result.
-    const scratch = this.popularScratch(s.items.extent, k);
-    const { mark, best, bestScore } = scratch;
-    const generation = (scratch.generation = (scratch.generation + 1) >>> 0 || 1);
+    const generation = this.raisedMark.begin(s.items.extent);
+    const mark = this.raisedMark.stamps;
+    if (this.best.length < k) {
+      this.best = new Int32Array(k);
+      this.bestScore = new Float64Array(k);
+    }
+    const { best, bestScore } = this;
     const before = (score: number, slot: number, than: number): boolean =>
       score > bestScore[than]! || (score === bestScore[than] && s.items.idOf(slot) < s.items.idOf(best[than]!));
     let held = 0;
@@ -113,18 +118,10 @@ export class EmbeddedBatch implements LiveBatch {
     return merged.length > k ? merged.slice(0, k) : merged;
   }
 
-  private popular = { mark: new Uint32Array(0), best: new Int32Array(0), bestScore: new Float64Array(0), generation: 0 };
-
-  /** `popularItems`' reusable arrays: a generation mark per item slot, and the best `k` raised so far. */
-  private popularScratch(slots: number, k: number): typeof this.popular {
-    const p = this.popular;
-    if (p.mark.length < slots) p.mark = new Uint32Array(Math.max(slots, p.mark.length * 2));
-    if (p.best.length < k) {
-      p.best = new Int32Array(k);
-      p.bestScore = new Float64Array(k);
-    }
-    return p;
-  }
+  /** `popularItems`' reusable arrays: the raised items stamped per slot, and the best `k` of them so far. */
+  private readonly raisedMark = new KeyScratch();
+  private best = new Int32Array(0);
+  private bestScore = new Float64Array(0);
 
   /** Nothing to make durable: a checkpoint takes the state between batches. */
   async prepare(): Promise<void> {}

@@ -447,8 +447,10 @@ function allSlots(size: number): Int32Array {
   return slots;
 }
 
-/** Keeps the k best (id, score) pairs seen; a sorted array beats a heap at k ≤ a few hundred. */
-/** The best `k` (slot, score) pairs offered, by score descending; equal scores keep the order they came in. */
+/**
+ * The best `k` (slot, score) pairs offered, by score descending; equal scores keep the order they came in. A
+ * sorted array beats a heap at k ≤ a few hundred.
+ */
 class TopK {
   private readonly slots: Int32Array;
   private readonly scores: Float64Array;

@@ -21,9 +21,12 @@ import { sourceKey, type LearnedPositions, type LearningState } from '../port.ts
 
 /** The positions every held user and item state carries, as Qdrant holds them (what the guard checks). */
 export class PositionBook {
-  private readonly users = new Map<string, Map<string, number>>();
-  private readonly items = new Map<string, Map<string, number>>();
-  /** Per source partition, the highest position any entry holds: events above it need no lookup. */
+  private readonly users = new Map<string, LearnedPositions>();
+  private readonly items = new Map<string, LearnedPositions>();
+  /**
+   * Per source partition, at least the highest position any entry holds (it never falls): events above it
+   * need no lookup, which is every event of the steady state.
+   */
   private readonly highest = new Map<string, number>();
 
   /** Replaces an entry's positions with the ones its durable state carries (a read, or a write of them). */
@@ -47,23 +50,29 @@ export class PositionBook {
     this.users.delete(id);
   }
 
-  /** The highest position of `key` any entry holds; -1 when none. */
+  /** At least the highest position of `key` any entry holds; -1 when none. */
   highestOf(key: string): number {
     return this.highest.get(key) ?? -1;
   }
 
-  private set(book: Map<string, Map<string, number>>, id: string, learned: LearnedPositions | undefined): void {
+  /** Keeps `learned` itself: every map handed here is a fresh one nothing changes afterwards (`raised`, a read). */
+  private set(book: Map<string, LearnedPositions>, id: string, learned: LearnedPositions | undefined): void {
     if (!learned || learned.size === 0) {
       book.delete(id);
       return;
     }
-    book.set(id, new Map(learned));
+    book.set(id, learned);
     for (const [key, offset] of learned) if (offset > (this.highest.get(key) ?? -1)) this.highest.set(key, offset);
   }
 }
 
-/** Shared with the profile path (`stages/embeddings`, `learnEventOnce`): kept in the port. */
-export { raised } from '../port.ts';
+/** `held` with `batch`'s positions laid over it (the larger per source partition); undefined when both are empty. */
+export function raised(held: LearnedPositions | undefined, batch: ReadonlyMap<string, number>): LearnedPositions | undefined {
+  if (batch.size === 0) return held;
+  const out = new Map(held ?? []);
+  for (const [key, offset] of batch) if (offset > (out.get(key) ?? -1)) out.set(key, offset);
+  return out;
+}
 
 /**
  * The learning state a tiered live batch hands the learner: the hot tier's typed state, with every change to
@@ -74,6 +83,9 @@ export { raised } from '../port.ts';
 export class GuardedState implements LearningState {
   /** Per source partition, the highest offset `begin` saw in this batch: what the batch's writes hold. */
   readonly batchPositions = new Map<string, number>();
+  /** The current event's source partition and its `sourceKey`, built once per partition rather than per event. */
+  private topic = '';
+  private partition = -1;
   private key = '';
   private offset = -1;
   private guarded = false;
@@ -93,7 +105,11 @@ export class GuardedState implements LearningState {
 
   /** The event about to be learned; true when its user's durable state already holds it. */
   begin(source: SourcePosition, userId: string): boolean {
-    this.key = sourceKey(source.topic, source.partition);
+    if (source.partition !== this.partition || source.topic !== this.topic) {
+      this.topic = source.topic;
+      this.partition = source.partition;
+      this.key = sourceKey(source.topic, source.partition);
+    }
     this.offset = Number(source.offset);
     if (this.offset > (this.batchPositions.get(this.key) ?? -1)) this.batchPositions.set(this.key, this.offset);
     this.guarded = this.offset <= this.book.highestOf(this.key);

@@ -11,13 +11,14 @@ import { createRng } from '../../../src/data/random.ts';
 import type { Interaction } from '../../../src/domain/events.ts';
 import { buildEngine, type Engine } from '../../../src/main.ts';
 import { prepareCase } from '../../../src/pipeline/recommend.ts';
+import { aggregateCooccurrence, rowsFromProfiles } from '../../../src/stages/candidates/cooccurrence.ts';
 import { learnEventInto } from '../../../src/stages/embeddings/index.ts';
-import { renderSentences } from '../../../src/stages/evidence/index.ts';
+import { countEngagement, countEngagementByKey, renderSentences } from '../../../src/stages/evidence/index.ts';
 import { rankCase } from '../../../src/stages/ranking/index.ts';
 import { createBaselineScorer } from '../../../src/star/baseline/scorer.ts';
 import { decayedCount } from '../../../src/store/popularity.ts';
 import type { EmbeddedStore } from '../../../src/store/embedded/index.ts';
-import type { BatchReader, LiveBatch } from '../../../src/store/port.ts';
+import type { BatchReader, CooccurrenceRows, HistoryRows, ItemProfile, LiveBatch } from '../../../src/store/port.ts';
 
 const T0 = Date.UTC(2025, 0, 1);
 
@@ -57,7 +58,7 @@ function referenceOf(batch: LiveBatch): BatchReader {
   };
 }
 
-async function rankWith(e: Engine, reader: BatchReader, userId: string, nowMs: number): Promise<unknown> {
+async function rankWith(e: Engine, reader: BatchReader, userId: string, nowMs: number) {
   const user = (await reader.usersById([userId])).get(userId)!;
   const prepared = await prepareCase(reader, user, e.caseOptions, nowMs, null);
   const top = await rankCase(createBaselineScorer(), { eventId: 'x', atMs: nowMs, user: prepared.evidence.user, candidates: prepared.evidence.candidates }, 10);
@@ -84,13 +85,17 @@ describe('ranking fast paths over the embedded batch', () => {
     const nowMs = later.at(-1)!.timestampMs;
     const reference = referenceOf(live);
     let ranked = 0;
+    let engaged = 0;
     for (const userId of new Set(later.map((x) => x.userId))) {
       const fast = await rankWith(e, live, userId, nowMs);
       const slow = await rankWith(e, reference, userId, nowMs);
       assert.deepEqual(fast, slow, `user ${userId}`);
       ranked++;
+      engaged += fast.all.filter((c) => c.features.neighbourEngagement > 1).length;
     }
     assert.ok(ranked > 30);
+    // The neighbour counts are compared, not zeros on both sides: many candidates are in several neighbours' histories.
+    assert.ok(engaged > 50, `${engaged} candidates engaged by more than one neighbour`);
     live.rollback();
   });
 
@@ -117,5 +122,59 @@ describe('ranking fast paths over the embedded batch', () => {
       }
     }
     live.rollback();
+  });
+});
+
+describe('the key-based folds against their reference definitions', () => {
+  /** Histories as `HistoryRows` over a fixed catalogue, and as the profiles `countEngagement` reads. */
+  function histories(catalogue: readonly string[], rows: readonly (readonly string[])[]) {
+    const keys = new Map(catalogue.map((id, k) => [id, k]));
+    const historyRows: HistoryRows = {
+      rows: rows.length,
+      length: (r) => rows[r]!.length,
+      key: (r, e) => keys.get(rows[r]![e]!)!,
+      keySpace: catalogue.length,
+      keyOf: (id) => keys.get(id) ?? -1,
+    };
+    const profiles = rows.map((row) => ({ recentItems: row.map((id) => ({ id, atMs: 0 })) }));
+    return { historyRows, profiles };
+  }
+
+  it('countEngagementByKey counts as countEngagement does: once per neighbour, unknown ids 0', () => {
+    const { historyRows, profiles } = histories(['a', 'b', 'c', 'd'], [['a', 'b', 'a', 'a'], ['b', 'c'], [], ['a', 'd', 'b']]);
+    const candidates = ['a', 'b', 'c', 'x', 'd'];
+    assert.deepEqual([...countEngagementByKey(historyRows, candidates)], [2, 3, 1, 0, 1]);
+    const reference = countEngagement(profiles, new Set(candidates));
+    assert.deepEqual([...countEngagementByKey(historyRows, candidates)], candidates.map((id) => reference.get(id) ?? 0));
+  });
+
+  it('countEngagementByKey agrees with countEngagement on random histories', () => {
+    const rng = createRng('engagement');
+    const catalogue = Array.from({ length: 40 }, (_, k) => `i${k}`);
+    for (let run = 0; run < 50; run++) {
+      const rows = Array.from({ length: rng.int(8) }, () => Array.from({ length: rng.int(12) }, () => catalogue[rng.int(15)]!));
+      const { historyRows, profiles } = histories(catalogue, rows);
+      const candidates = [...new Set(Array.from({ length: rng.int(20) }, () => (rng.next() < 0.1 ? 'unknown' : catalogue[rng.int(catalogue.length)]!)))];
+      const reference = countEngagement(profiles, new Set(candidates));
+      assert.deepEqual([...countEngagementByKey(historyRows, candidates)], candidates.map((id) => reference.get(id) ?? 0), `run ${run}`);
+    }
+  });
+
+  it('aggregateCooccurrence reads a source with entry accessors only as it reads row arrays', () => {
+    const rng = createRng('cooccurrence');
+    const items: ItemProfile[] = Array.from({ length: 6 }, (_, r) => {
+      const cooccurrence = new Map<string, number>();
+      for (let e = 0; e < 10; e++) cooccurrence.set(`i${rng.int(20)}`, rng.int(4));
+      return { itemId: `r${r}`, cooccurrence } as unknown as ItemProfile;
+    });
+    const arrays = rowsFromProfiles(items);
+    const { keysOf: _k, countsOf: _c, ...accessors } = arrays;
+    const signals = (rows: CooccurrenceRows) => {
+      const s = aggregateCooccurrence(rows);
+      return { strongest: s.strongest(8, () => false), each: Array.from({ length: 20 }, (_, k) => s.get(`i${k}`)) };
+    };
+    const expected = signals(arrays);
+    assert.ok(expected.each.some((x) => x !== undefined && x.items > 1));
+    assert.deepEqual(signals(accessors), expected);
   });
 });
