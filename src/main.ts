@@ -273,6 +273,8 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
   processor.onRanked = (ranked) => online.observe(ranked);
   if (experiment) {
     const { runtime } = experiment;
+    // The counts move with the offsets where the state does: restored from the checkpoint the stream resumes at.
+    checkpointer?.attach('experiment', runtime.checkpointAttachment());
     processor.onInteraction = (event) => runtime.observe(event);
     processor.onRanked = (ranked) => {
       online.observe(ranked);

@@ -108,6 +108,13 @@ export class ExperimentAccounting {
     }
   }
 
+  /** Replaces every count with a snapshot's (a checkpoint's); throws, changing nothing, on a cell this lacks. */
+  replace(snapshot: AccountingSnapshot): void {
+    new ExperimentAccounting(this.experiment).merge(snapshot);
+    for (const name of this.cells.keys()) this.cells.set(name, new Cell());
+    this.merge(snapshot);
+  }
+
   private cell(name: string): Cell {
     const c = this.cells.get(name);
     if (!c) throw new RangeError(`experiment ${this.experiment.name} has no arm ${name}`);

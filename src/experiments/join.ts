@@ -66,8 +66,12 @@ export class OutcomeJoin {
     return { pending: [...this.pending] };
   }
 
-  /** The pending lists of a saved snapshot (a restart): users' next events join to them as if never stopped. */
+  /**
+   * The pending lists of a saved snapshot (a restart): users' next events join to them as if never stopped.
+   * They replace the lists held now (a checkpoint's replace those read from `state.json`).
+   */
   restore(snapshot: JoinSnapshot): void {
+    this.pending.clear();
     for (const [userId, list] of snapshot.pending) this.pending.set(userId, list);
   }
 

@@ -30,9 +30,13 @@ import { writeAtomically } from '../util/files.ts';
  * - every challenger retired, or the rest `inconclusive` (the maximum duration): concluded, the champion
  *   serves everyone.
  *
- * State and offsets are not written together: after a crash, outcomes counted since the last look may be
- * counted again (at-least-once), or lost with their process. A clean stop (close after the runner has
- * stopped) loses and repeats nothing.
+ * With checkpoints (the embedded store with a snapshot path), the counts and pending lists also go into each
+ * checkpoint ({@link ExperimentRuntime.checkpointAttachment}), with the offsets they reflect; on restart the
+ * checkpoint's replace those of `state.json`, so records consumed again after a crash are counted once.
+ * Decisions (retired arms, a conclusion) come from `state.json` either way: a promotion published to the
+ * registry is never undone by restoring an older checkpoint. Without checkpoints, state and offsets are not
+ * written together: after a crash, outcomes counted since the last look may be counted again, or lost with
+ * their process. A clean stop (close after the runner has stopped) loses and repeats nothing.
  */
 
 export const EXPERIMENT_STATE_VERSION = 'experiment-state-1';
@@ -63,13 +67,18 @@ export interface AppliedReport extends ExperimentReport {
   readonly concludedWith: string | null;
 }
 
-interface SavedState {
+/** The counts that move with the stream's offsets: what a checkpoint carries. */
+interface CountedState {
   readonly stateVersion: string;
   readonly experiment: string;
   readonly salt: string;
   readonly accounting: AccountingSnapshot;
-  readonly router: ArmRouterState;
   readonly join: JoinSnapshot;
+}
+
+/** `state.json`: the counts, and the decisions taken. */
+interface SavedState extends CountedState {
+  readonly router: ArmRouterState;
   readonly savedAtMs: number;
 }
 
@@ -159,6 +168,45 @@ export class ExperimentRuntime {
     await this.look();
   }
 
+  /**
+   * The experiment's part of a store checkpoint (`EmbeddedCheckpointer.attach`): the counts and pending lists,
+   * taken with the offsets they reflect; restoring them replaces what `state.json` gave.
+   */
+  checkpointAttachment(): { capture(): unknown; restore(saved: unknown): void } {
+    return {
+      capture: () => this.countedState(),
+      restore: (saved) => this.restoreCounted(saved as CountedState, 'checkpoint'),
+    };
+  }
+
+  private countedState(): CountedState {
+    return {
+      stateVersion: EXPERIMENT_STATE_VERSION,
+      experiment: this.experiment.name,
+      salt: this.experiment.salt,
+      accounting: this.accounting.snapshot(),
+      join: this.join.snapshot(),
+    };
+  }
+
+  /** Replaces counts and pending lists with saved ones of this experiment; false (a warning) when they are not. */
+  private restoreCounted(state: CountedState, from: string): boolean {
+    if (state.stateVersion !== EXPERIMENT_STATE_VERSION || state.experiment !== this.experiment.name || state.salt !== this.experiment.salt) {
+      this.log.warn({ from }, 'experiment state of another experiment, salt or version: not restored');
+      return false;
+    }
+    try {
+      this.accounting.replace(state.accounting);
+    } catch (err) {
+      // Arms changed (a cell the experiment no longer has): counting starts afresh.
+      this.log.warn({ code: errorCode(err), err: errorMessage(err), from }, 'experiment counts not restored: starting afresh');
+      return false;
+    }
+    this.join.restore(state.join);
+    this.log.info({ from }, 'experiment counts restored');
+    return true;
+  }
+
   private async lookOnce(): Promise<AppliedReport> {
     const report = decide(this.experiment, this.accounting);
     const applied = this.router.concludedWith === null ? await this.apply(report) : [];
@@ -207,15 +255,7 @@ export class ExperimentRuntime {
 
   private async write(report: AppliedReport): Promise<void> {
     // Snapshotted before the first write yields to the pipeline, so it goes with the report written beside it.
-    const state: SavedState = {
-      stateVersion: EXPERIMENT_STATE_VERSION,
-      experiment: this.experiment.name,
-      salt: this.experiment.salt,
-      accounting: this.accounting.snapshot(),
-      router: this.router.state(),
-      join: this.join.snapshot(),
-      savedAtMs: report.atMs,
-    };
+    const state: SavedState = { ...this.countedState(), router: this.router.state(), savedAtMs: report.atMs };
     try {
       mkdirSync(this.dir, { recursive: true });
       await writeJson(join(this.dir, 'latest.json'), report);
@@ -230,22 +270,16 @@ export class ExperimentRuntime {
   private restore(): void {
     const path = join(this.dir, 'state.json');
     if (!existsSync(path)) return;
+    let state: SavedState;
     try {
-      const state = JSON.parse(readFileSync(path, 'utf8')) as SavedState;
-      if (state.stateVersion !== EXPERIMENT_STATE_VERSION || state.experiment !== this.experiment.name || state.salt !== this.experiment.salt) {
-        this.log.warn({ path }, 'experiment state of another experiment, salt or version: starting afresh');
-        return;
-      }
-      // Merged into a scratch accounting first: a cell this experiment lacks throws before any count is added.
-      new ExperimentAccounting(this.experiment).merge(state.accounting);
-      this.accounting.merge(state.accounting);
-      this.router.restore(state.router);
-      this.join.restore(state.join);
-      this.log.info({ path, router: state.router }, 'experiment state restored');
+      state = JSON.parse(readFileSync(path, 'utf8')) as SavedState;
     } catch (err) {
-      // Arms changed (a cell the experiment no longer has) or a damaged file: counting starts afresh.
-      this.log.warn({ code: errorCode(err), err: errorMessage(err), path }, 'experiment state not restored: starting afresh');
+      this.log.warn({ code: errorCode(err), err: errorMessage(err), path }, 'experiment state not restored (damaged file): starting afresh');
+      return;
     }
+    if (!this.restoreCounted(state, path)) return;
+    this.router.restore(state.router);
+    this.log.info({ path, router: state.router }, 'experiment decisions restored');
   }
 }
 

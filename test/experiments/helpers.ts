@@ -30,3 +30,14 @@ export function baselineVsBlend(name: string, salt: string, stateDir: string) {
     lookEveryMs: 0,
   };
 }
+
+/** As {@link baselineVsBlend}, the challenger `star` serving `version` of the registry at `ranking.modelDir`. */
+export function baselineVsStar(name: string, salt: string, stateDir: string, version: string) {
+  return {
+    ...baselineVsBlend(name, salt, stateDir),
+    arms: [
+      { name: 'control', scorer: { kind: 'baseline' as const }, share: 0.5 },
+      { name: 'star', scorer: { kind: 'star' as const, version }, share: 0.5 },
+    ],
+  };
+}

@@ -14,9 +14,10 @@ export interface CheckpointedSampler {
  * Checkpoints of the embedded store: its snapshot file written with the source positions it reflects, so that
  * state and offsets move together (as a Flink checkpoint aligned with its source offsets).
  *
- * - What: the whole typed state (`state/snapshot.ts`), the negative sampler's ring, and per topic and
+ * - What: the whole typed state (`state/snapshot.ts`), the negative sampler's ring, per topic and
  *   partition the next offset to consume (`CheckpointMeta`): the state holds every record before those
- *   positions and none after.
+ *   positions and none after; and the attachments (`attach`), state kept elsewhere that must move with the
+ *   same offsets (an online experiment's counts and pending lists).
  * - When: the runner asks `due()` after each batch and calls `take()` at a point where no batch of any
  *   consumer is in flight (it holds new batches back until the ones in flight end: an aligned checkpoint).
  *   Due once `store.embedded.checkpointIntervalMs` passed or `checkpointEveryBatches` batches were done since
@@ -37,6 +38,17 @@ export interface CheckpointedSampler {
  *   list start from the committed offsets.
  */
 
+/**
+ * State outside the store that must move with the same offsets (an online experiment's counts): captured with
+ * each checkpoint, in the same synchronous copy, and handed back from the checkpoint the stream resumes from.
+ */
+export interface CheckpointAttachment {
+  /** A JSON-able copy of the state now (called where no batch is in flight). */
+  capture(): unknown;
+  /** The state of the restored checkpoint; replaces what the owner holds. */
+  restore(saved: unknown): void;
+}
+
 /** What a checkpoint stores beside the state (the snapshot's `meta`). */
 export interface CheckpointMeta {
   readonly checkpoint: 1;
@@ -46,6 +58,8 @@ export interface CheckpointMeta {
   readonly positions: StartPositions;
   /** When it was taken, epoch ms (for people; nothing depends on it). */
   readonly takenAtMs: number;
+  /** Each attachment's capture, by name ({@link EmbeddedCheckpointer.attach}); absent in older checkpoints. */
+  readonly attachments?: Readonly<Record<string, unknown>>;
 }
 
 /** `meta` of a restored snapshot as a checkpoint's, or null when it is not one (a plain `flush()`, format 1). */
@@ -90,6 +104,9 @@ export class EmbeddedCheckpointer {
   written = 0;
   failed = 0;
   private writing: Promise<void> | null = null;
+  private readonly attachments = new Map<string, CheckpointAttachment>();
+  /** The restored checkpoint's attachments, handed over as their owners attach. */
+  private readonly restoredAttachments: Readonly<Record<string, unknown>>;
   private lastAtMs: number;
   private closed = false;
   private readonly clock: () => number;
@@ -101,6 +118,7 @@ export class EmbeddedCheckpointer {
     const restored = options.store.restored;
     if (restored?.negatives && options.negatives) options.negatives.restore(restored.negatives);
     const meta = checkpointMeta(restored?.meta);
+    this.restoredAttachments = meta?.attachments ?? {};
     if (!restored || !meta) return;
     const log = options.log;
     if (meta.eventLog.kind === log.kind && log.offsetsScope !== undefined && meta.eventLog.offsetsScope === log.offsetsScope) {
@@ -112,6 +130,18 @@ export class EmbeddedCheckpointer {
         'the checkpoint\'s positions were recorded on another event log (an embedded log does not outlive its process): its state is restored, consumers start from their committed offsets',
       );
     }
+  }
+
+  /**
+   * Adds `attachment`'s state to every checkpoint from now on (attach before the runner starts), and hands it
+   * the restored checkpoint's copy now, if that checkpoint has one. Returns whether it restored.
+   */
+  attach(name: string, attachment: CheckpointAttachment): boolean {
+    if (this.attachments.has(name)) throw new Error(`checkpoint attachment ${name} attached twice`);
+    this.attachments.set(name, attachment);
+    if (!Object.hasOwn(this.restoredAttachments, name)) return false;
+    attachment.restore(this.restoredAttachments[name]);
+    return true;
   }
 
   /**
@@ -180,6 +210,7 @@ export class EmbeddedCheckpointer {
       eventLog: { kind: this.options.log.kind, offsetsScope: this.options.log.offsetsScope ?? null },
       positions,
       takenAtMs: this.clock(),
+      attachments: Object.fromEntries([...this.attachments].map(([name, a]) => [name, a.capture()])),
     };
     const captured = this.options.store.captureSnapshot({ meta, negatives: this.options.negatives?.snapshot() ?? null });
     const captureMs = performance.now() - started;
