@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.ts';
+import type { PublishTo } from '../distill/report.ts';
 import { runDistill, type DistillDeps } from '../distill/run.ts';
 import { ConfigError } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -16,6 +17,8 @@ import { loadPromptSpec } from '../star/prompt/spec.ts';
 export interface DistillCliOptions {
   readonly force?: boolean;
   readonly margin?: number;
+  /** `--into`: overrides `distill.publishTo`. */
+  readonly publishTo?: PublishTo;
 }
 
 export async function distill(config: Readonly<Config>, logger: Logger, cli: DistillCliOptions = {}, deps: DistillDeps = {}): Promise<number> {
@@ -37,6 +40,8 @@ export async function distill(config: Readonly<Config>, logger: Logger, cli: Dis
       trainerSettings: d.trainerSettings,
       ...(d.python ? { python: d.python } : {}),
       keepRuns: d.keepRuns,
+      publishTo: cli.publishTo ?? d.publishTo,
+      experimentShare: d.experimentShare,
       force: cli.force === true,
       spec: loadPromptSpec(),
       cstTemplateVersion: loadCstTemplates().version,

@@ -145,7 +145,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { distill } = await import('./distill.ts');
       const margin = values.margin === undefined ? undefined : Number(values.margin);
       if (margin !== undefined && !(margin >= -1 && margin <= 1)) throw new UsageError(`--margin must be a number in [-1, 1], got "${values.margin}"`, 'distill');
-      return distill(config, logger, { force: values.force === true, ...(margin !== undefined ? { margin } : {}) });
+      const into = values.into;
+      if (into !== undefined && into !== 'champion' && into !== 'experiment') throw new UsageError(`--into must be champion or experiment, got "${into}"`, 'distill');
+      return distill(config, logger, { force: values.force === true, ...(margin !== undefined ? { margin } : {}), ...(into !== undefined ? { publishTo: into } : {}) });
     }
     case 'topics': {
       const { topicsCreateCommand } = await import('./topics.ts');

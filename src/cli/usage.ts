@@ -20,6 +20,7 @@ export const FLAGS = {
   preset: { type: 'string' },
   force: { type: 'boolean' },
   margin: { type: 'string' },
+  into: { type: 'string' },
   label: { type: 'boolean' },
   teacher: { type: 'boolean' },
   serve: { type: 'boolean' },
@@ -119,11 +120,12 @@ export const COMMANDS = {
     flags: ['cases', 'out', 'preset'],
   },
   distill: {
-    synopsis: 'distill [--force] [--margin X]',
+    synopsis: 'distill [--force] [--margin X] [--into champion|experiment]',
     description:
       'one turn of the distillation loop: new trajectories → challenger → held-out evaluation against the serving\n' +
-      'model → publish only if it wins (config distill.*)',
-    flags: ['force', 'margin'],
+      'model → publish only if it wins (config distill.*); --into experiment publishes the winner beside the\n' +
+      'champion and writes the experiment section that tests it on live traffic (distill.publishTo)',
+    flags: ['force', 'margin', 'into'],
   },
   topics: {
     synopsis: 'topics create',

@@ -579,6 +579,16 @@ const distillSchema = z
       .describe('TrainConfig overrides passed as --set key=value, e.g. {"epochs": 2}'),
     python: z.string().min(1).optional().describe('Python of the trainer; unset = train/.venv/bin/python (bash train/install.sh)'),
     keepRuns: positiveInt().default(3).describe('Run folders (training input, challenger model) kept under stateDir/runs; reports are all kept'),
+    publishTo: z
+      .enum(['champion', 'experiment'])
+      .default('champion')
+      .describe('Where a challenger that passes the gate goes: champion = the registry\'s CURRENT; experiment = into the registry beside it, with an experiment section (stateDir/experiments/VERSION.json) to test it on live traffic'),
+    experimentShare: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(0.5)
+      .describe('The challenger\'s share of the experiment\'s traffic when publishTo = experiment'),
   })
   .prefault({});
 

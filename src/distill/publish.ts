@@ -47,6 +47,8 @@ export async function publishModel(
   modelDir: string,
   version: string,
   verify: (dir: string) => Promise<void>,
+  /** False: the version goes into the registry and `CURRENT` stays (a challenger for an online experiment). */
+  point = true,
 ): Promise<{ version: string; dir: string }> {
   if (!VERSION.test(version)) throw new FatalError('DISTILL_VERSION_INVALID', `model version ${JSON.stringify(version)} is not a registry folder name`);
   await mkdir(registryDir, { recursive: true });
@@ -64,7 +66,7 @@ export async function publishModel(
     throw err;
   }
   await fsync(registryDir, 'r');
-  await writeCurrent(registryDir, version);
+  if (point) await writeCurrent(registryDir, version);
   return { version, dir: target };
 }
 

@@ -22,6 +22,9 @@ export const REPORT_VERSION = 'distill-report-1';
 export const DECISIONS = ['published', 'rejected', 'refused', 'skipped', 'failed'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
+/** Where a challenger that passes the gate goes (`distill.publishTo`). */
+export type PublishTo = 'champion' | 'experiment';
+
 export interface SystemResult {
   /** `modelVersion` of the scorer (`star-…` or `baseline-…`). */
   readonly version: string;
@@ -68,7 +71,13 @@ export interface DistillReport {
     readonly trainSeconds: number;
   }) | null;
   readonly gate: GateDecision | null;
-  readonly published: { readonly version: string; readonly dir: string } | null;
+  readonly published: {
+    readonly version: string;
+    readonly dir: string;
+    /** `champion`: `CURRENT` names it; `experiment`: a challenger, run by the `experiment` section at `experiment`. */
+    readonly into?: PublishTo;
+    readonly experiment?: string | null;
+  } | null;
   readonly summary: string;
 }
 

@@ -14,7 +14,8 @@ import { advance, newSince, readCursor, writeCursor } from './cursor.ts';
 import { evaluateScorer } from './evaluate.ts';
 import { gate } from './gate.ts';
 import { freeVersion, publishModel, readChampion } from './publish.ts';
-import { pruneRuns, saveReport, summaryLine, type DistillReport } from './report.ts';
+import { challengerExperiment, writeChallengerExperiment } from './experiment.ts';
+import { pruneRuns, saveReport, summaryLine, type DistillReport, type PublishTo } from './report.ts';
 import { scanSources } from './sources.ts';
 import { chooseWindow, writeTrainingInput } from './split.ts';
 import { runPythonTrainer, type TrainerFn } from './trainer.ts';
@@ -51,6 +52,13 @@ export interface DistillOptions {
   readonly trainerSettings: Readonly<Record<string, string | number | boolean | null>>;
   readonly python?: string;
   readonly keepRuns: number;
+  /**
+   * `champion` (default): a winner becomes `CURRENT`. `experiment`: it goes into the registry as a challenger,
+   * `CURRENT` stays, and the run writes the `experiment` section that puts it against the champion online.
+   */
+  readonly publishTo?: PublishTo;
+  /** The challenger's share of the experiment's traffic (`publishTo=experiment`). @default 0.5 */
+  readonly experimentShare?: number;
   /** Train even when the cursor has seen every part. */
   readonly force?: boolean;
   readonly spec: PromptSpec;
@@ -204,9 +212,10 @@ export async function runDistill(opts: DistillOptions, deps: DistillDeps = {}): 
       return await finish('refused', `challenger ${version} failed the registry's checks; nothing published: ${err.message}`, err.code);
     }
     const scorers: Scorer[] = [challenger.scorer];
+    let championRef: Awaited<ReturnType<typeof readChampion>> = null;
     try {
       draft = { ...draft, challenger: { ...challengerBase, version: challenger.scorer.modelVersion, parity: challenger.parity } };
-      const championRef = await readChampion(opts.registryDir);
+      championRef = await readChampion(opts.registryDir);
       const champion = championRef ? (await loadModel(championRef.dir)).scorer : baseline();
       scorers.push(champion);
       progress(`distill ${runId}: scoring ${cases.length} held-out cases with ${challenger.scorer.modelVersion} and champion ${champion.modelVersion}`);
@@ -229,12 +238,25 @@ export async function runDistill(opts: DistillOptions, deps: DistillDeps = {}): 
       await writeCursor(opts.stateDir, advance(state, { runId, decision: 'rejected', atMs: clock(), cutoffMs: window.cutoffMs }));
       return await finish('rejected', `the challenger did not beat the champion by more than the margin; the champion keeps serving`);
     }
-    const published = await publishModel(opts.registryDir, modelDir, version, async (dir) => {
+    const into = opts.publishTo ?? 'champion';
+    const verify = async (dir: string): Promise<void> => {
       const check = await loadModel(dir);
       await check.scorer.close();
-    });
-    draft = { ...draft, published };
+    };
+    const published = await publishModel(opts.registryDir, modelDir, version, verify, into === 'champion');
+    const experiment =
+      into === 'experiment'
+        ? await writeChallengerExperiment(opts.stateDir, published.version, challengerExperiment(published.version, championRef, opts.experimentShare ?? 0.5))
+        : null;
+    draft = { ...draft, published: { ...published, into, experiment } };
     await writeCursor(opts.stateDir, advance(state, { runId, decision: 'published', atMs: clock(), cutoffMs: window.cutoffMs }));
+    if (experiment) {
+      return await finish(
+        'published',
+        `the challenger won by more than the margin offline; ${published.version} is in the registry as an experiment's challenger (CURRENT unchanged): ` +
+          `run the experiment with STARSTREAM_EXPERIMENT="$(cat ${experiment})" starstream run, or put ${experiment} under "experiment" in the config`,
+      );
+    }
     return await finish('published', `the challenger won by more than the margin; ${join(opts.registryDir, 'CURRENT')} names ${published.version}`);
   } catch (err) {
     try {

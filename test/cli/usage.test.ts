@@ -48,6 +48,7 @@ const CASES = {
   trainCases: ['train', '--cases', join(dir, 'missing.jsonl'), '--out', join(dir, 'model')],
   trainPreset: ['train', '--cases', csv, '--out', join(dir, 'model'), '--preset', 'huge'],
   topicsEmbedded: ['topics', 'create'],
+  distillInto: ['distill', '--into', 'production'],
 } as const satisfies Record<string, readonly string[]>;
 
 describe('starstream usage and input errors', () => {
@@ -128,9 +129,10 @@ describe('starstream usage and input errors', () => {
     assert.match(oneLine('serveOnRun'), /run does not take --serve/);
   });
 
-  it('train checks its input before starting Python', () => {
+  it('train and distill check their flags before starting Python', () => {
     assert.match(oneLine('trainCases'), /train --cases: no such file/);
     assert.match(oneLine('trainPreset'), /--preset must be one of tiny, cpu, gpu, got "huge"/);
+    assert.match(oneLine('distillInto'), /--into must be champion or experiment, got "production"/);
   });
 
   it('topics create on the embedded log says there is nothing to do instead of reporting success', () => {

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { DistillReport } from '../../src/distill/report.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { loadCstTemplates } from '../../src/cst/index.ts';
+import type { DistillReport, PublishTo } from '../../src/distill/report.ts';
+import { compileExperiment } from '../../src/experiments/definition.ts';
+import { openArmScorers } from '../../src/experiments/scorers.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
+import { createBaselineScorer } from '../../src/star/baseline/scorer.ts';
+import { staticScorerHandle } from '../../src/star/registry/registry.ts';
 import { gate } from '../../src/distill/gate.ts';
 import { runDistill } from '../../src/distill/run.ts';
 import type { TrainerRequest } from '../../src/distill/trainer.ts';
@@ -22,8 +29,8 @@ describe('distill gate', () => {
 
   /** A data set of 40 trajectories, a registry (with `champion-1` serving, or empty), one loop run. */
   async function scenario(
-    opts: { champion: boolean; challenger: Quality; championQuality?: Quality; tamper?: (dir: string) => void },
-    check: (report: DistillReport, ctx: { registryDir: string; stateDir: string; calls: TrainerRequest[] }) => void,
+    opts: { champion: boolean; challenger: Quality; championQuality?: Quality; tamper?: (dir: string) => void; publishTo?: PublishTo },
+    check: (report: DistillReport, ctx: { registryDir: string; stateDir: string; calls: TrainerRequest[] }) => void | Promise<void>,
   ): Promise<void> {
     const data = tempDir('distill-data-');
     const registry = opts.champion ? tempRegistry(['champion-1']) : tempDir('distill-registry-');
@@ -32,14 +39,14 @@ describe('distill gate', () => {
       const calls: TrainerRequest[] = [];
       const stateDir = join(data.dir, 'state');
       const report = await runDistill(
-        baseOptions({ stateDir, registryDir: registry.dir, trajectoriesDir: join(data.dir, 'dataset') }),
+        { ...baseOptions({ stateDir, registryDir: registry.dir, trajectoriesDir: join(data.dir, 'dataset') }), publishTo: opts.publishTo ?? 'champion', experimentShare: 0.2 },
         {
           train: fixtureTrainer(calls, opts.tamper),
           loadModel: verifiedOracles(registry.dir, (v) => (v === 'star-champion-1' ? (opts.championQuality ?? 'order') : opts.challenger)),
           baseline: () => oracle('baseline-test', 'order'),
         },
       );
-      check(report, { registryDir: registry.dir, stateDir, calls });
+      await check(report, { registryDir: registry.dir, stateDir, calls });
       // The report on disk is the one returned, and one summary line was appended.
       assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'reports', `${report.runId}.json`), 'utf8')), report);
       assert.equal(readFileSync(join(stateDir, 'decisions.log'), 'utf8').trim().split('\n').length, 1);
@@ -63,6 +70,42 @@ describe('distill gate', () => {
       // No staging folder or temp pointer is left behind.
       assert.deepEqual(readdirSync(registryDir).sort(), [version, 'CURRENT'].sort());
       assert.match(report.summary, /published .*gain \+0\.\d{4} > margin 0\.0100/);
+    });
+  });
+
+  it('into an experiment: the winner goes into the registry beside the champion, CURRENT stays, and the written section runs them side by side', async () => {
+    await scenario({ champion: true, challenger: 'best', publishTo: 'experiment' }, async (report, { registryDir }) => {
+      assert.equal(report.decision, 'published', report.summary);
+      const version = report.published!.version;
+      assert.equal(report.published!.into, 'experiment');
+      assert.equal(readFileSync(join(registryDir, 'CURRENT'), 'utf8').trim(), 'champion-1', 'the champion keeps serving');
+      assert.deepEqual(readdirSync(registryDir).sort(), ['CURRENT', 'champion-1', version].sort());
+      const file = report.published!.experiment!;
+      assert.match(report.reason, new RegExp(`STARSTREAM_EXPERIMENT="\\$\\(cat ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)" starstream run`));
+      // The section as the reason says to pass it: the champion's version against the challenger's, 80/20.
+      const config = loadConfig({ env: { STARSTREAM_EXPERIMENT: readFileSync(file, 'utf8') }, overrides: { ranking: { modelDir: registryDir } } });
+      const experiment = compileExperiment(config.experiment);
+      assert.deepEqual(
+        experiment.arms.map((a) => [a.name, a.scorer, a.share]),
+        [['champion', { kind: 'star', version: 'champion-1' }, 0.8], ['challenger', { kind: 'star', version }, 0.2]],
+      );
+      assert.equal(experiment.champion, 'champion');
+      // Both arms open from the registry (files, templates, parity): what `starstream run` would serve.
+      const arms = await openArmScorers(config, experiment, staticScorerHandle(createBaselineScorer()), loadCstTemplates(), silentLogger());
+      try {
+        assert.deepEqual([...arms.sources].map(([name, scorer]) => [name, scorer().modelVersion]), [['champion', 'star-champion-1'], ['challenger', `star-${version}`]]);
+      } finally {
+        await arms.close();
+      }
+    });
+  });
+
+  it('into an experiment with no champion in the registry: the baseline is the control arm', async () => {
+    await scenario({ champion: false, challenger: 'best', publishTo: 'experiment' }, (report, { registryDir }) => {
+      assert.equal(report.decision, 'published', report.summary);
+      assert.equal(existsSync(join(registryDir, 'CURRENT')), false, 'nothing named CURRENT');
+      const section = JSON.parse(readFileSync(report.published!.experiment!, 'utf8')) as { arms: { scorer: unknown }[] };
+      assert.deepEqual(section.arms[0]!.scorer, { kind: 'baseline' });
     });
   });
 
