@@ -24,8 +24,11 @@ export function formatStatus(report: AppliedReport): string {
   const lines = [
     `experiment ${report.experiment}: ${report.decision}${report.arm ? ` ${report.arm}` : ''} after ${report.outcomes} outcomes (look at ${new Date(report.atMs).toISOString()})`,
     report.concludedWith ? `concluded: ${report.concludedWith} serves every user` : `running; ${report.reason}`,
-    '',
   ];
+  // Reports written before instances were summed have no list.
+  const instances = report.instances ?? [];
+  if (instances.length > 1) lines.push(`counts summed over ${instances.length} instances: ${instances.join(', ')}`);
+  lines.push('');
   const header = ['arm', 'role', 'serving', 'outcomes', `hit@${k}`, `hit@${k} interval`, `NDCG@${k}`, 'p50 ms', 'p99 ms', 'errors', `Δ hit@${k} vs champion [interval]`, 'verdict'];
   const rows: string[][] = [row(report.champion, 'champion', report.serving[report.champion.arm] ?? true)];
   for (const c of report.challengers) rows.push(challengerRow(c, report.serving[c.arm] ?? false));

@@ -105,6 +105,14 @@ export const experimentSchema = z
       .nonnegative()
       .default(60_000)
       .describe('How often the running pipeline judges the experiment and writes a report, ms; 0 = only at shutdown'),
+    instance: z
+      .string()
+      .regex(NAME_PATTERN, 'lower-case letters, digits, . _ -; at most 63 characters')
+      .optional()
+      .describe(
+        'This pipeline instance\'s name, stable across its restarts (a StatefulSet pod name), when several instances share stateDir: ' +
+          'each keeps its counts in stateDir/name/instances/INSTANCE.json and every look judges the sum over all of them; unset = stateDir/name/state.json',
+      ),
   })
   .superRefine((value, ctx) => {
     const names = new Set<string>();
@@ -145,6 +153,8 @@ export interface Experiment {
   readonly guardrails: { readonly maxP99LatencyMs: number; readonly maxErrorRate: number; readonly minRequests: number };
   readonly stateDir: string;
   readonly lookEveryMs: number;
+  /** This instance's name among several sharing `stateDir`; null = `state.json`. */
+  readonly instance: string | null;
 }
 
 /** Validates `input` and freezes it; throws {@link ConfigError} naming the first bad field. */
@@ -169,6 +179,7 @@ export function compileExperiment(input: unknown): Experiment {
     guardrails: value.guardrails,
     stateDir: value.stateDir,
     lookEveryMs: value.lookEveryMs,
+    instance: value.instance ?? null,
   });
 }
 

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Interaction } from '../domain/events.ts';
 import { errorCode, errorMessage } from '../errors/index.ts';
 import { hitAt, ndcgAt } from '../eval/metrics.ts';
 import type { Logger } from '../logging/logger.ts';
-import { ExperimentAccounting, type AccountingSnapshot } from './accounting.ts';
+import { ExperimentAccounting, mergeSnapshots, type AccountingSnapshot } from './accounting.ts';
 import { ArmRouter, type ArmRouterState } from './arms.ts';
 import type { Arm, Experiment } from './definition.ts';
 import { decide, type ExperimentReport, type Verdict, type VerdictCode } from './decide.ts';
@@ -21,6 +21,12 @@ import { writeAtomically } from '../util/files.ts';
  * pending lists), so a restart goes on from where it stopped: the same counts, the same retired arms, and
  * the users' last lists still waiting for their next event. A look logs one line and moves the
  * `starstream_experiment_*` metrics.
+ *
+ * Several instances (a consumer group; users are theirs by partition, so each joins its own users' outcomes)
+ * share one `stateDir` when each has an `instance` name: each writes `instances/<instance>.json` instead of
+ * `state.json`, and each look judges the sum of its live counts and every other instance's saved ones (the
+ * counters are sums: `mergeSnapshots`), and first takes over the decisions the others recorded. A file left by
+ * an instance that is gone stays in the sum: its outcomes happened. Whoever looks last wrote `latest.json`.
  *
  * What a look applies (each at most once):
  * - a challenger judged `rollback` (guardrail or hit rate) is retired at once: its users go to the champion;
@@ -40,6 +46,12 @@ import { writeAtomically } from '../util/files.ts';
  */
 
 export const EXPERIMENT_STATE_VERSION = 'experiment-state-1';
+
+/** Folder of the per-instance state files when several instances share `stateDir`. */
+const INSTANCES = 'instances';
+
+/** An instance's name in reports: its `instance`, or `default` for the one that writes `state.json`. */
+const instanceName = (instance: string | null): string => instance ?? 'default';
 
 /** What the runtime reports to the metrics (`src/ops/metrics.ts` maps it onto the catalog). */
 export interface ExperimentInstruments {
@@ -65,6 +77,8 @@ export interface AppliedReport extends ExperimentReport {
   readonly serving: Readonly<Record<string, boolean>>;
   /** The arm that serves everyone once the experiment is concluded; null while it runs. */
   readonly concludedWith: string | null;
+  /** The instances whose counts the look summed, this one first (`default`: the one without `instance`). */
+  readonly instances: readonly string[];
 }
 
 /** The counts that move with the stream's offsets: what a checkpoint carries. */
@@ -191,7 +205,7 @@ export class ExperimentRuntime {
 
   /** Replaces counts and pending lists with saved ones of this experiment; false (a warning) when they are not. */
   private restoreCounted(state: CountedState, from: string): boolean {
-    if (state.stateVersion !== EXPERIMENT_STATE_VERSION || state.experiment !== this.experiment.name || state.salt !== this.experiment.salt) {
+    if (!this.isOurs(state)) {
       this.log.warn({ from }, 'experiment state of another experiment, salt or version: not restored');
       return false;
     }
@@ -208,18 +222,61 @@ export class ExperimentRuntime {
   }
 
   private async lookOnce(): Promise<AppliedReport> {
-    const report = decide(this.experiment, this.accounting);
+    const others = this.readOthers();
+    // Decisions another instance took hold here too (monotonic: retired arms stay retired, a winner stays).
+    for (const other of others) this.router.restore(other.state.router);
+    const report = decide(this.experiment, others.length === 0 ? this.accounting : this.summedWith(others));
     const applied = this.router.concludedWith === null ? await this.apply(report) : [];
     const winner = this.router.concludedWith;
     const serving: Record<string, boolean> = {};
     for (const arm of this.experiment.arms) serving[arm.name] = winner === null ? !this.router.isRetired(arm.name) : winner === arm.name;
-    const full: AppliedReport = { ...report, atMs: this.clock(), applied, serving, concludedWith: winner };
+    const instances = [instanceName(this.experiment.instance), ...others.map((o) => o.instance)];
+    const full: AppliedReport = { ...report, atMs: this.clock(), applied, serving, concludedWith: winner, instances };
     await this.write(full);
     this.options.instruments?.experimentLook(full);
     const line = { decision: full.decision, arm: full.arm, code: full.code, outcomes: full.outcomes, applied: applied.map((a) => `${a.action} ${a.arm}`) };
     if (applied.length > 0) this.log.warn(line, full.summary);
     else this.log.info(line, full.summary);
     return full;
+  }
+
+  /** Where this instance keeps its state: `instances/<instance>.json`, or `state.json` without an instance name. */
+  private get statePath(): string {
+    const { instance } = this.experiment;
+    return instance === null ? join(this.dir, 'state.json') : join(this.dir, INSTANCES, `${instance}.json`);
+  }
+
+  /** The saved states of the other instances that share this folder (files of another experiment are skipped, with a warning). */
+  private readOthers(): { instance: string; state: SavedState }[] {
+    const folder = join(this.dir, INSTANCES);
+    const names = existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith('.json')).sort() : [];
+    const candidates = [
+      { instance: instanceName(null), path: join(this.dir, 'state.json') },
+      ...names.map((f) => ({ instance: f.slice(0, -'.json'.length), path: join(folder, f) })),
+    ];
+    const others: { instance: string; state: SavedState }[] = [];
+    for (const { instance, path } of candidates) {
+      if (path === this.statePath || !existsSync(path)) continue;
+      try {
+        const state = JSON.parse(readFileSync(path, 'utf8')) as SavedState;
+        if (!this.isOurs(state)) throw new Error('state of another experiment, salt or version');
+        // A cell this experiment lacks throws here, before anything is summed.
+        new ExperimentAccounting(this.experiment).merge(state.accounting);
+        others.push({ instance, state });
+      } catch (err) {
+        this.log.warn({ code: errorCode(err), err: errorMessage(err), path }, 'another instance\'s experiment state skipped');
+      }
+    }
+    return others;
+  }
+
+  /** This instance's live counts plus the others' saved ones: what a look judges when several instances run. */
+  private summedWith(others: readonly { state: SavedState }[]): ExperimentAccounting {
+    return mergeSnapshots(this.experiment, [this.accounting.snapshot(), ...others.map((o) => o.state.accounting)]);
+  }
+
+  private isOurs(state: CountedState): boolean {
+    return state.stateVersion === EXPERIMENT_STATE_VERSION && state.experiment === this.experiment.name && state.salt === this.experiment.salt;
   }
 
   private async apply(report: ExperimentReport): Promise<AppliedAction[]> {
@@ -257,10 +314,10 @@ export class ExperimentRuntime {
     // Snapshotted before the first write yields to the pipeline, so it goes with the report written beside it.
     const state: SavedState = { ...this.countedState(), router: this.router.state(), savedAtMs: report.atMs };
     try {
-      mkdirSync(this.dir, { recursive: true });
+      mkdirSync(dirname(this.statePath), { recursive: true });
       await writeJson(join(this.dir, 'latest.json'), report);
       if (report.applied.length > 0) await writeJson(join(this.dir, `decision-${new Date(report.atMs).toISOString().replace(/[:.]/g, '-')}.json`), report);
-      await writeJson(join(this.dir, 'state.json'), state);
+      await writeJson(this.statePath, state);
     } catch (err) {
       // The experiment goes on in memory; the next look tries again.
       this.log.error({ code: errorCode(err), err: errorMessage(err), dir: this.dir }, 'experiment state not written');
@@ -268,7 +325,7 @@ export class ExperimentRuntime {
   }
 
   private restore(): void {
-    const path = join(this.dir, 'state.json');
+    const path = this.statePath;
     if (!existsSync(path)) return;
     let state: SavedState;
     try {
