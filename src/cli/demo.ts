@@ -1,6 +1,3 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Config } from '../config/schema.ts';
 import type { Interaction, Item } from '../domain/events.ts';
@@ -12,6 +9,7 @@ import { startPipelineOpsServer, type PipelineOpsServer } from '../ops/service.t
 import { produceInteractions, produceItems, type MalformedMix } from './produce.ts';
 import { percentile } from '../util/stats.ts';
 import { refreshGauges } from './gauges.ts';
+import { BoundedOutputFile, DEFAULT_OUT_LIMIT_BYTES, type OutputFileSummary } from './output-file.ts';
 import { Progress } from './progress.ts';
 import { startSideStream, type SideStreamSummary } from './side-stream.ts';
 import type { LanguageModel } from '../teacher/llm/port.ts';
@@ -30,6 +28,7 @@ export interface DemoOptions {
   readonly items: number;
   readonly seed: number;
   readonly out: string;
+  readonly outLimitBytes?: number;
   readonly malformed: MalformedMix;
   readonly teacher?: StreamInput['teacher'];
   readonly serve?: ServeMode;
@@ -59,6 +58,8 @@ export interface StreamInput {
   readonly total: number | null;
   readonly malformed: MalformedMix;
   readonly out: string;
+  /** Bytes per recommendations file before it rotates (`--out-limit`); 0 = unbounded. @default DEFAULT_OUT_LIMIT_BYTES */
+  readonly outLimitBytes?: number;
   /** Runs the MARS teacher and the labeller beside the pipeline (the side stream); see `side-stream.ts`. */
   readonly teacher?: { readonly model?: LanguageModel; readonly drainTimeoutMs: number };
   readonly serve?: ServeMode;
@@ -75,6 +76,8 @@ export interface DemoSummary {
   readonly hitRate: number;
   readonly popularityHitRate: number;
   readonly hitCases: number;
+  /** The recommendations file (bounded by `--out-limit`), as it stood when the stream was processed. */
+  readonly output?: OutputFileSummary;
   readonly sideStream?: SideStreamSummary;
 }
 
@@ -89,6 +92,7 @@ export function demo(config: Config, logger: Logger, options: DemoOptions): Prom
     total: options.events,
     malformed: options.malformed,
     out: options.out,
+    ...(options.outLimitBytes !== undefined ? { outLimitBytes: options.outLimitBytes } : {}),
     ...(options.teacher ? { teacher: options.teacher } : {}),
     ...(options.serve ? { serve: options.serve } : {}),
   });
@@ -122,8 +126,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   });
   process.stderr.write(`metrics on ${server.url}/metrics\n`);
 
-  await mkdir(dirname(input.out), { recursive: true });
-  const file = createWriteStream(input.out);
+  const file = await BoundedOutputFile.open(input.out, input.outLimitBytes ?? DEFAULT_OUT_LIMIT_BYTES);
   const latencies: number[] = [];
   let deadLetters = 0;
   const sink = log.consumer({ groupId: 'demo-sink', topics: [topics.recommendations, topics.deadLetters], fromBeginning: true, maxBatchRecords: 1_000 });
@@ -135,7 +138,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     for (const record of batch.records) {
       const rec = await framing.decode(engine.codecs.recommendation, record.value, record.headers);
       latencies.push(rec.pipelineLatencyMs);
-      file.write(`${JSON.stringify(rec)}\n`);
+      await file.writeLine(JSON.stringify(rec));
     }
   });
 
@@ -172,6 +175,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
     hitRate: hits.servedRate,
     popularityHitRate: hits.popularRate,
     hitCases: hits.cases,
+    output: file.summary(),
     ...(sideStream ? { sideStream } : {}),
   };
   if (input.serve) {
@@ -188,7 +192,7 @@ export async function runInProcess(config: Config, logger: Logger, input: Stream
   await pipeline.scorers.close();
   await sink.stop();
   await sinking;
-  await new Promise<void>((resolve) => file.end(resolve));
+  await file.close();
   await log.close();
   await server.close();
   logger.info({ users: counts.users, items: counts.items }, 'store size');

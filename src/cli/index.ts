@@ -16,6 +16,7 @@ import { createLogger } from '../logging/logger.ts';
 import { isTimeFormat, parseColumnMap, TIME_FORMATS, type ColumnMap } from '../data/mapping.ts';
 import { DeliberateDeadLetters } from './deliberate.ts';
 import { reportFailure } from './failure.ts';
+import { DEFAULT_OUT_LIMIT_BYTES, parseByteSize } from './output-file.ts';
 import type { OwnDataOptions } from './replay.ts';
 import { COMMANDS, COMMON_FLAGS, FLAGS, UsageError, commandUsage, isCommand, usage, type CommandName, type FlagName } from './usage.ts';
 
@@ -83,6 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         items: count(command, values, 'items', 10_000),
         seed: count(command, values, 'seed', 1),
         out,
+        outLimitBytes: outLimit(command, values),
         malformed: DEMO_MALFORMED,
         ...(values.teacher ? { teacher: { drainTimeoutMs: TEACHER_DRAIN_MS } } : {}),
         ...(serve ? { serve: serveMode(report, tokenGenerated) } : {}),
@@ -101,6 +103,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (!sub) throw new UsageError('replay needs a data set name, a directory, or a .jsonl, .csv or .tsv file', 'replay');
       return replay(config, logger, sub, {
         ...ownDataOptions(command, values),
+        outLimitBytes: outLimit(command, values),
         ...(values.teacher ? { teacher: { drainTimeoutMs: TEACHER_DRAIN_MS } } : {}),
         ...(serve ? { serve, tokenGenerated } : {}),
       });
@@ -294,6 +297,15 @@ function count(command: CommandName, values: Values, flag: FlagName, fallback: n
     throw new UsageError(`--${flag} must be a whole number ≥ 1, got "${String(text)}"`, command);
   }
   return n;
+}
+
+/** `--out-limit SIZE` in bytes (0 = unbounded), or the default. */
+function outLimit(command: CommandName, values: Values): number {
+  const text = values['out-limit'];
+  if (text === undefined) return DEFAULT_OUT_LIMIT_BYTES;
+  const bytes = typeof text === 'string' ? parseByteSize(text) : null;
+  if (bytes === null) throw new UsageError(`--out-limit must be a size such as 64MB, 1GiB or 0 (no limit), got "${String(text)}"`, command);
+  return bytes;
 }
 
 /** A number ≥ 0 (a budget in seconds) from `--flag`, or `fallback`. */

@@ -63,6 +63,8 @@ export interface ReplayOptions extends OwnDataOptions {
   readonly serve?: boolean;
   /** Made by `serve` (printed with the examples) rather than configured. */
   readonly tokenGenerated?: boolean;
+  /** `--out-limit`: bytes per recommendations file before it rotates (embedded only). */
+  readonly outLimitBytes?: number;
 }
 
 export async function replay(config: Config, logger: Logger, source: string, options: ReplayOptions = {}): Promise<number> {
@@ -91,6 +93,7 @@ export async function replay(config: Config, logger: Logger, source: string, opt
       total: input.total,
       malformed: NO_MALFORMED,
       out,
+      ...(options.outLimitBytes !== undefined ? { outLimitBytes: options.outLimitBytes } : {}),
       ...(teacher ? { teacher } : {}),
       ...(serve ? { serve: serveMode(report, options.tokenGenerated === true) } : {}),
     });

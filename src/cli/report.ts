@@ -1,4 +1,5 @@
 import type { DemoSummary } from './demo.ts';
+import { describeOutput } from './output-file.ts';
 import type { MalformedMix } from './produce.ts';
 
 /** Human-readable summaries printed at the end of in-process runs (`demo`, `replay`). */
@@ -32,7 +33,7 @@ export function summaryText(s: DemoSummary, options: SummaryOptions): string {
   rows.push(
     [`streaming hit@10 (${s.hitCases.toLocaleString('en-US')} cases)`, s.hitRate.toFixed(3)],
     ['  popularity baseline, same cases', s.popularityHitRate.toFixed(3)],
-    ['recommendations written to', options.out],
+    ['recommendations written to', s.output ? describeOutput(s.output) : options.out],
   );
   const side = s.sideStream;
   if (side) {

@@ -21,6 +21,7 @@ export const FLAGS = {
   force: { type: 'boolean' },
   margin: { type: 'string' },
   into: { type: 'string' },
+  'out-limit': { type: 'string' },
   label: { type: 'boolean' },
   teacher: { type: 'boolean' },
   serve: { type: 'boolean' },
@@ -51,14 +52,16 @@ interface CommandSpec {
 
 export const COMMANDS = {
   demo: {
-    synopsis: 'demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--teacher] [--serve]',
+    synopsis: 'demo [--events N] [--users N] [--items N] [--seed N] [--out FILE] [--out-limit SIZE] [--teacher] [--serve]',
     description:
       'the whole pipeline on the embedded default over a generated stream (npm start); --teacher adds the side\n' +
       'stream: sampled cases → MARS teacher → labelled data set. Defaults: 50,000 events, 5,000 users, 10,000\n' +
       'items, seed 1, out/recommendations.jsonl.\n' +
+      '--out-limit: the recommendations file rotates to FILE.1 at this size (default 256MiB; 64MB, 1GiB, 0 = no\n' +
+      'limit): at most twice it on disk, the newest in FILE\n' +
       '--serve: after the summary the pipeline and its API stay up (ops.port, 9464, or a free port when taken)\n' +
       'until Ctrl-C; it prints the URL, a token for this run and curl examples (GET recommendations, POST /v1/events)',
-    flags: ['events', 'users', 'items', 'seed', 'out', 'teacher', 'serve'],
+    flags: ['events', 'users', 'items', 'seed', 'out', 'out-limit', 'teacher', 'serve'],
   },
   run: {
     synopsis: 'run',
@@ -77,7 +80,7 @@ export const COMMANDS = {
   },
   replay: {
     synopsis:
-      `replay <${Object.keys(KNOWN_DATASETS).join('|')}|DIR|FILE.jsonl> [--teacher] [--serve]\n` +
+      `replay <${Object.keys(KNOWN_DATASETS).join('|')}|DIR|FILE.jsonl> [--teacher] [--serve] [--out-limit SIZE]\n` +
       'replay FILE.csv|.tsv|.jsonl [--map FIELD=COLUMN,…] [--time-format F] [--catalogue FILE] [--serve]',
     description:
       'produce a data set into the interactions topic (Kafka), or run it through the pipeline in this process\n' +
@@ -87,8 +90,9 @@ export const COMMANDS = {
       'required; a field left out is looked for under its own name: user,item,time or userId,itemId,timestampMs…),\n' +
       `--time-format ${TIME_FORMATS.join('|')} (default auto), --catalogue a CSV/TSV/JSON-lines file with id, title,\n` +
       'categories (| or ; between categories). Bad rows are skipped and counted, the rest run sorted by time;\n' +
-      '`starstream validate FILE` reports the problems first',
-    flags: ['teacher', 'serve', 'map', 'time-format', 'catalogue'],
+      '`starstream validate FILE` reports the problems first. Recommendations go to out/replay-NAME.jsonl,\n' +
+      'bounded as demo\'s by --out-limit',
+    flags: ['teacher', 'serve', 'map', 'time-format', 'catalogue', 'out-limit'],
   },
   validate: {
     synopsis: 'validate FILE [--map FIELD=COLUMN,…] [--time-format F] [--catalogue FILE]',

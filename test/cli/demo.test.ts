@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -87,6 +87,29 @@ describe('starstream demo', () => {
   it('accounts for every event: a recommendation in the file or a dead letter', () => {
     const lines = readFileSync(out, 'utf8').split('\n').filter((l) => l.length > 0);
     assert.equal(lines.length + summaryNumber('dead letters'), 3_000);
+  });
+});
+
+describe('starstream demo --out-limit', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'starstream-demo-limit-'));
+  const out = join(dir, 'recs.jsonl');
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('rotates the recommendations file at the limit: at most two files, each within it, and the summary counts what went where', async () => {
+    const run = await starstream(['demo', '--events', '1500', '--users', '100', '--items', '300', '--out', out, '--out-limit', '1MB'], { STARSTREAM_LOG_LEVEL: 'warn' });
+    assert.equal(run.code, 0, run.stderr.slice(-2_000));
+    const line = run.stdout.split('\n').find((l) => l.includes('recommendations written to'))!;
+    const m = /the last ([\d,]+); ([\d,]+) before them in (\S+), the ([\d,]+) before those dropped: --out-limit 1 MB per file/.exec(line);
+    assert.ok(m, line);
+    const [last, before, dropped] = [m[1]!, m[2]!, m[4]!].map((x) => Number(x.replace(/,/g, ''))) as [number, number, number];
+    assert.equal(m[3], `${out}.1`);
+    const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+    assert.equal(lines(out).length, last);
+    assert.equal(lines(`${out}.1`).length, before);
+    for (const path of [out, `${out}.1`]) assert.ok(statSync(path).size <= 1_000_000, `${path}: ${statSync(path).size} bytes`);
+    const recommendations = Number(run.stdout.split('\n').find((l) => l.trimStart().startsWith('recommendations '))!.trim().split(/\s+/)[1]!.replace(/,/g, ''));
+    assert.equal(last + before + dropped, recommendations);
+    assert.ok(dropped > 0, 'a 1 MB limit drops part of ~3 MB');
   });
 });
 
