@@ -84,6 +84,10 @@ export const METRICS = {
     name: 'starstream_learning_skipped_total', type: 'counter', group: 'pipeline', labels: [],
     help: 'Events not learned again because their user\'s stored state already held them (a batch redelivered after its store write); still ranked and answered',
   },
+  itemDeltasResent: {
+    name: 'starstream_item_deltas_resent_total', type: 'counter', group: 'pipeline', labels: [],
+    help: 'Held events whose item deltas were sent again from their user\'s outbox (store.itemWrites=routed on Qdrant: a process that crashed between the users\' write and the send)',
+  },
   deadLetters: {
     name: 'starstream_dead_letters_total', type: 'counter', group: 'pipeline', labels: ['code'],
     help: 'Records sent to the DLQ, by reason code (UNDECODABLE, TIMESTAMP_OUT_OF_RANGE, UNKNOWN_EVENT_TYPE, …)',

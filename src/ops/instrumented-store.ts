@@ -40,6 +40,11 @@ export function instrumentStore(store: VectorStore, instruments: StoreInstrument
     flush: () => timed('flush', () => store.flush()),
     close: () => store.close(),
     ...(store.writeBatch ? { writeBatch: (users, deltas) => timed('writeBatch', () => store.writeBatch!(users, deltas)) } : {}),
+    ...(store.itemPositions ? { itemPositions: (ids) => timed('itemPositions', () => store.itemPositions!(ids)) } : {}),
+    ...(store.applySourcedItemDeltas
+      ? { applySourcedItemDeltas: (deltas, positions) => timed('applyItemDeltas', () => store.applySourcedItemDeltas!(deltas, positions)) }
+      : {}),
+    ...(store.readOutboxes ? { readOutboxes: (ids) => timed('readOutboxes', () => store.readOutboxes!(ids)) } : {}),
     // Not timed: a counter read and a synchronous notice, neither a store call.
     ...(store.roundTrips ? { roundTrips: () => store.roundTrips!() } : {}),
     ...(store.ownershipChanged ? { ownershipChanged: () => store.ownershipChanged!() } : {}),

@@ -50,6 +50,7 @@ export function createPipelineMetrics(registry: Registry, options: { processMetr
     },
     rateLimited: () => m.rateLimited.inc(),
     learningSkipped: () => m.learningSkipped.inc(),
+    itemDeltasResent: () => m.itemDeltasResent.inc(),
     endToEndLatency: (seconds) => m.endToEndLatency.observe(seconds),
     eventLatency: (seconds) => m.eventLatency.observe(seconds),
     consumerLag: (topic, partition, n) => m.consumerLag.set({ topic, partition: String(partition) }, n),

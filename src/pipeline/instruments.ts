@@ -20,6 +20,8 @@ export interface PipelineInstruments {
    * write; Qdrant, both `store.itemWrites` modes). It is still ranked and answered.
    */
   learningSkipped(): void;
+  /** A held event's routed item deltas were sent again from its user's outbox (`stages/item-deltas/outbox.ts`). */
+  itemDeltasResent(): void;
   /** Append time on the log → output acknowledged. */
   endToEndLatency(seconds: number): void;
   /** Event time of a ranked interaction → its recommendation acknowledged by the log. */
@@ -45,6 +47,7 @@ export const NO_INSTRUMENTS: PipelineInstruments = {
   recommendationPublished: () => {},
   rateLimited: () => {},
   learningSkipped: () => {},
+  itemDeltasResent: () => {},
   endToEndLatency: () => {},
   eventLatency: () => {},
   consumerLag: () => {},

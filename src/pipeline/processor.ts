@@ -11,6 +11,7 @@ import { collectEvidence, renderSentences, type CaseEvidence, type EvidenceOptio
 import type { CstTemplates } from '../cst/index.ts';
 import { ingest, type InteractionDecoder } from '../stages/ingest/index.ts';
 import { routeItemDeltas, UnsentDeltas, type ItemDeltaMessage, type LearnedDeltas } from '../stages/item-deltas/index.ts';
+import { decodeOutbox, encodeOutbox, outboxEntry } from '../stages/item-deltas/outbox.ts';
 import { buildRecommendation, type UserRateLimiter } from '../stages/publish/index.ts';
 import { rankCase, type RankedCandidate } from '../stages/ranking/index.ts';
 import { headPopularity, toTeacherCase, type CaseSampler } from '../stages/sampling/index.ts';
@@ -229,20 +230,30 @@ export class BatchProcessor {
   ): Promise<Omit<BatchOutput, 'deadLetters' | 'accepted'>> {
     const view = new StoreView(this.deps.store, this.deps.mergeItem, { applyItemDeltas: !routed });
     const negatives = await this.prefetch(view, interactions);
-    const learned: LearnedDeltas[] = [];
+    // Routed: per event, the item deltas it sends (null: none, or not known yet: `owed`).
+    const sends: (LearnedDeltas | null)[] = [];
+    const owed: number[] = [];
+    const learnedUsers = new Set<string>();
     const results = emptyResults();
     for (const [i, event] of interactions.entries()) {
       const deltasBefore = view.itemDeltaCount;
       // An event its user's stored state already holds (`UserProfile.learned`) is not learned again and makes
-      // no item deltas again (routed: it sends the ones it made here, if their publish failed); it is still
-      // ranked and answered, as on the live path.
+      // no item deltas again (routed: it sends the ones it made the first time, in case they never reached the
+      // log); it is still ranked and answered, as on the live path.
       const source = sources[i]!;
       const learnedUser = this.timed('learn', () => learnEventOnce(this.deps.learner, view, event, negatives.get(event)!, source));
+      sends.push(null);
       if (!learnedUser) {
         this.deps.instruments.learningSkipped();
-        const again = routed ? this.unsentDeltas.get(source) : undefined;
-        if (again) learned.push(again);
-      } else if (routed) learned.push({ source, deltas: view.itemDeltasSince(deltasBefore) });
+        if (routed) {
+          const again = this.unsentDeltas.get(source);
+          if (again) sends[i] = again;
+          else owed.push(i);
+        }
+      } else if (routed) {
+        sends[i] = { source, deltas: view.itemDeltasSince(deltasBefore) };
+        learnedUsers.add(event.userId);
+      }
       const user = learnedUser ?? view.user(event.userId)!;
       const rec = this.rankingEnabled ? await this.rank(view, event, user, receivedAt, results.teacherCases) : null;
       if (rec) {
@@ -250,6 +261,9 @@ export class BatchProcessor {
         results.eventTimesMs.push(event.timestampMs);
       }
     }
+    if (owed.length > 0) await this.recoverSends(interactions, sources, owed, sends);
+    const learned = sends.filter((s): s is LearnedDeltas => s !== null);
+    if (routed && this.deps.store.readOutboxes) keepOutboxes(view, interactions, sends, learnedUsers);
     // The store's durable write (Qdrant: write-through, `store/tiered`) completes here, inside process(): before
     // the runner sends this batch's outputs and commits its offsets.
     await this.timedAsync('commit', () => view.commit());
@@ -262,6 +276,44 @@ export class BatchProcessor {
     };
     if (!settleLater) await settle(true);
     return { ...results, itemDeltas: routed ? routeItemDeltas(learned) : [], settle };
+  }
+
+  /**
+   * Routed: the deltas of held events this process has no memory of (a new process, after a crash between the
+   * users' write and the send), from their users' outboxes, one read for the batch. An event its user's outbox
+   * does not hold was published with a later write of that user: nothing is owed.
+   */
+  private async recoverSends(
+    interactions: readonly Interaction[],
+    sources: readonly SourcePosition[],
+    owed: readonly number[],
+    sends: (LearnedDeltas | null)[],
+  ): Promise<void> {
+    const store = this.deps.store;
+    if (!store.readOutboxes) return;
+    const outboxes = await this.timedAsync('commit', () => store.readOutboxes!([...new Set(owed.map((i) => interactions[i]!.userId))]));
+    const decoded = new Map<string, LearnedDeltas[]>();
+    for (const i of owed) {
+      const userId = interactions[i]!.userId;
+      const text = outboxes.get(userId);
+      if (text === undefined) continue;
+      if (!decoded.has(userId)) decoded.set(userId, this.decodeOutbox(text));
+      const entry = outboxEntry(decoded.get(userId)!, sources[i]!);
+      if (entry) {
+        sends[i] = entry;
+        this.deps.instruments.itemDeltasResent();
+      }
+    }
+  }
+
+  /** An outbox this version cannot read counts as a failed stage and as empty: it must not stop the partition. */
+  private decodeOutbox(text: string): LearnedDeltas[] {
+    try {
+      return decodeOutbox(text);
+    } catch (err) {
+      this.deps.instruments.stageFailed('commit', errorCode(err));
+      return [];
+    }
   }
 
   /** Loads every profile the batch will learn from, in two round trips, and draws the negatives. */
@@ -386,6 +438,22 @@ export class BatchProcessor {
       this.deps.instruments.stageDuration(stage, (performance.now() - start) / 1000);
     }
   }
+}
+
+/**
+ * Routed, on a store that keeps outboxes: each user this batch writes carries every delta its events send
+ * (learned or re-sent), so a crash before the send loses none of them (`stages/item-deltas/outbox.ts`).
+ */
+function keepOutboxes(view: StoreView, interactions: readonly Interaction[], sends: readonly (LearnedDeltas | null)[], written: ReadonlySet<string>): void {
+  const byUser = new Map<string, LearnedDeltas[]>();
+  sends.forEach((send, i) => {
+    const userId = interactions[i]!.userId;
+    if (send === null || !written.has(userId)) return;
+    const list = byUser.get(userId);
+    if (list) list.push(send);
+    else byUser.set(userId, [send]);
+  });
+  for (const [userId, entries] of byUser) view.putUser({ ...view.user(userId)!, outbox: encodeOutbox(entries) });
 }
 
 function batchHint(events: readonly Interaction[]): BatchHint {

@@ -38,6 +38,14 @@ export interface UserProfile {
    * (`learnEventOnce`) skips an event at or below it and raises it with each event it learns.
    */
   readonly learned?: LearnedPositions;
+  /**
+   * Routed item writes (`stages/item-deltas`): the item changes that the events of this state's write made,
+   * encoded by the processor (`encodeOutbox`) and opaque to stores. Written with the state, so a crash between
+   * this write and their send to the item-deltas topic cannot lose them: a redelivered event that its user's
+   * state already holds sends them from here (`readOutboxes`). Kept by stores written per batch (the tiered
+   * store over Qdrant); never returned by `getUsers`.
+   */
+  readonly outbox?: string;
 }
 
 /**
@@ -136,6 +144,19 @@ export interface VectorStore {
    * stages' `StoreView.commit()` prefers it to `putUsers` + `applyItemDeltas` when present (`store/tiered`).
    */
   writeBatch?(users: readonly UserProfile[], deltas: readonly ItemDelta[]): Promise<void>;
+  /**
+   * Stores whose item states carry source positions (the tiered store): the positions each item's durable
+   * state holds (read again where this process may not hold the latest). The routed item writer drops changes
+   * at or below them, so a change applied before its writer crashed is not applied again.
+   */
+  itemPositions?(itemIds: readonly string[]): Promise<Map<string, LearnedPositions>>;
+  /**
+   * `applyItemDeltas` raising each item's positions to `positions` (per item and source partition, the highest
+   * offset among the changes applied) in the same point write: the item-side half of exactly-once routed writes.
+   */
+  applySourcedItemDeltas?(deltas: readonly ItemDelta[], positions: ReadonlyMap<string, LearnedPositions>): Promise<void>;
+  /** Stores that keep `UserProfile.outbox`: each user's as last written (users without one are absent). */
+  readOutboxes?(userIds: readonly string[]): Promise<Map<string, string>>;
   /**
    * Requests sent to a remote store since it was created, retries included (in-process stores: 0). The
    * processor reports the difference over a batch as `starstream_store_round_trips_per_batch`.

@@ -82,6 +82,11 @@ class FakeApiError extends Error {
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
+/** Qdrant's `with_payload: { exclude: [...] }` selector. */
+function isExclude(selector: unknown): selector is { exclude: string[] } {
+  return typeof selector === 'object' && selector !== null && Array.isArray((selector as { exclude?: unknown }).exclude);
+}
+
 class FakeQdrant {
   readonly collections = new Map<string, FakeCollection>();
   readonly calls: { method: string; collection: string; args: any }[] = [];
@@ -224,7 +229,9 @@ class FakeQdrant {
         ? p.payload
         : Array.isArray(withPayload)
           ? Object.fromEntries(withPayload.filter((k) => k in p.payload).map((k) => [k, p.payload[k]]))
-          : undefined;
+          : isExclude(withPayload)
+            ? Object.fromEntries(Object.entries(p.payload).filter(([k]) => !withPayload.exclude.includes(k)))
+            : undefined;
     return wire({ id, payload, vector: withVector ? Array.from(p.vector) : undefined });
   }
 

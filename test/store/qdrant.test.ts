@@ -146,6 +146,30 @@ describe('qdrant adapter on a real server', { skip }, () => {
       );
       await store.close();
     }));
+
+  it('a user\'s outbox is stored with it, read by readOutboxes alone, and replaced by the next write', () =>
+    withPrefix(async (prefix) => {
+      const store = createQdrantStore({ config: config(prefix, 4) });
+      await store.init();
+      const user = (userId: string, outbox?: string) => ({
+        userId,
+        vector: Float32Array.from([1, 0, 0, 0]),
+        recentItems: [],
+        interactionCount: 1,
+        consumed: new Uint8Array(8),
+        firstSeenMs: 0,
+        lastSeenMs: 0,
+        ...(outbox !== undefined ? { outbox } : {}),
+      });
+      await store.putUsers([user('u1', 'first'), user('u2')]);
+      assert.deepEqual(await store.readOutboxes(['u1', 'u2', 'nobody']), new Map([['u1', 'first']]));
+      assert.equal((await store.getUsers(['u1'])).get('u1')!.outbox, undefined, 'left out of every other read');
+      await store.putUsers([user('u1', 'second')]);
+      assert.deepEqual(await store.readOutboxes(['u1']), new Map([['u1', 'second']]));
+      await store.putUsers([user('u1')]);
+      assert.deepEqual(await store.readOutboxes(['u1']), new Map(), 'a write without one clears it');
+      await store.close();
+    }));
 });
 
 describe('qdrant adapter: what a call costs the client against what it costs the server', { skip }, () => {

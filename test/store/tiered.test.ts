@@ -60,6 +60,7 @@ function failingDurable(inner: QdrantStore): DurableTier & { failing: FailMode; 
     init: () => inner.init(),
     getUsers: (ids: readonly string[]) => inner.getUsers(ids),
     getItems: (ids: readonly string[]) => inner.getItems(ids),
+    readOutboxes: (ids: readonly string[]) => inner.readOutboxes(ids),
     putUsers: (users: readonly UserProfile[]) => (fails('users') ? fail('putUsers') : inner.putUsers(users)),
     putItems: (items: readonly ItemProfile[], vectors?: Parameters<QdrantStore['putItems']>[1]) => (fails('items') ? fail('putItems') : inner.putItems(items, vectors)),
     putItemMetadata: (items: Parameters<QdrantStore['putItemMetadata']>[0]) => inner.putItemMetadata(items),

@@ -1,6 +1,6 @@
 import { isSighting } from '../../store/item-merge.ts';
 import type { SourcePosition } from '../../domain/events.ts';
-import type { ItemDelta, VectorStore } from '../../store/port.ts';
+import { sourceKey, type ItemDelta, type VectorStore } from '../../store/port.ts';
 
 /**
  * Item-delta routing: one writer per item in a shared store (`store.itemWrites = routed`).
@@ -29,18 +29,30 @@ import type { ItemDelta, VectorStore } from '../../store/port.ts';
  * that both see a new item before the writer has created it both send an `initialVector`; the first applied
  * seeds the item and the other's vector step is added to it (`item-merge.ts`).
  *
- * Duplicates (at-least-once): a change is identified by its source (interactions topic, partition, offset) and
- * item. A change is re-sent when a processor's batch is redelivered after its deltas were produced but before
- * its offsets committed, and re-read when a writer fails after `applyItemDeltas` but before its commit. The
- * writer remembers the ids of the last `dedupeWindow` changes it applied and skips repeats, which covers
- * redeliveries while one writer holds the partition. Repeats it cannot see (the writer itself crashed, or the
- * partition moved to another instance, between applying and committing) are applied twice: the item's
- * `interactionCount`, popularity and co-occurrence then over-count by the repeated changes (at most one
- * consumed batch per failure) and the vector takes the repeated SGD steps once more; `recentUsers` and
- * first/last seen are idempotent. None of this breaks an invariant: counts feed log-scaled ranking features,
- * where one batch is noise; the counts are not an exact ledger. Exactly-once would need the applied offsets
- * stored atomically with each item, which the store port does not offer.
+ * Duplicates (at-least-once delivery, exactly-once effect): a change is identified by its source (interactions
+ * topic, partition, offset) and item. A change is re-sent when a processor's batch is redelivered after its
+ * deltas were produced but before its offsets committed, and re-read when a writer fails after applying but
+ * before its commit. On a store that keeps source positions with each item (the tiered store over Qdrant:
+ * `itemPositions`, `applySourcedItemDeltas`), every item point carries, per source partition, the highest
+ * offset whose change it holds, written in the same point as the state: a change at or below it is dropped,
+ * whichever process applied it and whenever it crashed. Changes of one source partition reach an item in
+ * offset order (one producer per source partition, sending batch after batch; the item's record key picks one
+ * item-deltas partition), so this is exact. Besides, the writer remembers the ids of the last `dedupeWindow`
+ * changes it applied, which covers stores without positions while one writer holds the partition.
+ *
+ * Lost changes: the processor writes its users (durable, with their positions) before it sends the batch's
+ * deltas. A crash between the two leaves users that hold events whose deltas never reached the log; the
+ * redelivered events are not learned again, so they send the deltas they made the first time instead: from
+ * memory after a failed publish (`UnsentDeltas`), or from the user's `outbox` (written with the user, read by
+ * `readOutboxes`) in a new process. See `outbox.ts`.
  */
+
+/** Raises `positions[itemId][key]` to `offset`. */
+function raise(positions: Map<string, Map<string, number>>, itemId: string, key: string, offset: number): void {
+  let ofItem = positions.get(itemId);
+  if (!ofItem) positions.set(itemId, (ofItem = new Map()));
+  if (offset > (ofItem.get(key) ?? -1)) ofItem.set(key, offset);
+}
 
 /** One change to an item, with the interaction that produced it. */
 export interface SourcedChange {
@@ -371,23 +383,35 @@ export class ItemDeltaWriter {
    * batch is applied in full.
    */
   async write(messages: readonly ItemDeltaMessage[]): Promise<ItemDeltaWrite> {
+    const store = this.store;
+    // A store that keeps positions with each item says what its durable states hold: the exact de-duplication.
+    const sourced = store.itemPositions && store.applySourcedItemDeltas ? store : null;
+    const held = sourced ? await sourced.itemPositions!(messages.map((m) => m.itemId)) : null;
+    const positions = new Map<string, Map<string, number>>();
     const fresh: ItemDelta[] = [];
     const ids: string[] = [];
     const inBatch = new Set<string>();
     let changes = 0;
     for (const message of messages) {
       const messageIds = changeIds(message);
+      const key = sourceKey(message.sourceTopic, message.sourcePartition);
+      const heldOffset = held?.get(message.itemId)?.get(key) ?? -1;
       message.changes.forEach((change, i) => {
         changes++;
         const id = messageIds[i]!;
-        if (this.recent.has(id) || inBatch.has(id)) return;
+        const offset = Number(change.sourceOffset);
+        if (offset <= heldOffset || this.recent.has(id) || inBatch.has(id)) return;
         inBatch.add(id);
         ids.push(id);
         fresh.push(change.delta);
+        raise(positions, message.itemId, key, offset);
       });
     }
     const merged = mergeItemDeltas(fresh);
-    if (merged.length > 0) await this.store.applyItemDeltas(merged);
+    if (merged.length > 0) {
+      if (sourced) await sourced.applySourcedItemDeltas!(merged, positions);
+      else await store.applyItemDeltas(merged);
+    }
     for (const id of ids) this.recent.add(id);
     return { changes, duplicates: changes - fresh.length, applied: merged.length };
   }

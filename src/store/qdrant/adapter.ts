@@ -21,6 +21,7 @@ import { PointsRest } from './points-rest.ts';
 import { KeyedLock } from '../../util/keyed-lock.ts';
 import {
   ID_KEY,
+  OUTBOX_KEY,
   itemToPoint,
   payloadId,
   pointId,
@@ -173,8 +174,19 @@ export class QdrantStore implements VectorStore, DurableTier {
   async getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>> {
     this.checkReady('getUsers');
     return this.track(
-      this.fetch(this.usersCollection, userIds, true, (p) => pointToUser(p, this.config.dimension)),
+      // The outbox is read only when a redelivery needs it (`readOutboxes`): every other read leaves its bytes.
+      this.fetch(this.usersCollection, userIds, true, (p) => pointToUser(p, this.config.dimension), { exclude: [OUTBOX_KEY] }),
     );
+  }
+
+  async readOutboxes(userIds: readonly string[]): Promise<Map<string, string>> {
+    this.checkReady('readOutboxes');
+    const read = await this.track(
+      this.fetch(this.usersCollection, userIds, false, (p) => p.payload?.[OUTBOX_KEY], [ID_KEY, OUTBOX_KEY]),
+    );
+    const out = new Map<string, string>();
+    for (const [id, outbox] of read) if (typeof outbox === 'string') out.set(id, outbox);
+    return out;
   }
 
   async getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>> {
@@ -406,13 +418,14 @@ export class QdrantStore implements VectorStore, DurableTier {
     ids: readonly string[],
     withVector: boolean,
     decode: (point: Schemas['Record']) => T,
+    payload: true | string[] | { exclude: string[] } = withVector ? true : [ID_KEY],
   ): Promise<Map<string, T>> {
     const out = new Map<string, T>();
     for (const chunk of chunks([...new Set(ids)], this.config.qdrant.maxBatchPoints)) {
       const points = await this.call('retrieve', collection, () =>
         this.api.retrieve(collection, {
           ids: chunk.map(pointId),
-          with_payload: withVector ? true : [ID_KEY],
+          with_payload: payload,
           with_vector: withVector,
         }),
       );

@@ -22,7 +22,9 @@ import type { ItemProfile, LearnedPositions, TimedId, UserProfile } from '../por
  *   `lastSeenMs`;
  * - both, when written by the tiered store (`LearnedPositions`): `learnedSources[]` (`topic:partition`) and
  *   `learnedOffsets[]`, the highest offset per source partition whose learning the point holds; absent on
- *   points written without positions (read as none).
+ *   points written without positions (read as none);
+ * - users written with routed item writes: `outbox`, the item changes of the write's events (opaque text,
+ *   `UserProfile.outbox`), excluded from user reads and read by `readOutboxes` alone.
  */
 
 export const PAYLOAD_VERSION = 1;
@@ -30,6 +32,8 @@ export const PAYLOAD_VERSION = 1;
 /** Payload keys that carry an index, with their Qdrant index type. */
 export const ID_KEY = 'id';
 export const POPULARITY_KEY = 'popularityLongLog';
+/** A user's `outbox` (routed item writes): read only by `readOutboxes`, left out of every other read. */
+export const OUTBOX_KEY = 'outbox';
 
 /** Namespace of starstream's name-based point ids (a fixed random UUID; changing it orphans every point). */
 export const POINT_ID_NAMESPACE = '6f1c3a52-8e0b-4d5e-9b7a-2c4d8e1f0a93';
@@ -91,6 +95,7 @@ export function userToPoint(user: UserProfile, historyLength: number): PointStru
       firstSeenMs: user.firstSeenMs,
       lastSeenMs: user.lastSeenMs,
       ...learnedPayload(user.learned),
+      ...(user.outbox !== undefined ? { [OUTBOX_KEY]: user.outbox } : {}),
     },
   };
 }

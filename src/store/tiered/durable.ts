@@ -22,6 +22,8 @@ export interface DurableTier {
   init(): Promise<void>;
   getUsers(userIds: readonly string[]): Promise<Map<string, UserProfile>>;
   getItems(itemIds: readonly string[]): Promise<Map<string, ItemProfile>>;
+  /** The users' `outbox`es as last written (`UserProfile.outbox`); `getUsers` leaves them out. */
+  readOutboxes(userIds: readonly string[]): Promise<Map<string, string>>;
   /** Whole user states, the last of an id winning; acknowledged = durable and visible to every reader. */
   putUsers(users: readonly UserProfile[]): Promise<void>;
   /**

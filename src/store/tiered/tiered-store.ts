@@ -249,6 +249,42 @@ export class TieredStore implements VectorStore {
     return this.writeBatch([], deltas);
   }
 
+  /** Routed item writes: the deltas, each item's positions raised to `positions` in the same point write. */
+  async applySourcedItemDeltas(deltas: readonly ItemDelta[], positions: ReadonlyMap<string, LearnedPositions>): Promise<void> {
+    await this.writeBatch([], deltas, positions);
+  }
+
+  /**
+   * The positions each item's durable state holds: from this process's book where it wrote or read the item in
+   * the current ownership epoch (it is the item's single writer), else read from Qdrant now.
+   */
+  async itemPositions(itemIds: readonly string[]): Promise<Map<string, LearnedPositions>> {
+    const ids = [...new Set(itemIds)];
+    const epoch = this.epoch;
+    return this.track(
+      this.items.lock.run(ids, async () => {
+        const out = new Map<string, LearnedPositions>();
+        const unverified: string[] = [];
+        for (const id of ids) {
+          if (this.items.pinnedAbsent.has(id)) continue;
+          if (this.items.has(id) && this.items.book.get(id)?.epoch === epoch) {
+            const held = this.positions.item(id);
+            if (held) out.set(id, held);
+          } else unverified.push(id);
+        }
+        if (unverified.length > 0) {
+          for (const [id, item] of await this.durable.getItems(unverified)) if (item.learned) out.set(id, item.learned);
+        }
+        return out;
+      }),
+    );
+  }
+
+  /** The users' outboxes as Qdrant holds them (`UserProfile.outbox`): read only for a redelivery. */
+  readOutboxes(userIds: readonly string[]): Promise<Map<string, string>> {
+    return this.track(this.durable.readOutboxes(userIds));
+  }
+
   /**
    * One batch's users (whole profiles) and item deltas: new states computed from the hot tier without changing
    * it, both written through to Qdrant (one request per collection, concurrently), and swapped into the hot
@@ -256,7 +292,7 @@ export class TieredStore implements VectorStore {
    * pinned (see `pin`), so the redelivered batch is learned from exactly them and writes the same whole states
    * again, overwriting whatever half of the failed batch Qdrant did take.
    */
-  async writeBatch(users: readonly UserProfile[], deltas: readonly ItemDelta[]): Promise<void> {
+  async writeBatch(users: readonly UserProfile[], deltas: readonly ItemDelta[], itemPositions?: ReadonlyMap<string, LearnedPositions>): Promise<void> {
     const latest = new Map<string, UserProfile>();
     for (const user of users) {
       validateVector(user.vector, this.options.limits.dimension, `user ${JSON.stringify(user.userId)} vector`);
@@ -270,7 +306,7 @@ export class TieredStore implements VectorStore {
     // Users' keys first, then items': every caller claims in this order, so waits cannot form a cycle.
     await this.track(
       this.users.lock.run(latest.keys(), () =>
-        this.items.lock.run(byItem.keys(), () => this.writeLocked(latest, byItem, epoch)),
+        this.items.lock.run(byItem.keys(), () => this.writeLocked(latest, byItem, epoch, itemPositions)),
       ),
     );
   }
@@ -565,9 +601,10 @@ export class TieredStore implements VectorStore {
     users: ReadonlyMap<string, UserProfile>,
     byItem: ReadonlyMap<string, readonly ItemDelta[]>,
     epoch: number,
+    itemPositions: ReadonlyMap<string, LearnedPositions> | undefined,
   ): Promise<void> {
     const bases = byItem.size > 0 ? await this.itemBases([...byItem.keys()], epoch) : new Map<string, ItemProfile | undefined>();
-    const items = this.foldItems(byItem, bases);
+    const items = this.foldItems(byItem, bases, itemPositions);
     const results = await Promise.allSettled([
       users.size > 0 ? this.durable.putUsers([...users.values()]) : undefined,
       items.length > 0 ? this.durable.putItems(items) : undefined,
@@ -584,13 +621,23 @@ export class TieredStore implements VectorStore {
     this.installWritten(this.items, items.map((item) => [item.itemId, item] as const), epoch);
   }
 
-  /** Each item cloned once from its base, the call's deltas folded in (`item-merge.ts`). */
-  private foldItems(byItem: ReadonlyMap<string, readonly ItemDelta[]>, bases: ReadonlyMap<string, ItemProfile | undefined>): ItemProfile[] {
+  /**
+   * Each item cloned once from its base, the call's deltas folded in (`item-merge.ts`), carrying the positions
+   * its base holds (a base read from Qdrant brings its own; a held one's are in the book), raised to
+   * `itemPositions` when the caller gives them (routed writes).
+   */
+  private foldItems(
+    byItem: ReadonlyMap<string, readonly ItemDelta[]>,
+    bases: ReadonlyMap<string, ItemProfile | undefined>,
+    itemPositions: ReadonlyMap<string, LearnedPositions> | undefined,
+  ): ItemProfile[] {
     const items: ItemProfile[] = [];
     for (const [itemId, deltas] of byItem) {
-      const item = cloneItem(bases.get(itemId), itemId, this.options.limits.dimension);
+      const base = bases.get(itemId);
+      const item = cloneItem(base, itemId, this.options.limits.dimension);
       for (const delta of deltas) applyValidItemDelta(item, delta, this.options.limits);
-      items.push(item);
+      const held = base === undefined ? undefined : (base.learned ?? this.positions.item(itemId));
+      items.push(withLearned(item, raised(held, itemPositions?.get(itemId) ?? NO_POSITIONS)));
     }
     return items;
   }
@@ -683,6 +730,8 @@ export class TieredStore implements VectorStore {
     return promise;
   }
 }
+
+const NO_POSITIONS: ReadonlyMap<string, number> = new Map();
 
 function groupByItem(deltas: readonly ItemDelta[]): Map<string, ItemDelta[]> {
   const byItem = new Map<string, ItemDelta[]>();
