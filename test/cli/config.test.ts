@@ -58,7 +58,8 @@ const OPTIONAL_FIELDS = [
 
 /**
  * Optional sections (unset by default, so the defaults cannot show their fields): a minimal valid value, from
- * which the leaves and the defaults of the section's fields are read. Its required fields, and its optional ones without a default, show none.
+ * which the leaves and the defaults of the section's fields are read. Its required fields, and its optional
+ * ones without a default, show none.
  */
 const MINIMAL_SECTIONS: ConfigInput = {
   experiment: { name: 'e', salt: 's', arms: [{ name: 'a', scorer: { kind: 'baseline' }, share: 0.5 }, { name: 'b', scorer: { kind: 'online' }, share: 0.5 }] },
