@@ -1,4 +1,5 @@
 import type { Interaction } from '../src/domain/events.ts';
+import type { Pipeline } from '../src/main.ts';
 
 /**
  * Polls `check` until it returns a truthy value or the deadline passes; tests wait with this, never with sleeps.
@@ -28,4 +29,17 @@ export function uniqueName(prefix: string): string {
 /** The i-th event of a tiny world (3 users, 5 items, a millisecond apart from `startMs`) for pipeline tests. */
 export function tinyWorldEvent(i: number, startMs: number): Interaction {
   return { eventId: `e${i}`, userId: `u${i % 3}`, itemId: `i${i % 5}`, type: 'view', value: null, timestampMs: startMs + i, context: {} };
+}
+
+/** Stops an in-process pipeline the way `starstream run` does: runner, scorers (an experiment's last look), store. */
+export async function closePipeline(pipeline: Pipeline): Promise<void> {
+  await pipeline.runner.stop();
+  await pipeline.scorers.close();
+  await pipeline.engine.store.close();
+}
+
+/** Starts `pipeline` unless it runs already, and waits until it has processed `expected` records. */
+export async function runUntil(pipeline: Pipeline, expected: number, timeoutMs = 120_000): Promise<void> {
+  if (pipeline.runner.status === 'created') await pipeline.runner.start();
+  await eventually(() => pipeline.runner.processedRecords >= expected, timeoutMs);
 }

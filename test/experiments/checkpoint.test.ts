@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/logging/logger.ts';
 import { buildPipeline, type Pipeline } from '../../src/main.ts';
 import { checkpointMeta } from '../../src/store/embedded/checkpoint.ts';
 import { decodeSnapshot } from '../../src/store/embedded/state/snapshot.ts';
-import { eventually, uniqueName } from '../helpers.ts';
+import { closePipeline, eventually, runUntil, uniqueName } from '../helpers.ts';
 import { baselineVsBlend } from './helpers.ts';
 
 /**
@@ -44,17 +44,6 @@ function config(path: string, groupId: string): Config {
       experiment,
     },
   });
-}
-
-async function close(pipeline: Pipeline): Promise<void> {
-  await pipeline.runner.stop();
-  await pipeline.scorers.close();
-  await pipeline.engine.store.close();
-}
-
-async function runUntil(pipeline: Pipeline, expected: number): Promise<void> {
-  if (pipeline.runner.status === 'created') await pipeline.runner.start();
-  await eventually(() => pipeline.runner.processedRecords >= expected, 120_000);
 }
 
 function produce(log: EventLog, pipeline: Pipeline, slice: readonly Interaction[]): Promise<unknown> {
@@ -91,7 +80,7 @@ describe('experiment counts in the checkpoint', () => {
     }, 120_000).then((bytes) => bytes!);
     await produce(log, first, events.slice(half));
     await runUntil(first, N);
-    await close(first);
+    await closePipeline(first);
     await eventually(() => lists[0]!.size >= N, 60_000);
     const ahead = readLatestReport(experiment.stateDir, experiment.name)!;
     assert.ok(ahead.outcomes > 0);
@@ -104,7 +93,7 @@ describe('experiment counts in the checkpoint', () => {
     const second = await buildPipeline(config(path, groupId), { logger, log });
     await runUntil(second, N - position);
     await eventually(() => lists[1]!.size >= N - position, 60_000);
-    await close(second);
+    await closePipeline(second);
     await sink.stop();
     await sinking;
     await log.close();

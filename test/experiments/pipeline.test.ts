@@ -18,8 +18,8 @@ import { assignArm } from '../../src/experiments/assign.ts';
 import { compileExperiment } from '../../src/experiments/definition.ts';
 import { readLatestReport } from '../../src/experiments/runtime.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
-import { buildPipeline, type Pipeline } from '../../src/main.ts';
-import { eventually, uniqueName } from '../helpers.ts';
+import { buildPipeline } from '../../src/main.ts';
+import { closePipeline, eventually, uniqueName } from '../helpers.ts';
 import { brokers, createTestTopics, pipelineEnv, stopOwnBroker, testEventLog } from '../pipeline/kafka/harness.ts';
 import { tempRegistry } from '../star/helpers.ts';
 import { baselineVsBlend, baselineVsStar } from './helpers.ts';
@@ -86,12 +86,6 @@ function experimentOverrides(experiment: ExperimentSection): ConfigInput {
   };
 }
 
-async function close(pipeline: Pipeline): Promise<void> {
-  await pipeline.runner.stop();
-  await pipeline.scorers.close();
-  await pipeline.engine.store.close();
-}
-
 /** Counter values by arm, from a registry. */
 async function counter(registry: Registry, name: string): Promise<Map<string, number>> {
   const metric = registry.getSingleMetric(name);
@@ -132,7 +126,7 @@ async function runAndRecount(t: TestContext, scenario: Scenario): Promise<void> 
     await produceInteractions(log, topics.interactions, events.slice(0, HALF), engine.codecs, framing, NO_MALFORMED);
     await eventually(() => first.runner.processedRecords >= HALF, 300_000);
     await eventually(() => recs.size >= HALF, 120_000);
-    await close(first);
+    await closePipeline(first);
 
     // The restart: a new pipeline on the same log and group, the experiment's state read back from its folder.
     const second = await buildPipeline(config, { logger, log, registry: registries[1]! });
@@ -140,7 +134,7 @@ async function runAndRecount(t: TestContext, scenario: Scenario): Promise<void> 
     await produceInteractions(log, topics.interactions, events.slice(HALF), engine.codecs, framing, NO_MALFORMED);
     await eventually(() => second.runner.processedRecords >= events.length - HALF, 300_000);
     await eventually(() => recs.size >= events.length, 120_000);
-    await close(second);
+    await closePipeline(second);
   } finally {
     await sink.stop();
     await sinking;

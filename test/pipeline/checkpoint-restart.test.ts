@@ -15,7 +15,7 @@ import { buildPipeline, type Pipeline } from '../../src/main.ts';
 import { checkpointMeta } from '../../src/store/embedded/checkpoint.ts';
 import { decodeSnapshot } from '../../src/store/embedded/state/snapshot.ts';
 import type { ItemProfile, UserProfile } from '../../src/store/port.ts';
-import { eventually, uniqueName } from '../helpers.ts';
+import { closePipeline, eventually, runUntil, uniqueName } from '../helpers.ts';
 
 /**
  * Issue 16, "checkpoints that hold state and offsets together", on the embedded log: a pipeline checkpoints
@@ -56,16 +56,9 @@ async function finalState(pipeline: Pipeline): Promise<FinalState> {
   return { counts: await store.counts(), users: await store.getUsers(userIds), items: await store.getItems(itemIds) };
 }
 
-async function close(pipeline: Pipeline): Promise<void> {
-  await pipeline.runner.stop();
-  await pipeline.scorers.close();
-  await pipeline.engine.store.close();
-}
-
-/** Starts a pipeline and waits until it has processed `expected` records. */
-async function runUntil(pipeline: Pipeline, expected: number): Promise<void> {
-  if (pipeline.runner.status === 'created') await pipeline.runner.start();
-  await eventually(() => pipeline.runner.processedRecords >= expected, 120_000);
+/** Starts a pipeline and waits until it has processed `expected` records, and not one more. */
+async function runExactly(pipeline: Pipeline, expected: number): Promise<void> {
+  await runUntil(pipeline, expected);
   assert.equal(pipeline.runner.processedRecords, expected);
 }
 
@@ -81,9 +74,9 @@ function cleanState(): Promise<FinalState> {
     const cleanLog = createEmbeddedEventLog(config(undefined, 'x').eventLog, logger);
     const a = await buildPipeline(config(undefined, uniqueName('clean')), { logger, log: cleanLog });
     await produce(cleanLog, a, events);
-    await runUntil(a, N);
+    await runExactly(a, N);
     const state = await finalState(a);
-    await close(a);
+    await closePipeline(a);
     await cleanLog.close();
     return state;
   })();
@@ -106,7 +99,7 @@ describe('embedded checkpoints: a restart from a mid-run checkpoint ends in the 
     // The crash point: a checkpoint written while half the stream is in (a copy; the run overwrites the file).
     const half = 1_400;
     await produce(log, first, events.slice(0, half));
-    await runUntil(first, half);
+    await runExactly(first, half);
     // The first checkpoint (at 0) is written before anything is consumed; wait for a periodic one past it.
     const interactionsAt = (bytes: Buffer): number =>
       Number(checkpointMeta(decodeSnapshot(bytes, path).header.meta)?.positions[first.topics.interactions]?.[0] ?? 0);
@@ -115,8 +108,8 @@ describe('embedded checkpoints: a restart from a mid-run checkpoint ends in the 
       return bytes && interactionsAt(bytes) > 0 ? bytes : null;
     }, 120_000).then((bytes) => bytes!);
     await produce(log, first, events.slice(half));
-    await runUntil(first, N);
-    await close(first);
+    await runExactly(first, N);
+    await closePipeline(first);
     const meta = checkpointMeta(decodeSnapshot(saved, path).header.meta)!;
     const position = Number(meta.positions[first.topics.interactions]?.[0]);
     assert.ok(position > 0 && position <= half && position % 100 === 0, `mid-run checkpoint at ${position}, after a batch of 100`);
@@ -124,9 +117,9 @@ describe('embedded checkpoints: a restart from a mid-run checkpoint ends in the 
     writeFileSync(path, saved);
 
     const second = await buildPipeline(config(path, groupId), { logger, log });
-    await runUntil(second, N - position);
+    await runExactly(second, N - position);
     restarted = await finalState(second);
-    await close(second);
+    await closePipeline(second);
     await log.close();
   });
 
@@ -175,21 +168,21 @@ describe('embedded checkpoints: a crash before the first periodic checkpoint res
     await first.runner.start();
     // Written and synced before start() resolved, before the first batch.
     assert.equal(existsSync(path), true, 'the first checkpoint is on disk once the runner has started');
-    await runUntil(first, half);
+    await runExactly(first, half);
     // The crash point: the group has committed `half` records, and the file is still the first checkpoint.
     const saved = readFileSync(path);
     const meta = checkpointMeta(decodeSnapshot(saved, path).header.meta)!;
     assert.deepEqual(meta.positions[first.topics.interactions], { 0: '0' }, 'the first checkpoint is at the start of the topic');
     assert.deepEqual(meta.positions[first.topics.items], { 0: '0' });
     await produce(log, first, events.slice(half));
-    await runUntil(first, N);
-    await close(first);
+    await runExactly(first, N);
+    await closePipeline(first);
     writeFileSync(path, saved);
 
     const second = await buildPipeline(config(path, groupId, rare), { logger, log });
-    await runUntil(second, N);
+    await runExactly(second, N);
     const restarted = await finalState(second);
-    await close(second);
+    await closePipeline(second);
     await log.close();
 
     assert.deepEqual(restarted.counts, clean.counts);
