@@ -297,7 +297,7 @@ export class BatchProcessor {
       const userId = interactions[i]!.userId;
       const text = outboxes.get(userId);
       if (text === undefined) continue;
-      if (!decoded.has(userId)) decoded.set(userId, this.decodeOutbox(text));
+      if (!decoded.has(userId)) decoded.set(userId, this.decodeOutboxOrEmpty(text));
       const entry = outboxEntry(decoded.get(userId)!, sources[i]!);
       if (entry) {
         sends[i] = entry;
@@ -307,7 +307,7 @@ export class BatchProcessor {
   }
 
   /** An outbox this version cannot read counts as a failed stage and as empty: it must not stop the partition. */
-  private decodeOutbox(text: string): LearnedDeltas[] {
+  private decodeOutboxOrEmpty(text: string): LearnedDeltas[] {
     try {
       return decodeOutbox(text);
     } catch (err) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -13,9 +13,8 @@ import type { EventLog } from '../../src/eventlog/port.ts';
 import { readLatestReport } from '../../src/experiments/runtime.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
 import { buildPipeline, type Pipeline } from '../../src/main.ts';
-import { checkpointMeta } from '../../src/store/embedded/checkpoint.ts';
-import { decodeSnapshot } from '../../src/store/embedded/state/snapshot.ts';
 import { closePipeline, eventually, runUntil, uniqueName } from '../helpers.ts';
+import { checkpointPastStart, checkpointPosition } from '../store/checkpoint-file.ts';
 import { baselineVsBlend } from './helpers.ts';
 
 /**
@@ -72,12 +71,7 @@ describe('experiment counts in the checkpoint', () => {
     const half = 1_000;
     await produce(log, first, events.slice(0, half));
     await runUntil(first, half);
-    const interactionsAt = (bytes: Buffer): number =>
-      Number(checkpointMeta(decodeSnapshot(bytes, path).header.meta)?.positions[topics.interactions]?.[0] ?? 0);
-    const saved = await eventually(() => {
-      const bytes = existsSync(path) ? readFileSync(path) : null;
-      return bytes && interactionsAt(bytes) > 0 ? bytes : null;
-    }, 120_000).then((bytes) => bytes!);
+    const saved = await checkpointPastStart(path, topics.interactions);
     await produce(log, first, events.slice(half));
     await runUntil(first, N);
     await closePipeline(first);
@@ -86,7 +80,7 @@ describe('experiment counts in the checkpoint', () => {
     assert.ok(ahead.outcomes > 0);
 
     // The crash: the state on disk is the mid-run checkpoint; state.json and the group's offsets are ahead of it.
-    const position = interactionsAt(saved);
+    const position = checkpointPosition(path, topics.interactions, saved)!;
     assert.ok(position > 0 && position < N, `mid-run checkpoint at ${position}`);
     writeFileSync(path, saved);
     phase = 1;

@@ -15,7 +15,8 @@ import { buildPipeline, type Pipeline } from '../../src/main.ts';
 import { checkpointMeta } from '../../src/store/embedded/checkpoint.ts';
 import { decodeSnapshot } from '../../src/store/embedded/state/snapshot.ts';
 import type { ItemProfile, UserProfile } from '../../src/store/port.ts';
-import { closePipeline, eventually, runUntil, uniqueName } from '../helpers.ts';
+import { closePipeline, runUntil, uniqueName } from '../helpers.ts';
+import { checkpointPastStart, checkpointPosition } from '../store/checkpoint-file.ts';
 
 /**
  * Issue 16, "checkpoints that hold state and offsets together", on the embedded log: a pipeline checkpoints
@@ -101,17 +102,11 @@ describe('embedded checkpoints: a restart from a mid-run checkpoint ends in the 
     await produce(log, first, events.slice(0, half));
     await runExactly(first, half);
     // The first checkpoint (at 0) is written before anything is consumed; wait for a periodic one past it.
-    const interactionsAt = (bytes: Buffer): number =>
-      Number(checkpointMeta(decodeSnapshot(bytes, path).header.meta)?.positions[first.topics.interactions]?.[0] ?? 0);
-    const saved = await eventually(() => {
-      const bytes = existsSync(path) ? readFileSync(path) : null;
-      return bytes && interactionsAt(bytes) > 0 ? bytes : null;
-    }, 120_000).then((bytes) => bytes!);
+    const saved = await checkpointPastStart(path, first.topics.interactions);
     await produce(log, first, events.slice(half));
     await runExactly(first, N);
     await closePipeline(first);
-    const meta = checkpointMeta(decodeSnapshot(saved, path).header.meta)!;
-    const position = Number(meta.positions[first.topics.interactions]?.[0]);
+    const position = checkpointPosition(path, first.topics.interactions, saved)!;
     assert.ok(position > 0 && position <= half && position % 100 === 0, `mid-run checkpoint at ${position}, after a batch of 100`);
     // The group committed all N; the state on disk is the checkpoint's.
     writeFileSync(path, saved);

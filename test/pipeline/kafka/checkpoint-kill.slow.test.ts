@@ -12,7 +12,7 @@
  * the same order. CHECKPOINT_KILL_EVENTS (default 6000) events; CHECKPOINT_KILL_SEED picks the kill point.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
@@ -24,11 +24,10 @@ import type { Interaction } from '../../../src/domain/events.ts';
 import { createEmbeddedEventLog } from '../../../src/eventlog/embedded/log.ts';
 import { silentLogger } from '../../../src/logging/logger.ts';
 import { buildPipeline } from '../../../src/main.ts';
-import { checkpointMeta } from '../../../src/store/embedded/checkpoint.ts';
 import { EmbeddedStore } from '../../../src/store/embedded/index.ts';
-import { decodeSnapshot } from '../../../src/store/embedded/state/snapshot.ts';
 import type { ItemProfile, UserProfile, VectorStore } from '../../../src/store/port.ts';
 import { eventually, uniqueName } from '../../helpers.ts';
+import { checkpointPosition } from '../../store/checkpoint-file.ts';
 import {
   anyExited,
   brokers,
@@ -93,15 +92,6 @@ async function cleanRun(): Promise<State> {
   }
 }
 
-function checkpointPosition(path: string, topic: string): number | null {
-  try {
-    const meta = checkpointMeta(decodeSnapshot(readFileSync(path), path).header.meta);
-    const at = meta?.positions[topic]?.[0];
-    return at === undefined ? null : Number(at);
-  } catch {
-    return null;
-  }
-}
 
 let clean: Promise<State> | null = null;
 

@@ -154,6 +154,7 @@ async function cleanRun(t: TestContext, mode: Mode) {
     const store = pipeline.engine.store;
     return comparableState(await store.getUsers(userIds), await store.getItems(itemIds));
   } finally {
+    // Stopping again is a no-op after a clean run; it matters when a wait above failed.
     await pipeline.runner.stop();
     await pipeline.scorers.close();
     await pipeline.engine.store.close();
