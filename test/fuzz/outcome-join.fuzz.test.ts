@@ -99,11 +99,15 @@ function run(w: World): { outcomes: Map<string, CaseOutcome | 'unjoinable'>; cas
   const next = w.partitions.map(() => 0);
   const delivered = new Set<string>();
   let nextCase = 0;
+  // The cases' watermark: one partition, read in order, so the last case read.
+  let caseMark = Number.NEGATIVE_INFINITY;
   const deliverCase = (): boolean => {
     const item = cases[nextCase];
     if (!item || !delivered.has(item.trigger.eventId)) return false;
     nextCase++;
     take(join.addCase(item.c));
+    caseMark = item.c.atMs;
+    take(join.advance(Number.NEGATIVE_INFINITY, caseMark));
     return true;
   };
   const deliver = (p: number): boolean => {
@@ -115,7 +119,7 @@ function run(w: World): { outcomes: Map<string, CaseOutcome | 'unjoinable'>; cas
     // The watermark: every partition has been read up to its last delivered event (none: nothing yet).
     const marks = w.partitions.map((part, i) => (next[i]! === 0 ? Number.NEGATIVE_INFINITY : next[i]! >= part.length ? Number.POSITIVE_INFINITY : part[next[i]! - 1]!.timestampMs));
     const mark = Math.min(...marks);
-    if (Number.isFinite(mark)) take(join.advance(mark));
+    if (Number.isFinite(mark)) take(join.advance(mark, caseMark));
     return true;
   };
   const prompt = w.schedule.length === 0;

@@ -28,7 +28,8 @@ export type OutcomeJournalEntry =
   | { readonly t: 'case'; readonly case: TeacherCase }
   | { readonly t: 'seen'; readonly seen: SeenInteraction }
   | { readonly t: 'done'; readonly caseId: string; readonly atMs: number }
-  | { readonly t: 'watermark'; readonly atMs: number }
+  /** The interactions' watermark and, when known, the cases' (absent in journals written before it was kept). */
+  | { readonly t: 'watermark'; readonly atMs: number; readonly casesAtMs?: number }
   /** The buffer forgot interactions up to `atMs` (of one user, or of all when `userId` is null). */
   | { readonly t: 'forgotten'; readonly userId: string | null; readonly atMs: number };
 
@@ -73,7 +74,7 @@ export class DurableOutcomeJoin {
         else if (e.t === 'seen') state.restoreSeen(e.seen);
         else if (e.t === 'done') state.restoreDone(e.caseId, e.atMs);
         else if (e.t === 'forgotten') state.restoreForgotten(e.userId, e.atMs);
-        else state.advance(e.atMs);
+        else state.advance(e.atMs, e.casesAtMs);
       },
       { ...(options.onTornTail ? { onTornTail: options.onTornTail } : {}), ...(options.fs ? { fs: options.fs } : {}) },
     );
@@ -107,11 +108,11 @@ export class DurableOutcomeJoin {
     return this.finish(result, entries);
   }
 
-  /** Moves the watermark (e.g. `Infinity` at the end of a finite replay expires everything pending). */
-  async advance(watermarkMs: number): Promise<JoinResult> {
-    const result = this.join.advance(watermarkMs);
+  /** Moves the watermarks (`OutcomeJoin.advance`; `Infinity` at the end of a finite replay expires everything pending). */
+  async advance(watermarkMs: number, caseWatermarkMs?: number): Promise<JoinResult> {
+    const result = this.join.advance(watermarkMs, caseWatermarkMs);
     // JSON has no Infinity: an unbounded advance is recorded by its resolutions only.
-    const entries: OutcomeJournalEntry[] = Number.isFinite(watermarkMs) ? [{ t: 'watermark', atMs: watermarkMs }] : [];
+    const entries: OutcomeJournalEntry[] = Number.isFinite(watermarkMs) ? [watermarkEntry(watermarkMs, this.join.caseWatermarkMs)] : [];
     return this.finish(result, [...entries, ...doneEntries(result)]);
   }
 
@@ -142,7 +143,7 @@ export class DurableOutcomeJoin {
     const out: OutcomeJournalEntry[] = [];
     const seen = this.join.bufferedInteractions().sort((a, b) => a.atMs - b.atMs);
     for (const s of seen) out.push({ t: 'seen', seen: s });
-    if (Number.isFinite(this.join.watermarkMs)) out.push({ t: 'watermark', atMs: this.join.watermarkMs });
+    if (Number.isFinite(this.join.watermarkMs)) out.push(watermarkEntry(this.join.watermarkMs, this.join.caseWatermarkMs));
     const forgotten = this.join.forgotten();
     if (Number.isFinite(forgotten.allUsersUpToMs)) out.push({ t: 'forgotten', userId: null, atMs: forgotten.allUsersUpToMs });
     for (const [userId, atMs] of forgotten.perUser) out.push({ t: 'forgotten', userId, atMs });
@@ -150,6 +151,10 @@ export class DurableOutcomeJoin {
     for (const c of this.join.pendingCases()) out.push({ t: 'case', case: c });
     return out;
   }
+}
+
+function watermarkEntry(atMs: number, casesAtMs: number): OutcomeJournalEntry {
+  return Number.isFinite(casesAtMs) ? { t: 'watermark', atMs, casesAtMs } : { t: 'watermark', atMs };
 }
 
 function doneEntries(r: JoinResult): OutcomeJournalEntry[] {

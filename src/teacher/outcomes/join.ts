@@ -61,7 +61,7 @@ export class OutcomeJoin {
   /** Interactions at or before this were pruned from every buffer. */
   private prunedUpTo = Number.NEGATIVE_INFINITY;
   private watermark = Number.NEGATIVE_INFINITY;
-  /** The latest case time seen: buffered interactions are kept until the cases have caught up with them. */
+  /** Event time up to which every case has been read: buffered interactions are kept until the cases catch up. */
   private caseWatermark = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: OutcomeJoinOptions) {}
@@ -69,6 +69,11 @@ export class OutcomeJoin {
   /** Event time up to which every interaction has been observed (see `advance`). */
   get watermarkMs(): number {
     return this.watermark;
+  }
+
+  /** Event time up to which every case has been read (see `advance`). */
+  get caseWatermarkMs(): number {
+    return this.caseWatermark;
   }
 
   get pendingCount(): number {
@@ -100,7 +105,6 @@ export class OutcomeJoin {
   addCase(c: TeacherCase): JoinResult {
     const result: JoinResult = { labelled: [], unjoinable: [] };
     if (this.isKnown(c.caseId)) return result;
-    this.caseWatermark = Math.max(this.caseWatermark, c.atMs);
     const userId = c.user.userId;
     const forgotten = Math.max(this.prunedUpTo, this.evictedUpTo.get(userId) ?? Number.NEGATIVE_INFINITY);
     if (forgotten > c.atMs) {
@@ -140,14 +144,17 @@ export class OutcomeJoin {
   }
 
   /**
-   * Moves the watermark: the event time up to which every interaction has been observed. The feeder decides
-   * it, because only it knows the partitions (the worker takes the minimum over the partitions it reads, so a
-   * partition read behind the others does not expire its users' cases). The end of a finite replay is
-   * `advance(Infinity)`: everything pending expires. The watermark never moves back.
+   * Moves the watermarks: the event time up to which every interaction has been observed, and the one up to
+   * which every case has been read (only that one lets the buffer forget: a case behind it could still need
+   * what it holds). The feeder decides both, because only it knows the partitions (the worker takes the
+   * minimum over the partitions of each topic, so a partition read behind the others neither expires its
+   * users' cases nor lets the buffer forget what its cases need). The end of a finite replay is
+   * `advance(Infinity)`: everything pending expires. Neither watermark moves back.
    */
-  advance(watermarkMs: number): JoinResult {
+  advance(watermarkMs: number, caseWatermarkMs = Number.NEGATIVE_INFINITY): JoinResult {
     const result: JoinResult = { labelled: [], unjoinable: [] };
     this.watermark = Math.max(this.watermark, watermarkMs);
+    this.caseWatermark = Math.max(this.caseWatermark, caseWatermarkMs);
     this.expireDue(result);
     this.prune();
     return result;
@@ -158,7 +165,6 @@ export class OutcomeJoin {
    * entry led to (`done` after the case it resolved). Only `./journal.ts` replay should call these.
    */
   restoreCase(c: TeacherCase): void {
-    this.caseWatermark = Math.max(this.caseWatermark, c.atMs);
     if (this.isKnown(c.caseId)) return;
     this.pending.set(c.caseId, c);
     let ids = this.pendingByUser.get(c.user.userId);
@@ -176,7 +182,6 @@ export class OutcomeJoin {
   }
 
   restoreDone(caseId: string, atMs: number): void {
-    this.caseWatermark = Math.max(this.caseWatermark, atMs);
     const c = this.pending.get(caseId);
     if (c) this.resolve(c);
     else this.resolved.set(caseId, atMs);
@@ -229,8 +234,9 @@ export class OutcomeJoin {
   /**
    * Drops what no case can need any more: interactions and resolved ids older than horizon + lateness behind
    * both the interactions and the cases. Behind the cases too, because the join may read the interactions
-   * topic far ahead of the cases topic (a replay, a pipeline that lags): until the first case arrives nothing
-   * is pruned, and the buffer is bounded by `maxBufferedPerUser` alone.
+   * topic far ahead of the cases topic (a replay, a pipeline that lags): until the case watermark moves nothing
+   * is pruned, and the buffer is bounded by `maxBufferedPerUser` alone. The case watermark is the feeder's
+   * (see `advance`), not the latest case seen: cases from a partition read behind the others are still to come.
    */
   private prune(): void {
     const limit = Math.min(this.watermark, this.caseWatermark) - this.options.horizonMs - this.options.allowedLatenessMs;

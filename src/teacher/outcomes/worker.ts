@@ -6,6 +6,7 @@ import type { Interaction } from '../../domain/events.ts';
 import type { TeacherCase } from '../../domain/teacher.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { DurableOutcomeJoin } from './durable.ts';
+import { PartitionWatermark } from './watermark.ts';
 
 /**
  * Feeds the outcome join from the log: one consumer (group `<groupId>`) on the teacher-cases and the
@@ -16,10 +17,14 @@ import type { DurableOutcomeJoin } from './durable.ts';
  * Batches of the two topics (and of several partitions) may be handled concurrently by the consumer; the
  * join is one state machine, so calls go through a queue in arrival order.
  *
- * The watermark is the minimum over the interactions partitions seen so far of each one's latest event time,
- * so a partition read behind the others does not expire its users' cases. A partition that has not
- * delivered anything yet does not hold it back (it may have no data at all), and an idle one does: its
- * users' cases expire only when it moves again or at `advance(Infinity)`.
+ * Two watermarks (`PartitionWatermark`), each the minimum over a topic's partitions of their latest event
+ * times. The interactions' expires cases: a partition read behind the others does not expire its users'
+ * cases; one that has not delivered anything yet does not hold it back (it may have no data at all), and an
+ * idle one does: its users' cases expire only when it moves again or at `advance(Infinity)`. The cases' lets
+ * the join forget buffered interactions: every partition of the teacher-cases topic holds it back, those that
+ * have delivered nothing yet too when the log can list them (`EventLog.startPositions`), because a case read
+ * late from a slow partition still needs the interactions after it. A cases partition that never gets a case
+ * keeps the buffer to `maxBufferedPerUser` per user.
  *
  * A record that cannot be decoded is not the join's to repair: the pipeline already dead-lettered a bad
  * interaction, and a bad case means a writer bug. It is skipped, logged with its position and code, and
@@ -43,8 +48,9 @@ export class OutcomeWorker {
   private run: Promise<void> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | null = null;
-  /** Latest interaction time per interactions partition; the watermark is their minimum. */
-  private readonly partitionTimes = new Map<number, number>();
+  private readonly interactionMarks = new PartitionWatermark();
+  private readonly caseMarks = new PartitionWatermark();
+  private casePartitionsListed = false;
   /** Records of each topic applied to the join (and journaled) since start. */
   casesRead = 0;
   interactionsRead = 0;
@@ -82,7 +88,7 @@ export class OutcomeWorker {
    * calls it with Infinity once every interaction is read: what still waits will never be labelled.
    */
   async advance(watermarkMs: number): Promise<void> {
-    await this.serial(() => this.deps.join.advance(watermarkMs));
+    await this.serial(() => this.deps.join.advance(watermarkMs, this.caseMarks.ms));
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -94,12 +100,14 @@ export class OutcomeWorker {
   private async handle(batch: ConsumedBatch): Promise<void> {
     const d = this.deps;
     if (batch.topic === d.topics.teacherCases) {
+      await this.listCasePartitions();
       const cases: TeacherCase[] = [];
       for (const record of batch.records) {
         const c = await this.decode(() => d.framing.decode(d.codecs.teacherCase, record.value, record.headers), record);
         if (c) cases.push(c);
       }
       await d.join.addCases(cases);
+      this.caseMarks.update(batch.partition, cases.map((c) => c.atMs));
       this.casesRead += batch.records.length;
     } else {
       const events: Interaction[] = [];
@@ -108,12 +116,19 @@ export class OutcomeWorker {
         if (e) events.push(e);
       }
       await d.join.observe(events);
-      let latest = this.partitionTimes.get(batch.partition) ?? Number.NEGATIVE_INFINITY;
-      for (const e of events) latest = Math.max(latest, e.timestampMs);
-      this.partitionTimes.set(batch.partition, latest);
-      await d.join.advance(Math.min(...this.partitionTimes.values()));
+      this.interactionMarks.update(batch.partition, events.map((e) => e.timestampMs));
       this.interactionsRead += batch.records.length;
     }
+    await d.join.advance(this.interactionMarks.ms, this.caseMarks.ms);
+  }
+
+  /** Once: the teacher-cases partitions the log has, so that one not read yet holds the case watermark. */
+  private async listCasePartitions(): Promise<void> {
+    if (this.casePartitionsListed) return;
+    const d = this.deps;
+    const positions = await d.log.startPositions?.({ groupId: d.groupId, topics: [d.topics.teacherCases], fromBeginning: true });
+    this.caseMarks.expect(Object.keys(positions?.[d.topics.teacherCases] ?? {}).map(Number));
+    this.casePartitionsListed = true;
   }
 
   private async decode<T>(fn: () => Promise<T>, record: ConsumedBatch['records'][number]): Promise<T | null> {

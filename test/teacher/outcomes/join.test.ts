@@ -76,6 +76,21 @@ describe('OutcomeJoin', () => {
     assert.equal((ok.labelled[0]!.outcome as { nextItemId: string }).nextItemId, 'i3');
   });
 
+  it('forgets buffered interactions only behind the case watermark the feeder gives, not the newest case seen', () => {
+    const join = new OutcomeJoin(OPTIONS);
+    join.observe(event('u1', 'next', T0 + MIN));
+    join.observe(event('u2', 'x', T0 + 100 * MIN));
+    join.addCase(teacherCase('u2', T0 + 90 * MIN, ['x']));
+    // Interactions are read far ahead, but a cases partition is still at T0: nothing the cases need is forgotten.
+    join.advance(T0 + 100 * MIN, T0);
+    const r = join.addCase(teacherCase('u1', T0, ['next']));
+    assert.deepEqual(r.labelled[0]!.outcome, { status: 'observed', nextItemId: 'next', observedAtMs: T0 + MIN, studentRank: 1 });
+    // Once every cases partition is past T0 + 90 min, what is older than horizon + lateness behind it goes.
+    join.advance(T0 + 100 * MIN, T0 + 90 * MIN);
+    assert.equal(join.addCase(teacherCase('u1', T0 + MIN / 2)).unjoinable.length, 1);
+    assert.equal(join.caseWatermarkMs, T0 + 90 * MIN);
+  });
+
   it('a re-delivered case or interaction changes nothing', () => {
     const join = new OutcomeJoin(OPTIONS);
     const c = teacherCase('u1', T0);
@@ -130,6 +145,19 @@ describe('DurableOutcomeJoin (journal)', () => {
     assert.deepEqual(await third.addCases([teacherCase('u1', T0, ['a', 'b'])]), { labelled: [], unjoinable: [] });
     assert.deepEqual((await third.advance(Number.POSITIVE_INFINITY)).labelled.map((l) => [l.case.user.userId, l.outcome.status]), [['u2', 'expired']]);
     await third.close();
+  });
+
+  it('restart: the case watermark comes back from the journal, so the restarted join forgets what the first would', async () => {
+    const dir = await tempDir();
+    const first = await open(dir);
+    await first.observe([event('u1', 'next', T0 + MIN), event('u1', 'late', T0 + 100 * MIN)]);
+    await first.advance(T0 + 100 * MIN, T0 + 90 * MIN);
+    await first.close();
+    const second = await open(dir);
+    assert.equal(second.join.caseWatermarkMs, T0 + 90 * MIN);
+    assert.equal(second.join.forgotten().allUsersUpToMs, T0 + 59 * MIN);
+    assert.equal((await second.addCases([teacherCase('u1', T0)])).unjoinable.length, 1, 'its next interaction was forgotten');
+    await second.close();
   });
 
   it('compaction keeps only what is pending, atomically, and a restart after it sees the same state', async () => {
