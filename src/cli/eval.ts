@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Interaction, Item } from '../domain/events.ts';
 import { DEFAULT_HARNESS_OPTIONS, runHarness, type HarnessOptions, type HarnessSystem } from '../eval/harness.ts';
+import { PAPER_DEEPEST_HR } from '../eval/lists.ts';
 import { replayConfig, replayEngine } from '../eval/replay.ts';
 import { buildReport, reportSvg, reportTables, type EvalReport } from '../eval/report.ts';
 import { cooccurrenceScorer, embeddingScorer, loadStarScorer, popularityScorer, onlineBlendScorer } from '../eval/systems.ts';
@@ -69,8 +70,10 @@ export async function runEval(
     { name: 'item-cf', scorer: cooccurrenceScorer() },
     { name: 'embeddings', scorer: embeddingScorer() },
     { name: 'baseline', scorer: createBaselineScorer() },
-    // The baseline's blend learning online from each case's next one (`src/star/online/`), fresh per run.
-    { name: 'online', scorer: onlineBlendScorer() },
+    // The baseline's blend learning online from each case's next one (`src/star/online/`), fresh per run, one
+    // per protocol: each learns from the lists it is shown, and its guard judges hits at the cut-off its
+    // protocol reports (top 10 of the stream's candidates; top 5 of the paper's 20, where top 10 is half the list).
+    { name: 'online', scorer: onlineBlendScorer({ k: DEFAULT_HARNESS_OPTIONS.streaming.k }), paperScorer: onlineBlendScorer({ k: PAPER_DEEPEST_HR }) },
   ];
   for (const { name, dir } of options.star ?? []) {
     systems.push({ name: `STAR ${name}`, scorer: await loadStarScorer(dir), source: dir });
@@ -129,7 +132,7 @@ export async function runEval(
     progress.finish(dataset.events.length, lastStatus);
     return buildReport(result, { dataset: { name: dataset.name, items: dataset.items.length }, engineSeed: config.embeddings.seed, options: harnessOptions, systems });
   } finally {
-    await Promise.all(systems.map((s) => s.scorer.close()));
+    await Promise.all(systems.flatMap((s) => [s.scorer, s.paperScorer]).map((scorer) => scorer?.close()));
     if (model && !options.model) await model.close();
     await store.close();
   }

@@ -33,6 +33,12 @@ export interface HarnessSystem {
   /** Row name in the report, e.g. `popularity`, `STAR stage-2`. */
   readonly name: string;
   readonly scorer: Scorer;
+  /**
+   * The paper protocol's scorer, when it must not be `scorer`: a system that learns from the lists it scores
+   * (the online blend) gets one per protocol, because the paper protocol's lists (the true item and uniform
+   * negatives) and the stream's candidate sets are different worlds, and what one teaches misleads the other.
+   */
+  readonly paperScorer?: Scorer;
   /** Where it came from (a model directory), recorded in the report. */
   readonly source?: string;
 }
@@ -133,8 +139,8 @@ export async function runHarness(
   const state = new ReplayState(rng.fork('cases'));
   const view = new StoreView(engine.store, engine.mergeItem);
   const sentences = systems.some((s) => s.scorer.readsSentences) ? engine.templates : null;
-  const streamingBatch = new Batch(systems, so.k, options.batchLists);
-  const paperBatch = new Batch(systems, po.candidates, options.batchLists);
+  const streamingBatch = new Batch(systems.map((s) => s.scorer), so.k, options.batchLists);
+  const paperBatch = new Batch(systems.map((s) => s.paperScorer ?? s.scorer), po.candidates, options.batchLists);
   const skipped = { repeat: 0, fewItems: 0 };
   const teacher = options.teacher;
   const sampler = teacher ? new TeacherSampler(teacher.budgetMs, rng.fork('teacher')) : null;
@@ -212,11 +218,11 @@ class Batch {
   private pending: LabelledCase[] = [];
 
   constructor(
-    private readonly systems: readonly HarnessSystem[],
+    private readonly scorers: readonly Scorer[],
     private readonly depth: number,
     private readonly size: number,
   ) {
-    this.ranks = systems.map(() => []);
+    this.ranks = scorers.map(() => []);
   }
 
   async add(labelled: LabelledCase, tags: CaseTags): Promise<void> {
@@ -229,8 +235,8 @@ class Batch {
     const cases = this.pending;
     this.pending = [];
     if (cases.length === 0) return;
-    for (let s = 0; s < this.systems.length; s++) {
-      const ranks = await rankCases(this.systems[s]!.scorer, cases, this.depth, cases.length);
+    for (let s = 0; s < this.scorers.length; s++) {
+      const ranks = await rankCases(this.scorers[s]!, cases, this.depth, cases.length);
       this.ranks[s]!.push(...ranks);
     }
   }

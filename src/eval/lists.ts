@@ -27,6 +27,9 @@ export async function rankCases(scorer: Scorer, cases: readonly LabelledCase[], 
   return ranks;
 }
 
+/** The deepest hit rate the paper's protocol reports (HR@1/3/5). */
+export const PAPER_DEEPEST_HR = 5;
+
 /** The paper's protocol over ranks within short lists. */
 export interface PaperMetrics {
   readonly cases: number;

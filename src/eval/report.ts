@@ -49,7 +49,8 @@ export interface EvalReport {
     };
   };
   readonly slices: { readonly rules: SliceRules; readonly definitions: Record<string, string> };
-  readonly systems: readonly { readonly name: string; readonly version: string; readonly source: string | null }[];
+  /** `paperVersion`: the paper protocol's own scorer's, for a system that has one (`HarnessSystem.paperScorer`). */
+  readonly systems: readonly { readonly name: string; readonly version: string; readonly paperVersion?: string; readonly source: string | null }[];
   readonly teacher: {
     readonly version: string;
     readonly budgetSeconds: number;
@@ -115,7 +116,7 @@ export function buildReport(result: HarnessResult, ctx: ReportContext): EvalRepo
       },
     },
     slices: { rules: options.slices, definitions: SLICE_DEFINITIONS(options.slices) },
-    systems: systems.map((s) => ({ name: s.name, version: s.scorer.modelVersion, source: s.source ?? null })),
+    systems: systems.map((s) => ({ name: s.name, version: s.scorer.modelVersion, ...(s.paperScorer ? { paperVersion: s.paperScorer.modelVersion } : {}), source: s.source ?? null })),
     teacher: teacher
       ? {
           version: teacher.version,
