@@ -53,7 +53,7 @@ export async function openArmScorers(
         const scorer = createBaselineScorer();
         sources.set(arm.name, () => scorer);
       } else if (ref.kind === 'online') {
-        const scorer = createOnlineScorer(onlineBlendOptions(config.ranking.online), { logger: log.child({ arm: arm.name }) });
+        const scorer = createOnlineScorer(onlineBlendOptions(config.ranking), { logger: log.child({ arm: arm.name }) });
         owned.push(scorer);
         sources.set(arm.name, () => scorer);
       } else {

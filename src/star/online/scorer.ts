@@ -433,9 +433,11 @@ class WeightHistory {
   }
 }
 
-/** `ranking.online` as the scorer's options. */
-export function onlineBlendOptions(o: Config['ranking']['online']): Partial<OnlineBlendOptions> {
+/** `ranking.online` as the scorer's options; the guard's hit is "in the published top K" (`ranking.topK`). */
+export function onlineBlendOptions(ranking: Pick<Config['ranking'], 'online' | 'topK'>): Partial<OnlineBlendOptions> {
+  const o = ranking.online;
   return {
+    k: ranking.topK,
     loss: o.loss,
     learningRate: o.learningRate,
     l2: o.l2,

@@ -20,7 +20,7 @@ export async function openScorerHandle(
 ): Promise<ScorerHandle> {
   const r = config.ranking;
   if (r.scorer === 'online') {
-    return staticScorerHandle(createOnlineScorer(onlineBlendOptions(r.online), { logger: logger.child({ component: 'online-blend' }) }));
+    return staticScorerHandle(createOnlineScorer(onlineBlendOptions(r), { logger: logger.child({ component: 'online-blend' }) }));
   }
   if (r.scorer !== 'star' || !r.modelDir) {
     if (r.scorer === 'star') logger.warn({ code: 'STAR_NOT_CONFIGURED' }, 'ranking.scorer is star but ranking.modelDir is unset: the baseline ranker serves');

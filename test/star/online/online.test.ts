@@ -6,7 +6,8 @@ import type { CollaborativeEvidence, EvidenceFeatures, ScoringCase } from '../..
 import { createLogger } from '../../../src/logging/logger.ts';
 import { baselineScore, DEFAULT_BASELINE_WEIGHTS } from '../../../src/star/baseline/scorer.ts';
 import { BLEND, decide, WindowedHitRates } from '../../../src/star/online/guard.ts';
-import { createOnlineScorer, ONLINE_BLEND_VERSION, type GuardChange, type OnlineBlendScorer } from '../../../src/star/online/scorer.ts';
+import { createOnlineScorer, onlineBlendOptions, ONLINE_BLEND_VERSION, type GuardChange, type OnlineBlendScorer } from '../../../src/star/online/scorer.ts';
+import { loadConfig } from '../../../src/config/load.ts';
 import { ONLINE_TERMS, startWeights, TERM_COUNT, termsInto } from '../../../src/star/online/terms.ts';
 
 const CANDIDATES = 30;
@@ -230,5 +231,15 @@ describe('online blend: the guard', () => {
     assert.equal(w.total, 6);
     assert.equal(w.rate(0), 0);
     assert.equal(w.rate(1), 1);
+  });
+});
+
+describe('online blend: configuration', () => {
+  it('judges hits at the published list\'s length (ranking.topK) and takes ranking.online as it is', () => {
+    const ranking = loadConfig({ overrides: { ranking: { topK: 5, online: { learningRate: 0.01, guardWindow: 500 } } } }).ranking;
+    const options = onlineBlendOptions(ranking);
+    assert.equal(options.k, 5);
+    assert.equal(options.learningRate, 0.01);
+    assert.equal(options.guard?.window, 500);
   });
 });
