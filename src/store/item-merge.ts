@@ -6,8 +6,10 @@ import type { ItemDelta, ItemMetadata, ItemProfile, TimedId } from './port.ts';
  * The one definition of how an `ItemDelta` changes an `ItemProfile`, used by every store adapter so that
  * item semantics cannot drift between the embedded store and Qdrant.
  *
- * Every rule commutes, so deltas for one item may be folded in any order (and several deltas of one call
- * coalesced into one write) with the same result:
+ * Every rule commutes but one, so deltas for one item may be folded in any order (and several deltas of one
+ * call coalesced into one write) with the same result; the exception is where the co-occurrence cut falls,
+ * which depends on the order the maps come in (writers keep the log's order, and never sum two deltas' maps:
+ * `mergeItemDeltas`):
  *
  * - vector: `initialVector` seeds a new item (or one known only from its catalogue record, see
  *   `isUnseenItem`); `vectorDelta` is added element-wise. Two deltas that both carry an `initialVector` for a
@@ -259,13 +261,22 @@ export function mergeCounts(
 /**
  * `mergeCounts` in place, for an owned map. Eviction is batched: the map may grow to `limit` + `limit/4`
  * before it is cut back to the `limit` largest in one sort, since a scan for the smallest entry on every new
- * key dominated learning. Readers therefore see up to `1.25 × limit` entries.
+ * key dominated learning. Readers therefore see up to `1.25 × limit` entries. The cut is checked after each
+ * new key, as the embedded store's typed lists do (`CooccurrenceLists.add`), so both cut a list at the same
+ * key of a delta and an item that moves between them (the tiered store's hot and cold sides) ends the same.
  */
 function addCounts(sum: Map<string, number>, added: ReadonlyMap<string, number>, self: string, limit: number): void {
+  const most = limit + Math.floor(limit / 4);
   for (const [id, count] of added) {
-    if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
+    if (id === self || !(count > 0)) continue;
+    const held = sum.get(id);
+    sum.set(id, (held ?? 0) + count);
+    if (held === undefined && sum.size > most) cutCounts(sum, limit);
   }
-  if (sum.size <= limit + Math.floor(limit / 4)) return;
+}
+
+/** Keeps the `limit` largest counts; among equal counts the smaller id. */
+function cutCounts(sum: Map<string, number>, limit: number): void {
   const kept = [...sum].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0])).slice(0, limit);
   sum.clear();
   for (const [id, count] of kept) sum.set(id, count);

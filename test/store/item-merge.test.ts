@@ -3,13 +3,16 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { BadInputError } from '../../src/errors/index.ts';
 import {
+  applyItemDelta,
   applyItemMetadata,
+  cloneItem,
   isUnseenItem,
   mergeCounts,
   mergeItemDelta,
   mergeRecent,
   type ItemMergeLimits,
 } from '../../src/store/item-merge.ts';
+import { CooccurrenceLists } from '../../src/store/embedded/state/cooccurrence.ts';
 import { EMPTY_LOG_SUM, logAddEvent } from '../../src/store/popularity.ts';
 import type { ItemDelta, ItemProfile } from '../../src/store/port.ts';
 
@@ -111,10 +114,12 @@ describe('mergeItemDelta', () => {
         ]),
       },
     ]);
+    // The cut is checked at each new key (limit 2: a third key cuts): z's arrival cuts x (1) out, so x comes
+    // back with the second delta's 2 alone, and the three-way tie at 2 keeps the smaller ids.
     assert.deepEqual(
       byCount(item.cooccurrence),
       [
-        ['x', 3],
+        ['x', 2],
         ['y', 2],
       ],
     );
@@ -135,6 +140,27 @@ describe('mergeItemDelta', () => {
         ['a', 1],
         ['b', 1],
       ],
+    );
+  });
+
+  it('cuts co-occurrence exactly as the embedded store\'s typed lists do, key by key (the tiered store mixes both)', () => {
+    const others = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+    const delta = fc.uniqueArray(fc.constantFrom(...others), { minLength: 1, maxLength: 5 });
+    fc.assert(
+      fc.property(fc.array(delta, { maxLength: 40 }), fc.integer({ min: 1, max: 6 }), (keys, limit) => {
+        const limits = { ...LIMITS, cooccurrenceLimit: limit };
+        const item = cloneItem(undefined, 'i', 3);
+        // Slot 0 is the item itself ('i'), as in the typed state; others by their index.
+        const lists = new CooccurrenceLists(limit, (x, y) => (others[x]! < others[y]! ? -1 : others[x]! > others[y]! ? 1 : 0));
+        for (const [k, ids] of keys.entries()) {
+          applyItemDelta(item, { itemId: 'i', atMs: k, cooccurrence: new Map(ids.map((id) => [id, 1])) }, limits);
+          for (const id of ids) lists.add(others.indexOf('i'), others.indexOf(id), 1);
+        }
+        const typed = new Map<string, number>();
+        for (let k = 0; k < lists.length(others.indexOf('i')); k++) typed.set(others[lists.keyAt(others.indexOf('i'), k)]!, lists.countAt(others.indexOf('i'), k));
+        assert.deepEqual(byCount(item.cooccurrence), byCount(typed));
+      }),
+      { numRuns: 300 },
     );
   });
 

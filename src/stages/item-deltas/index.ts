@@ -161,19 +161,20 @@ export function changeIds(message: ItemDeltaMessage): string[] {
 /** True when applying `b` right after `a` equals applying one merged delta (`mergeTwo`). */
 export function canMergeTwo(a: ItemDelta, b: ItemDelta): boolean {
   if (a.itemId !== b.itemId || a.atMs !== b.atMs) return false;
+  // Two co-occurrence maps summed would be cut once, where the pair applied in turn may cut between them.
+  if (a.cooccurrence && b.cooccurrence) return false;
   if (!a.seenBy || !b.seenBy) return true;
   return a.seenBy.id === b.seenBy.id && a.seenBy.atMs === b.seenBy.atMs;
 }
 
 /**
- * One delta with the effect of `a` then `b` (`canMergeTwo` must hold): vector steps, interactions and
- * co-occurrence counts added; `a`'s `initialVector` kept, since `b`'s could never apply (`a` is a sighting, so
- * after it the item is no longer unseen). Equal to applying both up to float rounding and the co-occurrence
- * cut (`item-merge.ts` trims the map at 1.25× its limit; merged counts are trimmed once).
+ * One delta with the effect of `a` then `b` (`canMergeTwo` must hold): vector steps and interactions added,
+ * the co-occurrence counts of the one that has them; `a`'s `initialVector` kept, since `b`'s could never apply
+ * (`a` is a sighting, so after it the item is no longer unseen). Equal to applying both up to float rounding.
  */
 export function mergeTwo(a: ItemDelta, b: ItemDelta): ItemDelta {
   const vectorDelta = addVectors(a.vectorDelta, b.vectorDelta);
-  const cooccurrence = addCounts(a.cooccurrence, b.cooccurrence);
+  const cooccurrence = a.cooccurrence ?? b.cooccurrence;
   const seenBy = a.seenBy ?? b.seenBy;
   const interactions = (a.interactions ?? 0) + (b.interactions ?? 0);
   return {
@@ -189,10 +190,14 @@ export function mergeTwo(a: ItemDelta, b: ItemDelta): ItemDelta {
 
 /**
  * Merges a sequence of deltas to the items they touch, in order, into fewer deltas with the same effect (up
- * to float rounding and the co-occurrence cut) when applied in the returned order. Per item:
+ * to float rounding) when applied in the returned order. Per item:
  *
- * - the item's first delta carries the sum of all its vector steps and co-occurrence counts: vector additions
- *   and count additions commute, and the first delta alone decides whether `initialVector` seeds the item;
+ * - the item's first delta carries the sum of all its vector steps: vector additions commute, and the first
+ *   delta alone decides whether `initialVector` seeds the item;
+ * - co-occurrence counts are never summed across deltas: each delta's map is applied in its turn, so the cut
+ *   (`item-merge.ts` trims a list at 1.25× its limit) falls where it falls for the deltas one by one, whatever
+ *   the batch boundaries. A sum cut once would make the kept list depend on where a batch ended, and a crash
+ *   moves batch boundaries (the writer's batches are whatever the log hands it);
  * - deltas that count (`interactions > 0` or a `seenBy`) keep their own event time, which popularity and the
  *   audience need; adjacent ones at the same time with a compatible `seenBy` are merged (`mergeTwo`);
  * - deltas left with nothing but an event time are dropped, except those that hold the batch's earliest and
@@ -225,13 +230,11 @@ function mergeFromSighting(deltas: readonly ItemDelta[]): ItemDelta[] {
   const first = deltas[0]!;
   if (deltas.length === 1) return [first];
   let vectorDelta: Float32Array | undefined;
-  let cooccurrence: Map<string, number> | undefined;
   // First/last seen move only with sightings (a sampled negative's vector-only delta is none).
   let minMs = Infinity;
   let maxMs = -Infinity;
   for (const d of deltas) {
     vectorDelta = addVectors(vectorDelta, d.vectorDelta);
-    cooccurrence = addCounts(cooccurrence, d.cooccurrence);
     if (!isSighting(d)) continue;
     minMs = Math.min(minMs, d.atMs);
     maxMs = Math.max(maxMs, d.atMs);
@@ -239,14 +242,14 @@ function mergeFromSighting(deltas: readonly ItemDelta[]): ItemDelta[] {
   const carrier: ItemDelta = {
     ...stripSums(first),
     ...(vectorDelta ? { vectorDelta } : {}),
-    ...(cooccurrence ? { cooccurrence } : {}),
+    ...(first.cooccurrence ? { cooccurrence: first.cooccurrence } : {}),
   };
   // Later `initialVector`s never apply: the carrier is a sighting, so the item is no longer unseen after it.
-  const counting = deltas
+  const rest = deltas
     .slice(1)
-    .filter(counts)
-    .map(({ initialVector: _i, ...d }) => stripSums(d));
-  const out = mergeSameTime([carrier, ...counting]);
+    .filter((d) => counts(d) || d.cooccurrence !== undefined)
+    .map(({ initialVector: _i, vectorDelta: _v, ...d }) => d);
+  const out = mergeSameTime([carrier, ...rest]);
   const covered = (ms: number): boolean => out.some((d) => d.atMs === ms && isSighting(d));
   if (minMs !== Infinity && !covered(minMs)) out.push({ itemId: first.itemId, atMs: minMs });
   if (maxMs !== -Infinity && !covered(maxMs)) out.push({ itemId: first.itemId, atMs: maxMs });
@@ -288,16 +291,6 @@ function addVectors(a: Float32Array | undefined, b: Float32Array | undefined): F
   if (!a) return Float32Array.from(b);
   const sum = Float32Array.from(a);
   for (let i = 0; i < sum.length; i++) sum[i]! += b[i] ?? 0;
-  return sum;
-}
-
-function addCounts(
-  a: ReadonlyMap<string, number> | undefined,
-  b: ReadonlyMap<string, number> | undefined,
-): Map<string, number> | undefined {
-  if (!b || b.size === 0) return a ? new Map(a) : undefined;
-  const sum = new Map(a ?? []);
-  for (const [id, n] of b) sum.set(id, (sum.get(id) ?? 0) + n);
   return sum;
 }
 

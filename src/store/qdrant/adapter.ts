@@ -45,8 +45,8 @@ import {
  * current points, fold the deltas in with `mergeItemDelta`, upsert the resulting points (`wait: true`, so the
  * next read sees them). Two writers doing that to the same item at once lose one of the updates. The scheme:
  *
- * 1. Deltas are commutative (`ItemDelta`, `item-merge.ts`), so all deltas of one `applyItemDeltas` call for the
- *    same item are coalesced into a single read and a single write, in any order.
+ * 1. All deltas of one `applyItemDeltas` call for the same item are coalesced into a single read and a single
+ *    write, folded in the order given (`item-merge.ts`: the co-occurrence cut is the one rule that depends on it).
  * 2. Inside one process, calls are serialized per item (`KeyedLock`): a call waits for earlier calls that share
  *    an item, so concurrent calls (the contract's 50 parallel calls on one item) lose nothing.
  * 3. Across processes there must be ONE writer per item. The pipeline guarantees it with

@@ -15,9 +15,9 @@
  *   time (a negative sighting moves it).
  *
  * One interactions partition, every event produced before the first child starts, so each run learns the
- * events in the same order; co-occurrence lists long enough never to be cut (on Qdrant a cut's place depends on
- * batch boundaries, which the kills move). KILL_MATRIX_EVENTS (default 12,000) events; KILL_MATRIX_SEED picks
- * the points.
+ * events in the same order; co-occurrence lists short enough (20, of 400 items) to be cut all the time, so a
+ * cut that fell by batch boundaries, which the kills move, would show. KILL_MATRIX_EVENTS (default 12,000)
+ * events; KILL_MATRIX_SEED picks the points.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -79,9 +79,10 @@ type Mode = 'embedded' | 'direct' | 'routed';
 function storeEnv(mode: Mode, where: string | undefined): Record<string, string> {
   const common = {
     STARSTREAM_STORE__DIMENSION: '8',
-    // Above the catalogue size: no co-occurrence list is ever cut. On Qdrant the cut keeps the largest counts of
-    // the deltas folded in one write, so where it falls depends on the batch boundaries, which the kills move.
-    STARSTREAM_STORE__COOCCURRENCE_LIMIT: '1000',
+    // Far below the catalogue (400 items): lists are cut all the time, and the cut must fall where a run that
+    // never crashed cuts them, whatever batch boundaries the kills move (the routed writer never sums
+    // co-occurrence counts across deltas, `mergeItemDeltas`).
+    STARSTREAM_STORE__COOCCURRENCE_LIMIT: '20',
   };
   if (mode === 'embedded') {
     return {

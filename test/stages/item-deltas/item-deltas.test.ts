@@ -19,8 +19,8 @@ import {
 } from '../../../src/store/item-merge.ts';
 import type { ItemDelta, ItemProfile, VectorStore } from '../../../src/store/port.ts';
 
-// No limit is reached in these tests (audience and co-occurrence cuts are the only lossy steps, and a merge
-// cuts once where the sequence cuts as it goes), so a merged batch must leave the same item as the sequence.
+// No audience limit is reached in these tests, so a merged batch must leave the same item as the sequence.
+// Co-occurrence lists are cut (`CUT_LIMITS`) in the tests that check the cut falls where the sequence's does.
 const LIMITS: ItemMergeLimits = {
   dimension: 3,
   itemAudienceLength: 1_000,
@@ -35,15 +35,19 @@ const v = (...xs: number[]) => Float32Array.from(xs);
 function fold(
   deltas: readonly ItemDelta[],
   start: ReadonlyMap<string, ItemProfile> = new Map(),
+  limits: ItemMergeLimits = LIMITS,
 ): Map<string, ItemProfile> {
   const items = new Map<string, ReturnType<typeof cloneItem>>();
   for (const d of deltas) {
     let item = items.get(d.itemId);
-    if (!item) items.set(d.itemId, (item = cloneItem(start.get(d.itemId), d.itemId, LIMITS.dimension)));
-    applyItemDelta(item, d, LIMITS);
+    if (!item) items.set(d.itemId, (item = cloneItem(start.get(d.itemId), d.itemId, limits.dimension)));
+    applyItemDelta(item, d, limits);
   }
   return items;
 }
+
+/** A co-occurrence limit of 4 (cut at 5): the property tests below cut lists all the time. */
+const CUT_LIMITS: ItemMergeLimits = { ...LIMITS, cooccurrenceLimit: 4 };
 
 function assertSameItem(actual: ItemProfile, expected: ItemProfile): void {
   const id = expected.itemId;
@@ -133,6 +137,34 @@ describe('mergeItemDeltas', () => {
     );
   });
 
+  it('cuts co-occurrence lists where the deltas one by one cut them, whatever the batch boundaries', () => {
+    const cooccurring = fc.record({
+      item: fc.constantFrom('a', 'b'),
+      others: fc.array(fc.constantFrom('o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7', 'o8'), { minLength: 1, maxLength: 3 }),
+      atMs: fc.integer({ min: 0, max: 3 }).map((s) => T0 + s * 1_000),
+      counting: fc.boolean(),
+    }).map(({ item, others, atMs, counting }): ItemDelta => ({
+      itemId: item,
+      atMs,
+      ...(counting ? { seenBy: { id: 'u', atMs }, interactions: 1 } : {}),
+      cooccurrence: new Map(others.map((o) => [o, 1])),
+    }));
+    fc.assert(
+      fc.property(fc.array(cooccurring, { maxLength: 60 }), fc.array(fc.nat(60), { maxLength: 4 }), (deltas, cuts) => {
+        const expected = fold(deltas, new Map(), CUT_LIMITS);
+        // The same deltas merged in batches that end anywhere, each folded into the state the last one left.
+        const bounds = [0, ...cuts.map((c) => Math.min(c, deltas.length)).sort((x, y) => x - y), deltas.length];
+        let state = new Map<string, ItemProfile>();
+        for (let b = 1; b < bounds.length; b++) {
+          const next = fold(mergeItemDeltas(deltas.slice(bounds[b - 1], bounds[b])), state, CUT_LIMITS);
+          state = new Map([...state, ...next]);
+        }
+        for (const [id, item] of expected) assert.deepEqual(new Map([...state.get(id)!.cooccurrence].sort()), new Map([...item.cooccurrence].sort()), `${id} cooccurrence`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('shrinks a learner-like batch to about one delta per interaction plus the seen-time bounds', () => {
     // 30 interactions on 3 items; each also makes 8 negative steps and 5 co-occurrence deltas.
     const deltas: ItemDelta[] = [];
@@ -158,7 +190,10 @@ describe('mergeItemDeltas', () => {
     }
     const merged = mergeItemDeltas(deltas);
     assert.equal(deltas.length, 30 * 14);
-    assert.ok(merged.length <= 30 + 3 * 3, `${merged.length} deltas after merging`);
+    // Co-occurrence maps are never summed (each cuts in its turn): at most one delta per co-occurrence delta.
+    const cooccurring = merged.filter((d) => d.cooccurrence !== undefined && !(d.interactions ?? 0));
+    assert.ok(cooccurring.length <= 30 * 5, `${cooccurring.length} co-occurrence deltas`);
+    assert.ok(merged.length - cooccurring.length <= 30 + 3 * 3, `${merged.length - cooccurring.length} other deltas after merging`);
     const expected = fold(deltas);
     const actual = fold(merged);
     for (const [id, item] of expected) assertSameItem(actual.get(id)!, item);

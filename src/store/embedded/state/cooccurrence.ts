@@ -104,12 +104,16 @@ export class CooccurrenceLists {
     return -1;
   }
 
-  /** Replaces `item`'s list with `entries` (a restore), cut to the limit. */
+  /**
+   * Replaces `item`'s list with `entries` (a profile loaded from another store), cut only when it holds more
+   * than a list may between cuts: a list as `add` leaves it comes back unchanged, so an item that went to
+   * another tier and back goes on as one that never left.
+   */
   set(item: number, entries: Iterable<readonly [number, number]>): void {
     this.ensure(item);
     this.lengths[item] = 0;
     for (const [other, count] of entries) if (other !== item && count > 0) this.append(item, other, count);
-    if (this.lengths[item]! > this.limit) this.cut(item);
+    if (this.lengths[item]! > this.limit + Math.floor(this.limit / 4)) this.cut(item);
   }
 
   clear(item: number): void {
