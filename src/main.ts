@@ -28,6 +28,7 @@ import { CaseSampler, type SamplingOptions } from './stages/sampling/index.ts';
 import type { ItemMerger } from './stages/state/store-view.ts';
 import { createBaselineScorer } from './star/baseline/scorer.ts';
 import type { Scorer } from './star/port.ts';
+import { OnlineBlendScorer } from './star/online/scorer.ts';
 import { openScorerHandle } from './star/registry/open.ts';
 import { StarRegistry, type RefreshResult, type ScorerHandle } from './star/registry/registry.ts';
 import { createEmbeddedStore, EmbeddedStore } from './store/embedded/index.ts';
@@ -262,6 +263,7 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
   // A registry reported its first model through onSwapped; the baseline ranker has none to report.
   if (!(scorers instanceof StarRegistry)) metrics.modelServing(scorers.version, scorers.executionProvider ?? 'cpu');
   const experiment = config.experiment ? await buildExperiment(config, scorers, engine, metrics, wiring.logger) : null;
+  if (checkpointer) attachOnlineBlends(checkpointer, scorers, experiment?.sources ?? new Map());
   const processor = buildProcessor(engine, {
     instruments,
     scorer: experiment ? (userId) => experiment.runtime.router.scorerFor(userId) : () => scorers.current(),
@@ -320,13 +322,28 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
  * The returned handle stands for `base` and also ends the experiment when closed (a last look, its state
  * written), then closes the arms' scorers and `base`: close it after the runner has stopped, as before.
  */
+/**
+ * Online blends learn from the stream, so their weights move with the offsets where the state does: each is
+ * attached to the checkpoint (`online-blend` for `ranking.scorer=online`, `online-blend:<arm>` for an
+ * experiment's arm) and restored from the one the stream resumes at.
+ */
+function attachOnlineBlends(checkpointer: EmbeddedCheckpointer, base: ScorerHandle, arms: ReadonlyMap<string, () => Scorer>): void {
+  const blends: [string, Scorer][] = [['online-blend', base.current()], ...[...arms].map(([arm, scorer]): [string, Scorer] => [`online-blend:${arm}`, scorer()])];
+  const attached = new Set<Scorer>();
+  for (const [name, scorer] of blends) {
+    if (!(scorer instanceof OnlineBlendScorer) || attached.has(scorer)) continue;
+    checkpointer.attach(name, scorer.checkpointAttachment());
+    attached.add(scorer);
+  }
+}
+
 async function buildExperiment(
   config: Config,
   base: ScorerHandle,
   engine: Engine,
   metrics: PipelineMetrics,
   logger: Logger,
-): Promise<{ runtime: ExperimentRuntime; handle: ScorerHandle }> {
+): Promise<{ runtime: ExperimentRuntime; handle: ScorerHandle; sources: ReadonlyMap<string, () => Scorer> }> {
   const experiment = compileExperiment(config.experiment);
   const arms = await openArmScorers(config, experiment, base, engine.templates, logger);
   const runtime = new ExperimentRuntime({ experiment, sources: arms.sources, logger, instruments: metrics, promote: (arm) => arms.promote(arm) });
@@ -350,7 +367,7 @@ async function buildExperiment(
       }
     },
   };
-  return { runtime, handle };
+  return { runtime, handle, sources: arms.sources };
 }
 
 /**

@@ -28,3 +28,8 @@ export async function checkpointPastStart(path: string, topic: string): Promise<
   }, 120_000);
   return bytes!;
 }
+
+/** The attachments of the checkpoint in `bytes` (`EmbeddedCheckpointer.attach`), by name; {} when it has none. */
+export function checkpointAttachments(bytes: Buffer): Readonly<Record<string, unknown>> {
+  return checkpointMeta(decodeSnapshot(bytes, 'checkpoint').header.meta)?.attachments ?? {};
+}

@@ -52,9 +52,38 @@ export class WindowedHitRates {
     this.total++;
   }
 
+  /** The window as JSON-able numbers (hits packed as base64), for a checkpoint. */
+  capture(): WindowState {
+    return { rankers: this.rankers, window: this.window, next: this.next, filled: this.filled, total: this.total, bits: Buffer.from(this.bits).toString('base64') };
+  }
+
+  /** Back to a `capture()`; false (and unchanged) when it is of another shape. */
+  restore(saved: WindowState): boolean {
+    const bits = typeof saved.bits === 'string' ? Buffer.from(saved.bits, 'base64') : null;
+    if (saved.rankers !== this.rankers || saved.window !== this.window || !bits || bits.length !== this.bits.length) return false;
+    if (!(Number.isInteger(saved.next) && saved.next >= 0 && saved.next < this.window && Number.isInteger(saved.filled) && saved.filled >= 0 && saved.filled <= this.window)) return false;
+    this.bits.set(bits);
+    this.next = saved.next;
+    this.filled = saved.filled;
+    this.total = Math.max(saved.total, saved.filled);
+    this.sums.fill(0);
+    for (let k = 0; k < this.bits.length; k++) this.sums[k % this.rankers]! += this.bits[k]!;
+    return true;
+  }
+
   rate(ranker: number): number {
     return this.filled === 0 ? 0 : this.sums[ranker]! / this.filled;
   }
+}
+
+/** `WindowedHitRates.capture()`. */
+export interface WindowState {
+  readonly rankers: number;
+  readonly window: number;
+  readonly next: number;
+  readonly filled: number;
+  readonly total: number;
+  readonly bits: string;
 }
 
 /** What serves: the learned blend, or one signal (an index into the signals) in its place. */

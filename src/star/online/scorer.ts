@@ -3,7 +3,7 @@ import type { ScoringCase } from '../../domain/evidence.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { DEFAULT_BASELINE_WEIGHTS, type BaselineWeights } from '../baseline/scorer.ts';
 import type { Scorer } from '../port.ts';
-import { BLEND, decide, DEFAULT_GUARD_OPTIONS, WindowedHitRates, type GuardOptions, type ServingMode } from './guard.ts';
+import { BLEND, decide, DEFAULT_GUARD_OPTIONS, WindowedHitRates, type GuardOptions, type ServingMode, type WindowState } from './guard.ts';
 import { namedWeights, ONLINE_TERMS, POPULARITY_TERM, startWeights, TERM_COUNT, termsInto, type OnlineTerm } from './terms.ts';
 
 /**
@@ -69,6 +69,20 @@ export const DEFAULT_ONLINE_BLEND_OPTIONS: OnlineBlendOptions = {
 };
 
 export const ONLINE_BLEND_VERSION = 'online-1';
+
+/** The format of `OnlineBlendScorer.checkpointAttachment`'s state. */
+export const ONLINE_BLEND_STATE_VERSION = 'online-blend-state-1';
+
+export interface OnlineBlendState {
+  readonly version: typeof ONLINE_BLEND_STATE_VERSION;
+  /** The start weights it learned from (a restart with other ones starts again). */
+  readonly start: number[];
+  readonly weights: number[];
+  readonly mode: ServingMode;
+  readonly window: WindowState;
+  readonly cases: number;
+  readonly unmatched: number;
+}
 
 /** Rankers the guard tracks, in this order: the learned blend, the start weights, then one per term. */
 export const TRACKED_RANKERS: readonly string[] = ['blend', 'start', ...ONLINE_TERMS];
@@ -199,6 +213,48 @@ export class OnlineBlendScorer implements Scorer {
       guardChanges: [...this.changes],
       checks: [...this.checkLog],
     };
+  }
+
+  /**
+   * What a checkpoint carries (`EmbeddedCheckpointer.attach`): the learned and the start weights, what serves,
+   * the guard's window and the counters, so a restart resumes learning where the checkpoint's offsets are
+   * instead of from the start weights. Not the users' kept lists (up to `maxPendingUsers` × a candidate list):
+   * after a restart a user's first list joins nothing, so the outcomes that straddle it are not learned.
+   */
+  checkpointAttachment(): { capture(): OnlineBlendState; restore(saved: unknown): void } {
+    return { capture: () => this.captureState(), restore: (saved) => this.restoreState(saved) };
+  }
+
+  private captureState(): OnlineBlendState {
+    return {
+      version: ONLINE_BLEND_STATE_VERSION,
+      start: [...this.w0],
+      weights: [...this.w],
+      mode: this.mode,
+      window: this.rates.capture(),
+      cases: this.cases,
+      unmatched: this.unmatched,
+    };
+  }
+
+  /** A saved state of another version or shape (another start, other terms, another window) is refused. */
+  private restoreState(saved: unknown): void {
+    const s = saved as Partial<OnlineBlendState> | null;
+    const fits = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.length === TERM_COUNT && xs.every(Number.isFinite);
+    const refuse = (why: string): void => {
+      this.hooks.logger?.warn({ code: 'ONLINE_BLEND_STATE_REFUSED', why }, 'online blend: the checkpoint\'s state does not fit this configuration; learning starts again from the start weights');
+    };
+    if (s?.version !== ONLINE_BLEND_STATE_VERSION || !fits(s.weights) || !fits(s.start) || !s.mode || !s.window) return refuse('unknown version or shape');
+    if (s.start.some((x, j) => x !== this.w0[j])) return refuse('other start weights');
+    if (s.mode.kind === 'signal' && !(Number.isInteger(s.mode.signal) && s.mode.signal >= 0 && s.mode.signal < ALTERNATIVES.length)) return refuse('unknown serving signal');
+    if (!this.rates.restore(s.window)) return refuse('another guard window');
+    this.w.set(s.weights);
+    this.mode = s.mode.kind === 'blend' ? BLEND : { kind: 'signal', signal: s.mode.signal };
+    this.setServing();
+    this.past.reset(this.w, this.v);
+    this.cases = s.cases ?? 0;
+    this.unmatched = s.unmatched ?? 0;
+    this.kept.clear();
   }
 
   private scoreOne(c: ScoringCase): Float32Array {
@@ -416,6 +472,14 @@ class WeightHistory {
     this.serving.set(serving, this.newest * TERM_COUNT);
     if (this.size === this.capacity) this.evicted = true;
     else this.size++;
+  }
+
+  /** Forgets every vector but these, which lists of any time then read (a restored checkpoint). */
+  reset(blend: Float64Array, serving: Float64Array): void {
+    this.newest = -1;
+    this.size = 0;
+    this.evicted = false;
+    this.push(Number.NEGATIVE_INFINITY, blend, serving);
   }
 
   asOf(atMs: number): { blend: Float64Array; serving: Float64Array; beyond: boolean } {

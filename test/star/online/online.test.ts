@@ -35,14 +35,14 @@ function evidence(itemId: string, features: EvidenceFeatures): CollaborativeEvid
  * A synthetic stream: `users` users take turns; at each turn the user is shown `CANDIDATES` fresh items with
  * random features and takes the one `choose` picks (with probability `noise` a random one instead). The
  * user's next case carries it as the newest recent item, with the interaction count one higher, as the
- * pipeline's cases do.
+ * pipeline's cases do. The cases do not depend on the scorer, so several scorers can be fed the same ones.
  */
-async function replay(
-  scorer: OnlineBlendScorer,
-  options: { seed: number; turns: number; users: number; noise: number; choose: (f: EvidenceFeatures) => number },
-): Promise<void> {
+type StreamOptions = { seed: number; turns: number; users: number; noise: number; choose: (f: EvidenceFeatures) => number };
+
+function streamCases(options: StreamOptions): ScoringCase[] {
   const rng = createRng(options.seed);
   const history = new Map<string, { itemId: string; atMs: number }[]>();
+  const cases: ScoringCase[] = [];
   for (let t = 0; t < options.turns; t++) {
     const userId = `u${t % options.users}`;
     const recent = history.get(userId) ?? [];
@@ -53,13 +53,22 @@ async function replay(
       user: { userId, interactionCount: recent.length, recentItems: [...recent].reverse().map((r) => ({ ...r, title: null })), categoryMix: [] },
       candidates,
     };
-    await scorer.score([c]);
+    cases.push(c);
     let chosen = 0;
     if (rng.bool(options.noise)) chosen = rng.int(CANDIDATES);
     else for (let i = 1; i < CANDIDATES; i++) if (options.choose(candidates[i]!.features) > options.choose(candidates[chosen]!.features)) chosen = i;
     recent.push({ itemId: candidates[chosen]!.itemId, atMs: c.atMs + 500 });
     history.set(userId, recent);
   }
+  return cases;
+}
+
+async function feed(scorer: OnlineBlendScorer, cases: readonly ScoringCase[]): Promise<void> {
+  for (const c of cases) await scorer.score([c]);
+}
+
+async function replay(scorer: OnlineBlendScorer, options: StreamOptions): Promise<void> {
+  await feed(scorer, streamCases(options));
 }
 
 function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
@@ -231,6 +240,52 @@ describe('online blend: the guard', () => {
     assert.equal(w.total, 6);
     assert.equal(w.rate(0), 0);
     assert.equal(w.rate(1), 1);
+  });
+});
+
+describe('online blend: checkpoint state', () => {
+  const guard = { window: 300, minOutcomes: 100, margin: 0.01, checkEvery: 50 };
+  const byCooccurrence = { seed: 21, turns: 1_500, users: 40, noise: 0.2, choose: (f: EvidenceFeatures) => f.cooccurrence };
+
+  it('a restored blend serves and goes on as the one it was captured from', async () => {
+    const cases = streamCases({ ...byCooccurrence, turns: 3_000 });
+    const original = createOnlineScorer({ guard });
+    await feed(original, cases.slice(0, 1_500));
+    const saved = JSON.parse(JSON.stringify(original.checkpointAttachment().capture())) as unknown;
+    const restored = createOnlineScorer({ guard });
+    restored.checkpointAttachment().restore(saved);
+    assert.deepEqual(restored.checkpointAttachment().capture(), saved);
+    assert.equal(restored.modelVersion, original.modelVersion);
+    assert.deepEqual(restored.stats().hitRates, original.stats().hitRates);
+    // Both take the rest of the stream; the restored one lacks the kept lists, so each user's first list after
+    // the restart joins nothing (40 outcomes of 1,500): the weights end close, not equal.
+    await feed(original, cases.slice(1_500));
+    await feed(restored, cases.slice(1_500));
+    assert.equal(original.stats().outcomes - restored.stats().outcomes, 40);
+    const [a, b] = [original.stats().weights, restored.stats().weights];
+    for (const t of ONLINE_TERMS) assert.ok(Math.abs(a[t] - b[t]) < 0.05, `${t}: ${a[t]} vs ${b[t]}`);
+    const fresh = createOnlineScorer({ guard });
+    await feed(fresh, cases.slice(1_500));
+    assert.ok(Math.abs(fresh.stats().weights.cooccurrence - a.cooccurrence) > Math.abs(b.cooccurrence - a.cooccurrence), 'closer than a blend that starts again');
+  });
+
+  it('refuses, visibly, a state that does not fit (another window, version or shape) and keeps its own', async () => {
+    const original = createOnlineScorer({ guard });
+    await replay(original, byCooccurrence);
+    const saved = original.checkpointAttachment().capture();
+    for (const bad of [{ ...saved, version: 'online-blend-state-0' }, { ...saved, weights: saved.weights.slice(1) }, null, 'x']) {
+      const { logger, lines } = capturingLogger();
+      const fresh = createOnlineScorer({ guard }, { logger });
+      const before = fresh.checkpointAttachment().capture();
+      fresh.checkpointAttachment().restore(bad);
+      assert.deepEqual(fresh.checkpointAttachment().capture(), before);
+      assert.equal(lines[0]?.['code'], 'ONLINE_BLEND_STATE_REFUSED');
+    }
+    const { logger, lines } = capturingLogger();
+    const otherWindow = createOnlineScorer({ guard: { ...guard, window: 500 } }, { logger });
+    otherWindow.checkpointAttachment().restore(saved);
+    assert.deepEqual(otherWindow.stats().weights, createOnlineScorer().stats().weights);
+    assert.equal(lines[0]?.['why'], 'another guard window');
   });
 });
 
