@@ -6,6 +6,8 @@ export interface Exchange {
   readonly path: string;
   /** The request's accept-encoding header (null when fetch adds its own default). */
   readonly acceptEncoding: string | null;
+  /** The answer's `content-encoding` header (null: uncompressed). */
+  readonly contentEncoding: string | null;
   /** The answer's `time`, in ms; NaN until its body is read (see `settled`) or when it has none. */
   readonly serverMs: number;
 }

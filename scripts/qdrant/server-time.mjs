@@ -5,7 +5,7 @@
 //   const recorder = recordServerTimes(qdrantUrl);   // wraps globalThis.fetch
 //   ...calls through @qdrant/js-client-rest (it calls the global fetch per request)...
 //   recorder.restore(); await recorder.settled();
-//   recorder.exchanges  // [{ method, path, acceptEncoding, serverMs }] in request order
+//   recorder.exchanges  // [{ method, path, acceptEncoding, contentEncoding, serverMs }] in request order
 //
 // The body is read from a clone in the background, so the caller's timing of its own calls does not include
 // this parse; the clone still costs the client a little, so measure client times in a pass without a recorder.
@@ -28,6 +28,7 @@ export function recordServerTimes(url) {
       method: (init?.method ?? (input instanceof globalThis.Request ? input.method : 'GET')).toUpperCase(),
       path: target.pathname,
       acceptEncoding: new globalThis.Headers(init?.headers).get('accept-encoding'),
+      contentEncoding: response.headers.get('content-encoding'),
       serverMs: Number.NaN,
     };
     exchanges.push(exchange);

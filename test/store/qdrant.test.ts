@@ -173,15 +173,12 @@ describe('qdrant adapter on a real server', { skip }, () => {
 });
 
 describe('qdrant adapter: what a call costs the client against what it costs the server', { skip }, () => {
-  // Medians over CALLS sequential calls per op. Qdrant's `time` leaves out the HTTP exchange and the writing of
-  // its answer, and the client adds its own encoding and decoding, so the server's side of the bound is its
-  // time plus this machine's empty round trip (GET /readyz, measured beside each attempt, so it carries the
-  // machine's load), times FACTOR, plus FLOOR_MS: a loaded 2-core machine must not flake a check whose target
-  // is a 10-40x gap (the ~40 ms delayed-ACK stall on every call).
+  // The ~40 ms stall this guards against (a gzip-chunked answer waiting for the client's delayed ACK, on every
+  // call) is checked at its cause, without a clock: every request asks for identity encoding and every answer
+  // comes uncompressed. The medians of client and server time are reported beside it; the bound on their
+  // ratio (client within 2x of the server) is the store benchmark's (`npm run bench -- store`, the
+  // client/server rows), because a test must not fail for a loaded machine.
   const CALLS = 30;
-  const FACTOR = 2;
-  const FLOOR_MS = 2;
-  const ATTEMPTS = 3;
 
   async function emptyRoundTripMs(url: string): Promise<number> {
     const ms: number[] = [];
@@ -193,7 +190,7 @@ describe('qdrant adapter: what a call costs the client against what it costs the
     return percentile(ms, 50);
   }
 
-  it(`retrieve, upsert, query and scroll: client median within ${FACTOR}x (the server's + an empty round trip) + ${FLOOR_MS} ms; every request asks for identity encoding`, async (t) => {
+  it('retrieve, upsert, query and scroll: every request asks for identity encoding, every answer is uncompressed and carries the server\'s time', async (t) => {
     const prefix = `${uniqueName('t').replace(/-/g, '_')}_`;
     const dimension = 32;
     const calls: { op: string; ms: number }[] = [];
@@ -238,59 +235,32 @@ describe('qdrant adapter: what a call costs the client against what it costs the
     };
     const qdrantUrl = server!.url;
     for (let i = 0; i < 5; i++) await round(i);
-    // Two passes of the same calls: the first records the server's times and the request headers (reading a
-    // copy of each body costs the client time), the second only the client's own times.
-    const measureOnce = async (from: number) => {
-      const recorder = recordServerTimes(qdrantUrl);
-      calls.length = 0;
-      try {
-        for (let i = from; i < from + CALLS; i++) await round(i);
-      } finally {
-        recorder.restore();
-      }
-      await recorder.settled();
-      const { exchanges } = recorder;
-      assert.equal(exchanges.length, calls.length, 'one fetch per instrumented request');
-      const serverTimes = new Map<string, number[]>();
-      calls.forEach((call, i) => serverTimes.set(call.op, [...(serverTimes.get(call.op) ?? []), exchanges[i]!.serverMs]));
-      calls.length = 0;
-      for (let i = from + CALLS; i < from + 2 * CALLS; i++) await round(i);
-      const client = new Map<string, number[]>();
-      for (const call of calls) client.set(call.op, [...(client.get(call.op) ?? []), call.ms]);
-      assert.deepEqual([...client.keys()].sort(), ['query', 'retrieve', 'scroll', 'upsert']);
-      const roundTripMs = await emptyRoundTripMs(qdrantUrl);
-      const ops = [...client].map(([op, times]) => {
-        const spent = serverTimes.get(op) ?? [];
-        assert.ok(spent.length > 0 && spent.every(Number.isFinite), `${op}: every response carries the server's time`);
-        const clientMs = percentile(times, 50);
-        const serverMs = percentile(spent, 50);
-        const bound = FACTOR * (serverMs + roundTripMs) + FLOOR_MS;
-        return { op, clientMs, serverMs, bound, within: clientMs <= bound };
-      });
-      const report =
-        ops.map((o) => `${o.op}: client p50 ${o.clientMs.toFixed(2)} ms, server p50 ${o.serverMs.toFixed(2)} ms (bound ${o.bound.toFixed(2)})`).join('; ') +
-        `; empty round trip p50 ${roundTripMs.toFixed(2)} ms`;
-      return { ops, report, exchanges };
-    };
-    // A loaded machine (other suites, other processes) can push one measurement's medians over the bound for a
-    // while; the stall this guards against (~40 ms on every call) cannot pass in any attempt. So each op has
-    // ATTEMPTS measurements to meet its bound once.
-    const passed = new Set<string>();
-    const reports: string[] = [];
-    let exchanges: readonly { acceptEncoding: string | null }[] = [];
-    for (let attempt = 0; attempt < ATTEMPTS && passed.size < 4; attempt++) {
-      const measured = await measureOnce(5 + attempt * 2 * CALLS);
-      for (const o of measured.ops) if (o.within) passed.add(o.op);
-      reports.push(`attempt ${attempt + 1}: ${measured.report}`);
-      exchanges = measured.exchanges;
+    // Two passes of the same calls: the first records the server's times and the exchanges' headers (reading a
+    // copy of each body costs the client time), the second only the client's own times, for the report.
+    const recorder = recordServerTimes(qdrantUrl);
+    calls.length = 0;
+    try {
+      for (let i = 5; i < 5 + CALLS; i++) await round(i);
+    } finally {
+      recorder.restore();
     }
-    for (const report of reports) t.diagnostic(report);
-    const over = ['query', 'retrieve', 'scroll', 'upsert'].filter((op) => !passed.has(op));
-    assert.deepEqual(over, [], `client time over ${FACTOR}x (the server's + an empty round trip) + ${FLOOR_MS} ms in every attempt:\n${reports.join('\n')}`);
-    assert.deepEqual(
-      [...new Set(exchanges.map((e) => e.acceptEncoding))],
-      ['identity'],
-      'every request asks for an uncompressed body (a gzip-chunked answer waits ~40 ms for a delayed ACK)',
+    await recorder.settled();
+    const { exchanges } = recorder;
+    assert.equal(exchanges.length, calls.length, 'one fetch per instrumented request');
+    assert.deepEqual([...new Set(exchanges.map((e) => e.acceptEncoding))], ['identity'], 'every request asks for an uncompressed body');
+    assert.deepEqual([...new Set(exchanges.map((e) => e.contentEncoding))], [null], 'every answer comes uncompressed (a gzip-chunked one waits ~40 ms for a delayed ACK)');
+    const serverTimes = new Map<string, number[]>();
+    calls.forEach((call, i) => serverTimes.set(call.op, [...(serverTimes.get(call.op) ?? []), exchanges[i]!.serverMs]));
+    for (const [op, spent] of serverTimes) assert.ok(spent.every(Number.isFinite), `${op}: every answer carries the server's time`);
+    calls.length = 0;
+    for (let i = 5 + CALLS; i < 5 + 2 * CALLS; i++) await round(i);
+    const client = new Map<string, number[]>();
+    for (const call of calls) client.set(call.op, [...(client.get(call.op) ?? []), call.ms]);
+    assert.deepEqual([...client.keys()].sort(), ['query', 'retrieve', 'scroll', 'upsert']);
+    const roundTripMs = await emptyRoundTripMs(qdrantUrl);
+    t.diagnostic(
+      [...client].map(([op, times]) => `${op}: client p50 ${percentile(times, 50).toFixed(2)} ms, server p50 ${percentile(serverTimes.get(op)!, 50).toFixed(2)} ms`).join('; ') +
+        `; empty round trip p50 ${roundTripMs.toFixed(2)} ms`,
     );
   });
 });
