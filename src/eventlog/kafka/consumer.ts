@@ -63,8 +63,6 @@ export class KafkaEventConsumer implements EventConsumer {
   /** Per broker node, since when its fetches have gone unanswered (FETCH_START without a FETCH after it). */
   private readonly unanswered = new Map<number, number>();
   private readonly aborted = new AbortController();
-  /** `options.startAt` has been checked (once per run: a restart after a crash does not apply it again). */
-  private startsChecked = false;
   /** `options.startAt` once checked against the log (topic → partition → offset), less what was applied. */
   private readonly pendingStarts = new Map<string, Map<number, string>>();
   private settle: { resolve(): void; reject(err: Error): void } | null = null;
@@ -166,25 +164,17 @@ export class KafkaEventConsumer implements EventConsumer {
     });
     consumer.on(consumer.events.FETCH, ({ payload }) => void this.unanswered.delete(payload.nodeId));
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      const error = classifyKafkaError(payload.error);
       if (payload.restart) {
+        const code = classifyKafkaError(payload.error).code;
         // Not fetching until kafkajs has restarted the consumer and it has joined the group again.
-        this.crash = error.code;
-        this.logger.warn({ code: error.code, reason: payload.error.message }, 'consumer crashed; kafkajs restarts it');
-      } else if (error.retriable && this.state === 'running') {
-        // kafkajs gives up on some errors that only outlasted its retries (no group coordinator while the broker
-        // is down: KafkaJSGroupCoordinatorNotFound is "non-retriable" to it). The log coming back cures them, so
-        // this adapter starts a new kafkajs consumer itself rather than stopping the pipeline.
-        this.crash = error.code;
-        this.logger.warn({ code: error.code, reason: payload.error.message }, 'consumer crashed and kafkajs gave up; restarting it');
-        void this.restartAfterCrash(handler);
+        this.crash = code;
+        this.logger.warn({ code, reason: payload.error.message }, 'consumer crashed; kafkajs restarts it');
       } else {
-        this.failed(error);
+        this.failed(classifyKafkaError(payload.error));
       }
     });
     await consumer.connect();
-    if (!this.startsChecked) await this.checkStartPositions();
-    this.startsChecked = true;
+    await this.checkStartPositions();
     await consumer.subscribe({ topics: [...this.options.topics], fromBeginning: this.options.fromBeginning });
     if (this.state !== 'running') return;
     await consumer.run({
@@ -195,29 +185,6 @@ export class KafkaEventConsumer implements EventConsumer {
       eachBatch: (payload) => this.eachBatch(payload, handler),
     });
     if (this.paused) this.applyPause();
-  }
-
-  /**
-   * A new kafkajs consumer after a crash kafkajs did not restart (see the CRASH listener), after a growing
-   * delay; a start that fails on a transient error (the broker still down) is tried again the same way.
-   * `startAt` positions already applied are not applied again: the group's commits carry on from them.
-   */
-  private async restartAfterCrash(handler: BatchHandler): Promise<void> {
-    for (let attempt = 1; this.state === 'running' && !this.fatal; attempt++) {
-      // Cut short by stop() (the abort), which the check below then sees.
-      await sleep(backoffDelayMs(this.redelivery, Math.min(attempt, 30)), this.aborted.signal);
-      if (this.state !== 'running' || this.fatal) return;
-      const started = this.start(handler);
-      this.starting = started.catch(() => undefined);
-      try {
-        await started;
-        return;
-      } catch (err) {
-        const error = classifyKafkaError(err);
-        if (!error.retriable) return this.failed(error);
-        this.logger.warn({ code: error.code, attempt, reason: errorMessage(err) }, 'consumer restart failed; trying again');
-      }
-    }
   }
 
   /**
