@@ -329,12 +329,7 @@ export async function buildPipeline(config: Config, wiring: PipelineWiring): Pro
  */
 function attachOnlineBlends(checkpointer: EmbeddedCheckpointer, base: ScorerHandle, arms: ReadonlyMap<string, () => Scorer>): void {
   const blends: [string, Scorer][] = [['online-blend', base.current()], ...[...arms].map(([arm, scorer]): [string, Scorer] => [`online-blend:${arm}`, scorer()])];
-  const attached = new Set<Scorer>();
-  for (const [name, scorer] of blends) {
-    if (!(scorer instanceof OnlineBlendScorer) || attached.has(scorer)) continue;
-    checkpointer.attach(name, scorer.checkpointAttachment());
-    attached.add(scorer);
-  }
+  for (const [name, scorer] of blends) if (scorer instanceof OnlineBlendScorer) checkpointer.attach(name, scorer.checkpointAttachment());
 }
 
 async function buildExperiment(

@@ -240,26 +240,8 @@ function byTimeDescThenId(a: TimedId, b: TimedId): number {
 }
 
 /**
- * Counts added; `self` dropped; the `limit` largest kept (ties: the smaller id stays). Entry order is
- * unspecified. Hot path (every interaction touches several items): entries over the limit are evicted by a
- * linear scan for the smallest, which beats sorting because a delta adds only a few new keys at a time.
- */
-export function mergeCounts(
-  current: ReadonlyMap<string, number>,
-  added: ReadonlyMap<string, number>,
-  self: string,
-  limit: number,
-): Map<string, number> {
-  const sum = new Map(current);
-  for (const [id, count] of added) {
-    if (id !== self) sum.set(id, (sum.get(id) ?? 0) + count);
-  }
-  while (sum.size > limit) sum.delete(smallestEntry(sum));
-  return sum;
-}
-
-/**
- * `mergeCounts` in place, for an owned map. Eviction is batched: the map may grow to `limit` + `limit/4`
+ * Counts added in place, for an owned map; `self` dropped; the `limit` largest kept (ties: the smaller id
+ * stays), order unspecified. Eviction is batched: the map may grow to `limit` + `limit/4`
  * before it is cut back to the `limit` largest in one sort, since a scan for the smallest entry on every new
  * key dominated learning. Readers therefore see up to `1.25 × limit` entries. The cut is checked after each
  * new key, as the embedded store's typed lists do (`CooccurrenceLists.add`), so both cut a list at the same
@@ -280,19 +262,6 @@ function cutCounts(sum: Map<string, number>, limit: number): void {
   const kept = [...sum].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0])).slice(0, limit);
   sum.clear();
   for (const [id, count] of kept) sum.set(id, count);
-}
-
-/** Id of the smallest count; among equal counts the largest id, so that the smaller id is kept. */
-function smallestEntry(counts: ReadonlyMap<string, number>): string {
-  let worstId = '';
-  let worstCount = Infinity;
-  for (const [id, count] of counts) {
-    if (count < worstCount || (count === worstCount && compareIds(id, worstId) > 0)) {
-      worstId = id;
-      worstCount = count;
-    }
-  }
-  return worstId;
 }
 
 function compareIds(a: string, b: string): number {

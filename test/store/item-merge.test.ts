@@ -7,7 +7,6 @@ import {
   applyItemMetadata,
   cloneItem,
   isUnseenItem,
-  mergeCounts,
   mergeItemDelta,
   mergeRecent,
   type ItemMergeLimits,
@@ -123,24 +122,12 @@ describe('mergeItemDelta', () => {
         ['y', 2],
       ],
     );
-    assert.deepEqual(
-      byCount(
-        mergeCounts(
-          new Map(),
-          new Map([
-            ['b', 1],
-            ['a', 1],
-            ['c', 1],
-          ]),
-          'self',
-          2,
-        ),
-      ),
-      [
-        ['a', 1],
-        ['b', 1],
-      ],
-    );
+    // One delta's keys cut as they come: the third key overflows a limit of 2, and the tie keeps the smaller ids.
+    const tied = fold([{ itemId: 'self', atMs: 1, cooccurrence: new Map([['b', 1], ['a', 1], ['c', 1]]) }]);
+    assert.deepEqual(byCount(tied.cooccurrence), [
+      ['a', 1],
+      ['b', 1],
+    ]);
   });
 
   it('cuts co-occurrence exactly as the embedded store\'s typed lists do, key by key (the tiered store mixes both)', () => {

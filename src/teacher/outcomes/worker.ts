@@ -119,7 +119,9 @@ export class OutcomeWorker {
       this.interactionMarks.update(batch.partition, events.map((e) => e.timestampMs));
       this.interactionsRead += batch.records.length;
     }
-    await d.join.advance(this.interactionMarks.ms, this.caseMarks.ms);
+    // Nothing expires and nothing is forgotten unless a watermark moved: no journal write for it then.
+    const join = d.join.join;
+    if (this.interactionMarks.ms > join.watermarkMs || this.caseMarks.ms > join.caseWatermarkMs) await d.join.advance(this.interactionMarks.ms, this.caseMarks.ms);
   }
 
   /** Once: the teacher-cases partitions the log has, so that one not read yet holds the case watermark. */
